@@ -1,0 +1,323 @@
+//! Server API methods with Centrifugo's request and result shapes.
+//!
+//! Each method takes its JSON params and returns a JSON result or a client error; how the
+//! answer is framed (new `/api/<method>`, legacy `/api`, batch) is the caller's business.
+//! A body that is not the JSON a method takes is a [`Rejection::BadRequest`] (HTTP 400);
+//! well-formed input that breaks a rule is error 107 in the body, as Centrifugo does.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use super::key::Rejection;
+use crate::hub::{Control, Hub, PublishRequest, ServerSubscribe, Target};
+use crate::protocol::{ClientError, Disconnect, StreamPosition};
+
+/// Every method the API serves (others are 404).
+pub const METHODS: &[&str] = &[
+    "publish",
+    "broadcast",
+    "subscribe",
+    "unsubscribe",
+    "disconnect",
+    "refresh",
+    "presence",
+    "presence_stats",
+    "history",
+    "history_remove",
+    "channels",
+    "info",
+    "batch",
+    "rpc",
+];
+
+/// Legacy `/api` method numbers (Centrifugo's `MethodType` enum).
+pub fn method_by_number(n: u64) -> Option<&'static str> {
+    const LEGACY: &[&str] = &[
+        "publish",
+        "broadcast",
+        "unsubscribe",
+        "disconnect",
+        "presence",
+        "presence_stats",
+        "history",
+        "history_remove",
+        "channels",
+        "info",
+        "rpc",
+        "subscribe",
+        "refresh",
+    ];
+    LEGACY.get(usize::try_from(n).ok()?).copied()
+}
+
+/// A method's answer: a result object or an error code.
+pub type Answer = Result<Value, ClientError>;
+
+fn parse<T: DeserializeOwned>(params: &RawValue) -> Result<T, Rejection> {
+    serde_json::from_str(params.get()).map_err(|e| Rejection::BadRequest(e.to_string()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PublishParams {
+    channel: String,
+    channels: Vec<String>,
+    data: Option<Box<RawValue>>,
+    b64data: Option<String>,
+    skip_history: bool,
+    tags: BTreeMap<String, String>,
+    idempotency_key: Option<String>,
+    delta: bool,
+}
+
+impl PublishParams {
+    fn payload(&self) -> Result<Bytes, ClientError> {
+        if let Some(b64) = &self.b64data {
+            return base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map(Bytes::from)
+                .map_err(|_| ClientError::BadRequest);
+        }
+        match &self.data {
+            Some(raw) if raw.get() != "null" => Ok(Bytes::copy_from_slice(raw.get().as_bytes())),
+            _ => Err(ClientError::BadRequest),
+        }
+    }
+
+    fn request(&self, channel: &str, data: Bytes) -> PublishRequest {
+        PublishRequest {
+            channel: channel.to_owned(),
+            data,
+            info: None,
+            tags: self.tags.clone(),
+            skip_history: self.skip_history,
+            idempotency_key: self.idempotency_key.clone().filter(|k| !k.is_empty()),
+            delta: self.delta,
+        }
+    }
+}
+
+async fn publish_one(hub: &Hub, p: &PublishParams, channel: &str) -> Answer {
+    if channel.is_empty() {
+        return Err(ClientError::BadRequest);
+    }
+    let data = p.payload()?;
+    let outcome = hub.publish(p.request(channel, data)).await.map_err(|e| e.client_error())?;
+    Ok(match outcome.position {
+        Some(StreamPosition { offset, epoch }) => json!({"offset": offset, "epoch": epoch}),
+        None => json!({}),
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TargetParams {
+    user: String,
+    client: String,
+    session: String,
+    channel: String,
+    info: Option<Box<RawValue>>,
+    b64info: Option<String>,
+    data: Option<Box<RawValue>>,
+    b64data: Option<String>,
+    expire_at: Option<u64>,
+    recover_since: Option<PositionParams>,
+    whitelist: Vec<String>,
+    disconnect: Option<DisconnectParams>,
+    expired: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PositionParams {
+    offset: u64,
+    epoch: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DisconnectParams {
+    code: u32,
+    reason: String,
+}
+
+impl TargetParams {
+    fn target(&self) -> Result<Target, ClientError> {
+        if self.user.is_empty() {
+            return Err(ClientError::BadRequest);
+        }
+        Ok(Target { user: self.user.clone(), client: self.client.clone(), session: self.session.clone() })
+    }
+}
+
+fn raw_or_b64(raw: Option<&RawValue>, b64: Option<&str>) -> Result<Option<Bytes>, ClientError> {
+    if let Some(b64) = b64 {
+        return base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map(|b| Some(Bytes::from(b)))
+            .map_err(|_| ClientError::BadRequest);
+    }
+    Ok(raw.filter(|r| r.get() != "null").map(|r| Bytes::copy_from_slice(r.get().as_bytes())))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ChannelParams {
+    channel: String,
+    pattern: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct BatchParams {
+    commands: Vec<BTreeMap<String, Box<RawValue>>>,
+    #[allow(dead_code)]
+    parallel: bool,
+}
+
+/// Runs `method` with `params`. `Ok(Err(code))` is a method error (HTTP 200 with an
+/// `error` object); `Err(rejection)` means the params did not parse (HTTP 400).
+pub async fn call(hub: &Hub, method: &str, params: &RawValue) -> Result<Answer, Rejection> {
+    hub.metrics().api_calls.inc(method);
+    let answer = match method {
+        "publish" => {
+            let p: PublishParams = parse(params)?;
+            publish_one(hub, &p, &p.channel).await
+        }
+        "broadcast" => {
+            let p: PublishParams = parse(params)?;
+            if p.channels.is_empty() {
+                Err(ClientError::BadRequest)
+            } else {
+                let mut responses = Vec::with_capacity(p.channels.len());
+                for channel in &p.channels {
+                    responses.push(match publish_one(hub, &p, channel).await {
+                        Ok(result) => json!({"result": result}),
+                        Err(e) => json!({"error": error_json(e)}),
+                    });
+                }
+                Ok(json!({"responses": responses}))
+            }
+        }
+        "subscribe" => {
+            let p: TargetParams = parse(params)?;
+            subscribe(hub, &p).await
+        }
+        "unsubscribe" => {
+            let p: TargetParams = parse(params)?;
+            match (p.target(), p.channel.is_empty()) {
+                (Ok(target), false) => control(hub, Control::Unsubscribe(target, p.channel.clone())).await,
+                _ => Err(ClientError::BadRequest),
+            }
+        }
+        "disconnect" => {
+            let p: TargetParams = parse(params)?;
+            disconnect(hub, &p).await
+        }
+        "refresh" => {
+            let p: TargetParams = parse(params)?;
+            match (p.target(), raw_or_b64(p.info.as_deref(), None)) {
+                (Ok(target), Ok(info)) => {
+                    control(hub, Control::Refresh { target, expired: p.expired, expire_at: p.expire_at, info }).await
+                }
+                _ => Err(ClientError::BadRequest),
+            }
+        }
+        "presence" | "presence_stats" | "history" | "history_remove" => {
+            let p: ChannelParams = parse(params)?;
+            match hub.channels().parse(&p.channel) {
+                Err(e) => Err(e.client_error()),
+                Ok(_) => Err(ClientError::NotAvailable),
+            }
+        }
+        "channels" => {
+            let p: ChannelParams = parse(params)?;
+            let mut channels = serde_json::Map::new();
+            for (name, n) in hub.channels_matching(&p.pattern) {
+                channels.insert(name, json!({"num_clients": n}));
+            }
+            Ok(json!({"channels": channels}))
+        }
+        "info" => {
+            let i = hub.info();
+            Ok(json!({"nodes": [{
+                "uid": i.uid, "name": i.name, "version": crate::session::VERSION,
+                "num_clients": i.num_clients, "num_users": i.num_users,
+                "num_channels": i.num_channels, "num_subs": i.num_subs, "uptime": i.uptime,
+            }]}))
+        }
+        "rpc" => Err(ClientError::MethodNotFound),
+        _ => return Err(Rejection::NotFound),
+    };
+    if answer.is_err() {
+        hub.metrics().api_errors.inc(method);
+    }
+    Ok(answer)
+}
+
+async fn subscribe(hub: &Hub, p: &TargetParams) -> Answer {
+    let target = p.target()?;
+    hub.channels().parse(&p.channel).map_err(|e| e.client_error())?;
+    let sub = ServerSubscribe {
+        channel: p.channel.clone(),
+        info: raw_or_b64(p.info.as_deref(), p.b64info.as_deref())?,
+        data: raw_or_b64(p.data.as_deref(), p.b64data.as_deref())?,
+        expire_at: p.expire_at.filter(|at| *at > 0),
+        recover_since: p.recover_since.as_ref().map(|r| StreamPosition { offset: r.offset, epoch: r.epoch.clone() }),
+    };
+    control(hub, Control::Subscribe(target, sub)).await
+}
+
+async fn disconnect(hub: &Hub, p: &TargetParams) -> Answer {
+    let target = p.target()?;
+    let d = match &p.disconnect {
+        None => Disconnect::FORCE_NO_RECONNECT,
+        Some(d) => {
+            let code = u16::try_from(d.code).map_err(|_| ClientError::BadRequest)?;
+            if !(3000..5000).contains(&code) {
+                return Err(ClientError::BadRequest);
+            }
+            Disconnect::custom(code, d.reason.clone())
+        }
+    };
+    control(hub, Control::Disconnect(target, p.whitelist.clone(), d)).await
+}
+
+async fn control(hub: &Hub, c: Control) -> Answer {
+    hub.control(c).await.map_err(|e| e.client_error())?;
+    Ok(json!({}))
+}
+
+/// `{"code":…,"message":…}`.
+pub fn error_json(e: ClientError) -> Value {
+    json!({"code": e.code(), "message": e.message()})
+}
+
+/// Runs a `batch`: commands in order, each `{"<method>": params}`; the answer is
+/// `{"replies":[{"<method>": result} | {"error": …}]}` (not wrapped in `result`).
+pub async fn batch(hub: &Hub, params: &RawValue) -> Result<Value, Rejection> {
+    hub.metrics().api_calls.inc("batch");
+    let p: BatchParams = parse(params)?;
+    let mut replies = Vec::with_capacity(p.commands.len());
+    for command in &p.commands {
+        let reply = match command.iter().next() {
+            Some((method, params)) if command.len() == 1 && method != "batch" => {
+                match Box::pin(call(hub, method, params)).await {
+                    Ok(Ok(result)) => json!({ method.as_str(): result }),
+                    Ok(Err(e)) => json!({"error": error_json(e)}),
+                    Err(Rejection::NotFound) => json!({"error": error_json(ClientError::MethodNotFound)}),
+                    Err(_) => json!({"error": error_json(ClientError::BadRequest)}),
+                }
+            }
+            _ => json!({"error": error_json(ClientError::BadRequest)}),
+        };
+        replies.push(reply);
+    }
+    Ok(json!({"replies": replies}))
+}

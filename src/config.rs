@@ -1,0 +1,860 @@
+//! Typed configuration: a TOML or JSON file, then `TIDEWIRE_*` environment variables,
+//! then defaults. Keys follow Centrifugo v6 names where the concept is shared, so an
+//! existing Centrifugo v6 config starts Tidewire as is; keys Tidewire does not implement
+//! are reported (all at once) instead of being silently ignored.
+//!
+//! Every setting documents its default and what it protects. Validation names the bad key
+//! (`channel.namespaces[1].name: …`).
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or JSON.
+    #[error("cannot parse {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key has a value of the wrong type or out of range.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The dotted key path.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid { key: key.into(), message: message.into() }
+    }
+}
+
+/// A duration written the Go way (`"25s"`, `"720h"`, `"1m30s"`, `"100ms"`, `"0"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    /// Whole seconds.
+    pub const fn secs(s: u64) -> Self {
+        Self(Duration::from_secs(s))
+    }
+
+    /// Parses a Go-style duration string.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s == "0" {
+            return Ok(Self(Duration::ZERO));
+        }
+        if s.is_empty() {
+            return Err("empty duration".into());
+        }
+        let mut total = Duration::ZERO;
+        let mut rest = s;
+        while !rest.is_empty() {
+            let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+            let (num, tail) = rest.split_at(digits);
+            let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+            let (unit, tail) = tail.split_at(unit_len);
+            let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+            let scale = match unit {
+                "ns" => 1e-9,
+                "us" | "µs" => 1e-6,
+                "ms" => 1e-3,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                _ => return Err(format!("invalid duration {s:?}: use a unit of ns, us, ms, s, m, h")),
+            };
+            total += Duration::from_secs_f64(n * scale);
+            rest = tail;
+        }
+        Ok(Self(total))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d.is_zero() {
+            f.write_str("0s")
+        } else if d.subsec_nanos() == 0 {
+            let s = d.as_secs();
+            if s % 3600 == 0 {
+                write!(f, "{}h", s / 3600)
+            } else if s % 60 == 0 {
+                write!(f, "{}m", s / 60)
+            } else {
+                write!(f, "{s}s")
+            }
+        } else {
+            write!(f, "{}ms", d.as_millis())
+        }
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Seconds(u64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(s) => Dur::parse(&s).map_err(serde::de::Error::custom),
+            Raw::Seconds(n) => Ok(Dur::secs(n)),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Config {
+    /// Client-facing HTTP server (WebSocket, HTTP API, health, metrics).
+    pub http_server: HttpServer,
+    /// Logging.
+    pub log: Log,
+    /// Which engine runs brokerage, history and presence.
+    pub engine: Engine,
+    /// Connection-level settings.
+    pub client: ClientConfig,
+    /// Channels and namespaces.
+    pub channel: ChannelConfig,
+    /// Server HTTP API.
+    pub http_api: HttpApi,
+    /// Bidirectional WebSocket transport.
+    pub websocket: WebSocketConfig,
+    /// HTTP-streaming transport (bidirectional emulation).
+    pub http_stream: Toggle,
+    /// SSE transport (bidirectional emulation).
+    pub sse: Toggle,
+    /// `/health` endpoint.
+    pub health: Toggle,
+    /// `/metrics` endpoint.
+    pub prometheus: Toggle,
+    /// Graceful shutdown.
+    pub shutdown: Shutdown,
+}
+
+/// `http_server.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpServer {
+    /// Address to listen on. Default `127.0.0.1`: nothing is exposed until you choose to.
+    pub address: String,
+    /// TCP port. Default 8000; 0 picks a free port (tests).
+    pub port: u16,
+}
+
+impl Default for HttpServer {
+    fn default() -> Self {
+        Self { address: "127.0.0.1".into(), port: 8000 }
+    }
+}
+
+/// `log.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Log {
+    /// `trace`, `debug`, `info`, `warn`, `error` or a tracing filter. Default `info`.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self { level: "info".into() }
+    }
+}
+
+/// `engine.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Engine {
+    /// `memory` (default, single node). Redis comes with a later release.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self { kind: "memory".into() }
+    }
+}
+
+/// Keys that verify connection or subscription JWTs.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct TokenConfig {
+    /// HMAC secret for HS256/384/512. Generated and printed at start when no key is set.
+    pub hmac_secret_key: String,
+    /// RSA public key (PEM) for RS256/384/512.
+    pub rsa_public_key: String,
+    /// ECDSA public key (PEM) for ES256/384.
+    pub ecdsa_public_key: String,
+    /// Required `aud` claim (checked only when set).
+    pub audience: String,
+    /// Required `iss` claim (checked only when set).
+    pub issuer: String,
+}
+
+impl TokenConfig {
+    /// Whether any verification key is set.
+    pub fn has_key(&self) -> bool {
+        !(self.hmac_secret_key.is_empty() && self.rsa_public_key.is_empty() && self.ecdsa_public_key.is_empty())
+    }
+}
+
+/// `client.subscription_token.*`: a separate verifier for subscription tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct SubscriptionTokenConfig {
+    /// Use these keys instead of `client.token` for subscription tokens. Default false.
+    pub enabled: bool,
+    /// The keys.
+    #[serde(flatten)]
+    pub token: TokenConfig,
+}
+
+/// `client.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientConfig {
+    /// Connection token verification.
+    pub token: TokenConfig,
+    /// Subscription token verification (defaults to `token`).
+    pub subscription_token: SubscriptionTokenConfig,
+    /// Origins allowed to open browser connections (`*` wildcards allowed). Empty rejects
+    /// any request that carries an `Origin` header, as Centrifugo does.
+    pub allowed_origins: Vec<String>,
+    /// Development only: accept connections without tokens and allow every channel
+    /// action. Logged loudly at start.
+    pub insecure: bool,
+    /// Accept connections without a token as anonymous users. Default false.
+    pub allow_anonymous_connect_without_token: bool,
+    /// Reject connection tokens with an empty `sub`. Default false.
+    pub disallow_anonymous_connection_tokens: bool,
+    /// Interval of server pings. Default 25s.
+    pub ping_interval: Dur,
+    /// How long a client may take to answer a ping; 0 disables pongs. Default 8s.
+    pub pong_timeout: Dur,
+    /// Bytes a connection may have queued before it is dropped as slow (3008). Default 1 MiB:
+    /// bounds the memory one stalled reader can pin.
+    pub queue_max_size: usize,
+    /// Subscriptions per connection. Default 128.
+    pub channel_limit: usize,
+    /// Time to send `connect` after opening a connection (else 3502). Default 10s.
+    pub stale_close_delay: Dur,
+    /// Grace after the connection token's expiry before 3005. Default 25s.
+    pub expired_close_delay: Dur,
+    /// Grace after a subscription token's expiry before unsubscribing (2501). Default 25s.
+    pub expired_sub_close_delay: Dur,
+    /// Cap on publications one history call returns. Default 300.
+    pub history_max_publication_limit: usize,
+    /// Cap on publications one recovery returns. Default 300.
+    pub recovery_max_publication_limit: usize,
+    /// Connections per user on this node; 0 = unlimited. Default 0.
+    pub user_connection_limit: usize,
+    /// Connections on this node; 0 = unlimited. Default 0.
+    pub connection_limit: usize,
+    /// Interval at which connections refresh their presence. Default 27s.
+    pub presence_update_interval: Dur,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            token: TokenConfig::default(),
+            subscription_token: SubscriptionTokenConfig::default(),
+            allowed_origins: Vec::new(),
+            insecure: false,
+            allow_anonymous_connect_without_token: false,
+            disallow_anonymous_connection_tokens: false,
+            ping_interval: Dur::secs(25),
+            pong_timeout: Dur::secs(8),
+            queue_max_size: 1_048_576,
+            channel_limit: 128,
+            stale_close_delay: Dur::secs(10),
+            expired_close_delay: Dur::secs(25),
+            expired_sub_close_delay: Dur::secs(25),
+            history_max_publication_limit: 300,
+            recovery_max_publication_limit: 300,
+            user_connection_limit: 0,
+            connection_limit: 0,
+            presence_update_interval: Dur::secs(27),
+        }
+    }
+}
+
+/// Options of a namespace (or of channels without one). All off by default.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub struct ChannelOptions {
+    /// Keep online presence.
+    pub presence: bool,
+    /// Emit join/leave events (pushed to subscribers that ask for them).
+    pub join_leave: bool,
+    /// Push join/leave to every subscriber.
+    pub force_push_join_leave: bool,
+    /// Publications kept in history (history needs both size and ttl > 0).
+    pub history_size: usize,
+    /// How long history is kept.
+    pub history_ttl: Dur,
+    /// How long the stream's offset/epoch live without publications (default `channel.history_meta_ttl`).
+    pub history_meta_ttl: Option<Dur>,
+    /// Always check stream positions.
+    pub force_positioning: bool,
+    /// Let clients ask for positioning.
+    pub allow_positioning: bool,
+    /// Always make subscriptions recoverable.
+    pub force_recovery: bool,
+    /// Let clients ask for recovery.
+    pub allow_recovery: bool,
+    /// `stream` (default) or `cache` (only the latest publication).
+    pub force_recovery_mode: String,
+    /// Subscribe without a token (authenticated users).
+    pub allow_subscribe_for_client: bool,
+    /// … and anonymous ones too.
+    pub allow_subscribe_for_anonymous: bool,
+    /// Publish when subscribed.
+    pub allow_publish_for_subscriber: bool,
+    /// Publish as any authenticated client.
+    pub allow_publish_for_client: bool,
+    /// … and as anonymous clients.
+    pub allow_publish_for_anonymous: bool,
+    /// History for subscribers.
+    pub allow_history_for_subscriber: bool,
+    /// History for any authenticated client.
+    pub allow_history_for_client: bool,
+    /// … and anonymous ones.
+    pub allow_history_for_anonymous: bool,
+    /// Presence for subscribers.
+    pub allow_presence_for_subscriber: bool,
+    /// Presence for any authenticated client.
+    pub allow_presence_for_client: bool,
+    /// … and anonymous ones.
+    pub allow_presence_for_anonymous: bool,
+    /// Allow `#`-limited channels (`dialog#1,2`).
+    pub allow_user_limited_channels: bool,
+    /// Regex the channel name (after `ns:`) must match for client-side subscribes.
+    pub channel_regex: String,
+    /// Tidewire: `stream` (default, every publication) or `datagram` (latest value over QUIC datagrams).
+    pub delivery: String,
+}
+
+/// One entry of `channel.namespaces`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub struct Namespace {
+    /// Name: `^[-a-zA-Z0-9_]{2,}$`.
+    pub name: String,
+    /// Its options.
+    #[serde(flatten)]
+    pub options: ChannelOptions,
+}
+
+/// `channel.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChannelConfig {
+    /// Longest channel name in bytes. Default 255.
+    pub max_length: usize,
+    /// Prefix of private channels (need a subscription token). Default `$`.
+    pub private_prefix: String,
+    /// Separates namespace and name. Default `:`.
+    pub namespace_boundary: String,
+    /// Starts the user list of user-limited channels. Default `#`.
+    pub user_boundary: String,
+    /// Separates users in that list. Default `,`.
+    pub user_separator: String,
+    /// Default for `history_meta_ttl`. Default 720h.
+    pub history_meta_ttl: Dur,
+    /// Options of channels without a namespace.
+    pub without_namespace: ChannelOptions,
+    /// Namespaces.
+    pub namespaces: Vec<Namespace>,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        Self {
+            max_length: 255,
+            private_prefix: "$".into(),
+            namespace_boundary: ":".into(),
+            user_boundary: "#".into(),
+            user_separator: ",".into(),
+            history_meta_ttl: Dur::secs(720 * 3600),
+            without_namespace: ChannelOptions::default(),
+            namespaces: Vec::new(),
+        }
+    }
+}
+
+/// `http_api.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpApi {
+    /// API key. Generated and printed at start when empty and not insecure.
+    pub key: String,
+    /// Turn API key checks off (development only).
+    pub insecure: bool,
+    /// Largest request body in bytes (413 above). Default 1 MiB.
+    pub max_request_body_size: usize,
+    /// `""` (errors in the body, HTTP 200) or `transport` (HTTP status codes).
+    pub error_mode: String,
+}
+
+impl Default for HttpApi {
+    fn default() -> Self {
+        Self { key: String::new(), insecure: false, max_request_body_size: 1_048_576, error_mode: String::new() }
+    }
+}
+
+/// `websocket.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebSocketConfig {
+    /// Largest inbound message in bytes; a larger one closes the connection with 1009. Default 65,536.
+    pub message_size_limit: usize,
+    /// How long one write may take before the connection is dropped (3009). Default 1s.
+    pub write_timeout: Dur,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        Self { message_size_limit: 65_536, write_timeout: Dur::secs(1) }
+    }
+}
+
+/// A block that only switches something on or off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Toggle {
+    /// On or off.
+    pub enabled: bool,
+}
+
+impl Default for Toggle {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// `shutdown.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Shutdown {
+    /// Longest a graceful shutdown may take. Default 30s.
+    pub timeout: Dur,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self { timeout: Dur::secs(30) }
+    }
+}
+
+/// Environment variable prefix for overrides (`TIDEWIRE_HTTP_API_KEY` → `http_api.key`).
+pub const ENV_PREFIX: &str = "TIDEWIRE_";
+
+/// The result of loading: the config and the keys it did not recognise.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The typed configuration.
+    pub config: Config,
+    /// Dotted paths of keys that Tidewire does not support (warned about at start).
+    pub unknown_keys: Vec<String>,
+}
+
+impl Config {
+    /// Loads a file (TOML, or JSON when it ends in `.json` or starts with `{`), applies
+    /// `TIDEWIRE_*` variables from `env`, and validates.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Loaded, ConfigError> {
+        let file_value = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+                parse_text(&text, path.extension().is_some_and(|e| e == "json"))
+                    .map_err(|message| ConfigError::Parse { path: path.display().to_string(), message })?
+            }
+            None => Value::Object(Default::default()),
+        };
+        Self::from_value(file_value, env)
+    }
+
+    /// Parses config text (TOML or JSON) with no environment overrides.
+    pub fn from_text(text: &str) -> Result<Loaded, ConfigError> {
+        let value = parse_text(text, false)
+            .map_err(|message| ConfigError::Parse { path: "<config>".into(), message })?;
+        Self::from_value(value, std::iter::empty())
+    }
+
+    fn from_value(mut value: Value, env: impl IntoIterator<Item = (String, String)>) -> Result<Loaded, ConfigError> {
+        apply_env(&mut value, env)?;
+        let config: Config = serde_path_to_error::deserialize(&value).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::invalid(key, e.into_inner().to_string())
+        })?;
+        let known = serde_json::to_value(&config).map_err(|e| ConfigError::invalid("", e.to_string()))?;
+        let mut unknown_keys = Vec::new();
+        collect_unknown(&value, &known, "", &mut unknown_keys);
+        config.validate()?;
+        Ok(Loaded { config, unknown_keys })
+    }
+
+    /// Checks values serde cannot: names, regexes, combinations.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let name_ok = |n: &str| n.len() >= 2 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let mut seen = std::collections::HashSet::new();
+        for (i, ns) in self.channel.namespaces.iter().enumerate() {
+            let key = format!("channel.namespaces[{i}]");
+            if !name_ok(&ns.name) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.name"),
+                    format!("{:?} must match ^[-a-zA-Z0-9_]{{2,}}$", ns.name),
+                ));
+            }
+            if !seen.insert(ns.name.as_str()) {
+                return Err(ConfigError::invalid(format!("{key}.name"), format!("duplicate namespace {:?}", ns.name)));
+            }
+            ns.options.validate(&key)?;
+        }
+        self.channel.without_namespace.validate("channel.without_namespace")?;
+        let c = &self.client;
+        if !c.pong_timeout.0.is_zero() && c.ping_interval <= c.pong_timeout {
+            return Err(ConfigError::invalid("client.ping_interval", "must be longer than client.pong_timeout"));
+        }
+        if c.ping_interval.0.is_zero() {
+            return Err(ConfigError::invalid("client.ping_interval", "must be greater than 0"));
+        }
+        if c.queue_max_size == 0 {
+            return Err(ConfigError::invalid("client.queue_max_size", "must be greater than 0"));
+        }
+        if self.websocket.message_size_limit == 0 {
+            return Err(ConfigError::invalid("websocket.message_size_limit", "must be greater than 0"));
+        }
+        if self.http_api.max_request_body_size == 0 {
+            return Err(ConfigError::invalid("http_api.max_request_body_size", "must be greater than 0"));
+        }
+        if !matches!(self.http_api.error_mode.as_str(), "" | "transport") {
+            return Err(ConfigError::invalid("http_api.error_mode", "must be \"\" or \"transport\""));
+        }
+        if self.engine.kind != "memory" {
+            return Err(ConfigError::invalid(
+                "engine.type",
+                format!("{:?} is not supported yet; use \"memory\"", self.engine.kind),
+            ));
+        }
+        if self.channel.max_length == 0 {
+            return Err(ConfigError::invalid("channel.max_length", "must be greater than 0"));
+        }
+        for (key, t) in [("client.token", &c.token), ("client.subscription_token", &c.subscription_token.token)] {
+            for (name, pem) in [("rsa_public_key", &t.rsa_public_key), ("ecdsa_public_key", &t.ecdsa_public_key)] {
+                if !pem.is_empty() && !pem.contains("-----BEGIN") {
+                    return Err(ConfigError::invalid(format!("{key}.{name}"), "must be a PEM public key"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ChannelOptions {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if (self.history_size > 0) != !self.history_ttl.0.is_zero() {
+            return Err(ConfigError::invalid(
+                format!("{key}.history_size"),
+                "history needs both history_size and history_ttl greater than 0",
+            ));
+        }
+        if !self.channel_regex.is_empty() {
+            regex::Regex::new(&self.channel_regex)
+                .map_err(|e| ConfigError::invalid(format!("{key}.channel_regex"), e.to_string()))?;
+        }
+        if !matches!(self.force_recovery_mode.as_str(), "" | "stream" | "cache") {
+            return Err(ConfigError::invalid(format!("{key}.force_recovery_mode"), "must be \"stream\" or \"cache\""));
+        }
+        if !matches!(self.delivery.as_str(), "" | "stream" | "datagram") {
+            return Err(ConfigError::invalid(format!("{key}.delivery"), "must be \"stream\" or \"datagram\""));
+        }
+        Ok(())
+    }
+
+    /// Whether history (and so offsets and epochs) is kept.
+    pub fn history_enabled(&self) -> bool {
+        self.history_size > 0 && !self.history_ttl.0.is_zero()
+    }
+}
+
+fn parse_text(text: &str, json: bool) -> Result<Value, String> {
+    if json || text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    } else {
+        let v: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
+        serde_json::to_value(v).map_err(|e| e.to_string())
+    }
+}
+
+/// Applies `TIDEWIRE_<PATH>` variables: for every leaf key of the default config, the
+/// variable named after its dotted path in upper case with `_` for `.`. Values are parsed
+/// as the key's type; lists take space-separated items; `TIDEWIRE_CHANNEL_NAMESPACES` takes JSON.
+fn apply_env(value: &mut Value, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    let defaults = serde_json::to_value(Config::default()).map_err(|e| ConfigError::invalid("", e.to_string()))?;
+    let mut leaves = Vec::new();
+    collect_leaves(&defaults, &mut Vec::new(), &mut leaves);
+    let env: Vec<(String, String)> =
+        env.into_iter().filter(|(k, v)| k.starts_with(ENV_PREFIX) && !v.is_empty()).collect();
+    for (path, default) in leaves {
+        let name = format!("{ENV_PREFIX}{}", path.join("_").to_uppercase());
+        let Some((_, raw)) = env.iter().find(|(k, _)| *k == name) else { continue };
+        let parsed = match default {
+            Value::Bool(_) => match raw.as_str() {
+                "true" | "1" => Value::Bool(true),
+                "false" | "0" => Value::Bool(false),
+                _ => return Err(ConfigError::invalid(&name, "must be true or false")),
+            },
+            Value::Number(_) => Value::Number(
+                raw.parse::<u64>().map_err(|_| ConfigError::invalid(&name, "must be a non-negative integer"))?.into(),
+            ),
+            Value::Array(_) if path.last().is_some_and(|p| p == "namespaces") => {
+                serde_json::from_str(raw).map_err(|e| ConfigError::invalid(&name, format!("must be a JSON array: {e}")))?
+            }
+            Value::Array(_) => Value::Array(raw.split_whitespace().map(|s| Value::String(s.into())).collect()),
+            _ => Value::String(raw.clone()),
+        };
+        set_path(value, &path, parsed);
+    }
+    Ok(())
+}
+
+fn collect_leaves(v: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, Value)>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                path.push(k.clone());
+                collect_leaves(child, path, out);
+                path.pop();
+            }
+        }
+        Value::Null => out.push((path.clone(), Value::String(String::new()))),
+        other => out.push((path.clone(), other.clone())),
+    }
+}
+
+fn set_path(root: &mut Value, path: &[String], leaf: Value) {
+    let mut cur = root;
+    for key in &path[..path.len() - 1] {
+        if !cur.is_object() {
+            *cur = Value::Object(Default::default());
+        }
+        let Value::Object(map) = cur else { return };
+        cur = map.entry(key.clone()).or_insert_with(|| Value::Object(Default::default()));
+    }
+    if let (Value::Object(map), Some(last)) = (cur, path.last()) {
+        map.insert(last.clone(), leaf);
+    }
+}
+
+fn collect_unknown(input: &Value, known: &Value, prefix: &str, out: &mut Vec<String>) {
+    match (input, known) {
+        (Value::Object(i), Value::Object(k)) => {
+            for (key, child) in i {
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                match k.get(key) {
+                    Some(known_child) => collect_unknown(child, known_child, &path, out),
+                    None => out.push(path),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(k)) => {
+            for (n, (ic, kc)) in i.iter().zip(k).enumerate() {
+                collect_unknown(ic, kc, &format!("{prefix}[{n}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A commented TOML config with fresh random secrets (`tidewire genconfig`).
+pub fn generate_toml(hmac_secret: &str, api_key: &str) -> String {
+    format!(
+        r#"# Tidewire configuration. Keys follow Centrifugo v6 names where the concept is shared.
+# Every key can be overridden by an environment variable: TIDEWIRE_ + the dotted path in
+# upper case with `_` for `.`, e.g. TIDEWIRE_HTTP_SERVER_PORT=9001.
+
+[http_server]
+# Address and TCP port of the client-facing HTTP server (WebSocket, API, health, metrics).
+address = "127.0.0.1"
+port = 8000
+
+[log]
+# trace, debug, info, warn or error.
+level = "info"
+
+[client]
+# Origins allowed to connect from browsers (wildcards with *). Empty rejects any request
+# carrying an Origin header; Node and native clients send none.
+allowed_origins = ["http://localhost:8000", "http://127.0.0.1:8000"]
+# Bytes queued per connection before it is dropped as slow (disconnect 3008).
+queue_max_size = 1048576
+# Subscriptions per connection.
+channel_limit = 128
+ping_interval = "25s"
+pong_timeout = "8s"
+
+[client.token]
+# HMAC secret that signs connection and subscription JWTs (HS256/384/512).
+# Mint a token with: tidewire token --config THIS_FILE --user 42
+hmac_secret_key = "{hmac_secret}"
+
+[http_api]
+# Backends call POST /api/<method> with the header `X-API-Key: <key>`.
+key = "{api_key}"
+# Largest API request body in bytes (HTTP 413 above it).
+max_request_body_size = 1048576
+
+[websocket]
+# Largest inbound WebSocket message in bytes (closed with 1009 above it).
+message_size_limit = 65536
+
+[channel.without_namespace]
+# Options for channels without a "namespace:" prefix.
+allow_subscribe_for_client = true
+allow_publish_for_subscriber = false
+
+# A namespace: channels named "chat:<anything>".
+[[channel.namespaces]]
+name = "chat"
+allow_subscribe_for_client = true
+allow_publish_for_subscriber = true
+
+[shutdown]
+# Longest a graceful shutdown (SIGINT/SIGTERM) may take.
+timeout = "30s"
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let loaded = Config::load(None, std::iter::empty()).expect("defaults load");
+        assert_eq!(loaded.config.http_server.port, 8000);
+        assert_eq!(loaded.config.client.channel_limit, 128);
+        assert!(loaded.unknown_keys.is_empty());
+    }
+
+    #[test]
+    fn durations_parse_go_style() {
+        assert_eq!(Dur::parse("25s"), Ok(Dur::secs(25)));
+        assert_eq!(Dur::parse("1m30s"), Ok(Dur::secs(90)));
+        assert_eq!(Dur::parse("720h"), Ok(Dur::secs(720 * 3600)));
+        assert_eq!(Dur::parse("100ms"), Ok(Dur(Duration::from_millis(100))));
+        assert!(Dur::parse("10 parsecs").is_err());
+        assert_eq!(Dur::parse(&Dur::secs(90).to_string()), Ok(Dur::secs(90)));
+    }
+
+    #[test]
+    fn centrifugo_v6_file_loads_and_unknown_keys_are_reported() {
+        let text = r#"
+            [http_server]
+            port = 9001
+            [client.token]
+            hmac_secret_key = "s"
+            [client.proxy]
+            connect = true
+            [channel.without_namespace]
+            allow_subscribe_for_client = true
+            [[channel.namespaces]]
+            name = "chat"
+            presence = true
+            subscribe_proxy_enabled = true
+            [admin]
+            enabled = true
+        "#;
+        let loaded = Config::from_text(text).expect("loads");
+        assert_eq!(loaded.config.http_server.port, 9001);
+        assert!(loaded.config.channel.namespaces[0].options.presence);
+        assert_eq!(
+            loaded.unknown_keys,
+            vec!["admin", "channel.namespaces[0].subscribe_proxy_enabled", "client.proxy"]
+        );
+    }
+
+    #[test]
+    fn json_config_loads() {
+        let loaded = Config::from_text(r#"{"http_api":{"key":"k"},"client":{"allowed_origins":["*"]}}"#).expect("loads");
+        assert_eq!(loaded.config.http_api.key, "k");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = Config::from_text("[http_server]\nport = \"high\"").expect_err("bad port");
+        assert!(err.to_string().starts_with("http_server.port:"), "{err}");
+        let err = Config::from_text("[[channel.namespaces]]\nname = \"a\"").expect_err("short name");
+        assert!(err.to_string().starts_with("channel.namespaces[0].name:"), "{err}");
+        let err = Config::from_text("[client]\nping_interval = \"5s\"\npong_timeout = \"8s\"").expect_err("ping");
+        assert!(err.to_string().starts_with("client.ping_interval:"), "{err}");
+        let err = Config::from_text("[channel.without_namespace]\nchannel_regex = \"(\"").expect_err("regex");
+        assert!(err.to_string().starts_with("channel.without_namespace.channel_regex:"), "{err}");
+        let err = Config::from_text("[channel.without_namespace]\nhistory_size = 10").expect_err("ttl");
+        assert!(err.to_string().contains("history_ttl"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let env = [
+            ("TIDEWIRE_HTTP_SERVER_PORT".to_string(), "7000".to_string()),
+            ("TIDEWIRE_HTTP_API_KEY".into(), "from-env".into()),
+            ("TIDEWIRE_CLIENT_ALLOWED_ORIGINS".into(), "http://a http://b".into()),
+            ("TIDEWIRE_CLIENT_INSECURE".into(), "true".into()),
+            ("TIDEWIRE_CHANNEL_NAMESPACES".into(), r#"[{"name":"ns","presence":true}]"#.into()),
+            ("OTHER".into(), "x".into()),
+        ];
+        let loaded = Config::from_value(serde_json::json!({"http_server":{"port":1}}), env).expect("loads");
+        let c = loaded.config;
+        assert_eq!(c.http_server.port, 7000);
+        assert_eq!(c.http_api.key, "from-env");
+        assert_eq!(c.client.allowed_origins, vec!["http://a", "http://b"]);
+        assert!(c.client.insecure);
+        assert_eq!(c.channel.namespaces[0].name, "ns");
+        let err = Config::from_value(Value::Null, [("TIDEWIRE_CLIENT_INSECURE".to_string(), "yes".to_string())])
+            .expect_err("bad bool");
+        assert!(err.to_string().starts_with("TIDEWIRE_CLIENT_INSECURE"), "{err}");
+    }
+
+    #[test]
+    fn generated_config_is_valid() {
+        let loaded = Config::from_text(&generate_toml("secret", "key")).expect("valid");
+        assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
+        assert_eq!(loaded.config.client.token.hmac_secret_key, "secret");
+    }
+}

@@ -1,0 +1,452 @@
+//! The hub: channels, subscriptions, fan-out and the connection index, shared by every
+//! transport. It knows no socket, framework, codec or engine type: it talks to engines
+//! through the [`Broker`] port and to connections through their [`Outbox`].
+//!
+//! [`Hub`] is a cheap-clone handle. Publishing goes hub → broker → [`BrokerHandler`] →
+//! fan-out, which wraps the publication once and pushes one pointer into each local
+//! subscriber's outbox.
+
+pub mod broker;
+pub mod channel;
+pub mod outbox;
+pub mod publication;
+pub mod registry;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+pub use broker::{Broker, BrokerError, BrokerHandler, HistoryOptions, PublishOptions, PublishOutcome};
+pub use channel::{ChannelName, Channels, Resolved};
+pub use outbox::{Drained, Outbox, Outgoing};
+pub use publication::{Codec, SharedPublication};
+pub use registry::{Registry, Subscriber};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::protocol::{ClientError, ClientInfo, Disconnect, Publication, StreamPosition};
+
+/// Why a hub operation failed. Each variant maps to one client error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The namespace is not configured.
+    #[error("unknown channel")]
+    UnknownChannel,
+    /// The request is malformed.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// Not allowed by the channel's options.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// The feature is off for this channel.
+    #[error("not available")]
+    NotAvailable,
+    /// A limit was reached.
+    #[error("limit exceeded")]
+    LimitExceeded,
+    /// The engine failed.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+impl Error {
+    /// The wire error for this failure (the one mapping from hub errors to codes).
+    pub fn client_error(&self) -> ClientError {
+        match self {
+            Self::UnknownChannel => ClientError::UnknownChannel,
+            Self::BadRequest(_) => ClientError::BadRequest,
+            Self::PermissionDenied => ClientError::PermissionDenied,
+            Self::NotAvailable => ClientError::NotAvailable,
+            Self::LimitExceeded => ClientError::LimitExceeded,
+            Self::Broker(_) => ClientError::Internal,
+        }
+    }
+}
+
+/// Which connections a server API action targets: a user's, narrowed to one client or session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    /// The user.
+    pub user: String,
+    /// Only this client id (empty = all of the user's).
+    pub client: String,
+    /// Only this session id (empty = all).
+    pub session: String,
+}
+
+/// A server-side subscription made through the server API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerSubscribe {
+    /// The channel.
+    pub channel: String,
+    /// Channel info for presence and publications.
+    pub info: Option<Bytes>,
+    /// Data sent to the client in the subscribe push.
+    pub data: Option<Bytes>,
+    /// When the subscription expires (unix seconds).
+    pub expire_at: Option<u64>,
+    /// Position to recover from.
+    pub recover_since: Option<StreamPosition>,
+}
+
+/// Actions on connections, issued by the server API and applied on every node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Control {
+    /// Subscribe the targeted connections.
+    Subscribe(Target, ServerSubscribe),
+    /// Unsubscribe them from a channel.
+    Unsubscribe(Target, String),
+    /// Disconnect them, except the client ids in the whitelist.
+    Disconnect(Target, Vec<String>, Disconnect),
+    /// Update their credentials' expiry (or expire them now).
+    Refresh {
+        /// Who.
+        target: Target,
+        /// Close them as expired.
+        expired: bool,
+        /// New expiry (unix seconds).
+        expire_at: Option<u64>,
+        /// New connection info.
+        info: Option<Bytes>,
+    },
+}
+
+impl Control {
+    fn target(&self) -> &Target {
+        match self {
+            Self::Subscribe(t, _) | Self::Unsubscribe(t, _) | Self::Disconnect(t, _, _) => t,
+            Self::Refresh { target, .. } => target,
+        }
+    }
+}
+
+/// A live connection as the hub indexes it.
+#[derive(Debug, Clone)]
+pub struct ConnEntry {
+    /// Numeric id used in the registry.
+    pub conn: u64,
+    /// Client id.
+    pub client: String,
+    /// User id.
+    pub user: String,
+    /// Session id (emulation and unidirectional transports).
+    pub session: String,
+    /// Its outbox.
+    pub outbox: Arc<Outbox>,
+}
+
+#[derive(Default)]
+struct Conns {
+    by_client: HashMap<String, ConnEntry>,
+    by_user: HashMap<String, Vec<String>>,
+}
+
+/// What to publish.
+#[derive(Debug, Clone, Default)]
+pub struct PublishRequest {
+    /// The channel.
+    pub channel: String,
+    /// The payload.
+    pub data: Bytes,
+    /// Publisher info (client publishes).
+    pub info: Option<ClientInfo>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Leave it out of history.
+    pub skip_history: bool,
+    /// Idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Delta flag for subscribers.
+    pub delta: bool,
+}
+
+/// Node information for the `info` API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Node id.
+    pub uid: String,
+    /// Node name.
+    pub name: String,
+    /// Connections.
+    pub num_clients: u64,
+    /// Distinct users.
+    pub num_users: u64,
+    /// Channels with local subscribers.
+    pub num_channels: u64,
+    /// Subscriptions.
+    pub num_subs: u64,
+    /// Seconds since start.
+    pub uptime: u64,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    channels: Channels,
+    registry: Registry,
+    broker: Arc<dyn Broker>,
+    metrics: Arc<Metrics>,
+    conns: Mutex<Conns>,
+    node_id: String,
+    started: Instant,
+    next_conn: AtomicU64,
+    shutting_down: AtomicBool,
+}
+
+/// The shared core; clone freely.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("node", &self.inner.node_id).field("broker", &self.inner.broker.name()).finish()
+    }
+}
+
+impl Hub {
+    /// Builds the hub on an engine and registers it as the engine's handler.
+    pub fn new(config: Arc<Config>, broker: Arc<dyn Broker>, metrics: Arc<Metrics>) -> Self {
+        let inner = Arc::new(Inner {
+            channels: Channels::new(&config.channel),
+            config,
+            registry: Registry::default(),
+            broker,
+            metrics,
+            conns: Mutex::new(Conns::default()),
+            node_id: uuid::Uuid::new_v4().to_string(),
+            started: Instant::now(),
+            next_conn: AtomicU64::new(1),
+            shutting_down: AtomicBool::new(false),
+        });
+        let handler: Arc<dyn BrokerHandler> = inner.clone();
+        inner.broker.set_handler(Arc::downgrade(&handler));
+        Self { inner }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.inner.config
+    }
+
+    /// Channel rules.
+    pub fn channels(&self) -> &Channels {
+        &self.inner.channels
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// A fresh numeric connection id.
+    pub fn next_conn_id(&self) -> u64 {
+        self.inner.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether shutdown has begun (new connections are refused).
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Relaxed)
+    }
+
+    fn conns(&self) -> MutexGuard<'_, Conns> {
+        // Each mutation is a pair of map operations done together; no panic can split them.
+        self.inner.conns.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Indexes an authenticated connection; fails with `LimitExceeded` over the
+    /// per-node or per-user connection limit.
+    pub fn register(&self, entry: ConnEntry) -> Result<(), Error> {
+        let cfg = &self.inner.config.client;
+        let mut conns = self.conns();
+        if cfg.connection_limit > 0 && conns.by_client.len() >= cfg.connection_limit {
+            return Err(Error::LimitExceeded);
+        }
+        let user_conns = conns.by_user.get(&entry.user).map_or(0, Vec::len);
+        if cfg.user_connection_limit > 0 && !entry.user.is_empty() && user_conns >= cfg.user_connection_limit {
+            return Err(Error::LimitExceeded);
+        }
+        conns.by_user.entry(entry.user.clone()).or_default().push(entry.client.clone());
+        conns.by_client.insert(entry.client.clone(), entry);
+        Ok(())
+    }
+
+    /// Removes a connection from the index.
+    pub fn unregister(&self, client: &str) {
+        let mut conns = self.conns();
+        if let Some(entry) = conns.by_client.remove(client) {
+            if let Some(list) = conns.by_user.get_mut(&entry.user) {
+                list.retain(|c| c != client);
+                if list.is_empty() {
+                    conns.by_user.remove(&entry.user);
+                }
+            }
+        }
+    }
+
+    /// Adds a local subscriber. `then` runs under the channel's lock right after the
+    /// insert, before any publication can reach the new subscriber: the session queues
+    /// its subscribe reply there, so the reply always precedes the channel's publications.
+    pub async fn subscribe(&self, channel: &str, sub: Subscriber, then: impl FnOnce()) -> Result<(), Error> {
+        if self.inner.registry.add(channel, sub, then) {
+            self.inner.broker.subscribe(channel).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes a local subscriber.
+    pub async fn unsubscribe(&self, channel: &str, conn: u64) {
+        if self.inner.registry.remove(channel, conn) {
+            if let Err(e) = self.inner.broker.unsubscribe(channel).await {
+                tracing::warn!(channel, error = %e, "broker unsubscribe failed");
+            }
+        }
+    }
+
+    /// Publishes: resolves the channel, hands the publication to the engine and returns
+    /// its stream position (with history).
+    pub async fn publish(&self, req: PublishRequest) -> Result<PublishOutcome, Error> {
+        let (_, resolved) = self.inner.channels.parse(&req.channel)?;
+        let opts = PublishOptions {
+            history: (!req.skip_history && resolved.options.history_enabled()).then(|| HistoryOptions {
+                size: resolved.options.history_size,
+                ttl: resolved.options.history_ttl.0,
+                meta_ttl: resolved.options.history_meta_ttl.unwrap_or(self.inner.config.channel.history_meta_ttl).0,
+            }),
+            idempotency_key: req.idempotency_key,
+        };
+        let publication = Publication {
+            channel: Arc::from(req.channel.as_str()),
+            data: req.data,
+            info: req.info,
+            offset: 0,
+            tags: req.tags,
+            delta: req.delta,
+        };
+        let outcome = self.inner.broker.publish(publication, &opts).await?;
+        self.inner.metrics.publications.fetch_add(1, Ordering::Relaxed);
+        Ok(outcome)
+    }
+
+    /// Sends a server API action to the targeted connections on every node.
+    pub async fn control(&self, control: Control) -> Result<(), Error> {
+        self.inner.broker.control(control).await?;
+        Ok(())
+    }
+
+    /// Channels with local subscribers matching a glob `pattern` (`*`, `?`; empty = all).
+    pub fn channels_matching(&self, pattern: &str) -> Vec<(String, usize)> {
+        let mut list: Vec<_> =
+            self.inner.registry.channels().into_iter().filter(|(ch, _)| glob_match(pattern, ch)).collect();
+        list.sort();
+        list
+    }
+
+    /// Numbers for the `info` API and metrics.
+    pub fn info(&self) -> NodeInfo {
+        let (num_channels, num_subs) = self.inner.registry.totals();
+        let conns = self.conns();
+        NodeInfo {
+            uid: self.inner.node_id.clone(),
+            name: format!("tidewire-{}", &self.inner.node_id[..8]),
+            num_clients: conns.by_client.len() as u64,
+            num_users: conns.by_user.len() as u64,
+            num_channels: num_channels as u64,
+            num_subs: num_subs as u64,
+            uptime: self.inner.started.elapsed().as_secs(),
+        }
+    }
+
+    /// Whether the engine answers.
+    pub async fn health(&self) -> Result<(), Error> {
+        Ok(self.inner.broker.health().await?)
+    }
+
+    /// Begins shutdown: refuse new connections and ask every connection to close with 3001
+    /// after flushing what it has queued. Returns how many connections were asked.
+    pub fn shutdown(&self) -> usize {
+        self.inner.shutting_down.store(true, Ordering::Relaxed);
+        let conns = self.conns();
+        for entry in conns.by_client.values() {
+            entry.outbox.close(Disconnect::SHUTDOWN);
+        }
+        conns.by_client.len()
+    }
+
+    /// Connections still open (authenticated ones).
+    pub fn num_connections(&self) -> usize {
+        self.conns().by_client.len()
+    }
+}
+
+impl BrokerHandler for Inner {
+    fn handle_publication(&self, publication: Arc<Publication>) {
+        let shared = SharedPublication::new(publication);
+        let mut slow = 0u64;
+        self.registry.for_each(&shared.publication.channel, |sub| {
+            if !sub.outbox.push(Outgoing::Publication(shared.clone())) && !sub.outbox.is_closing() {
+                slow += 1;
+            }
+        });
+        if slow > 0 {
+            self.metrics.slow_disconnects.fetch_add(slow, Ordering::Relaxed);
+        }
+    }
+
+    fn handle_control(&self, control: Control) {
+        let target = control.target();
+        let conns = self.conns.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(clients) = conns.by_user.get(&target.user) else { return };
+        for client in clients {
+            let Some(entry) = conns.by_client.get(client) else { continue };
+            if (!target.client.is_empty() && target.client != entry.client)
+                || (!target.session.is_empty() && target.session != entry.session)
+            {
+                continue;
+            }
+            if let Control::Disconnect(_, whitelist, _) = &control {
+                if whitelist.contains(&entry.client) {
+                    continue;
+                }
+            }
+            entry.outbox.push(Outgoing::Control(control.clone()));
+        }
+    }
+}
+
+/// Glob match with `*` (any run) and `?` (one char); an empty pattern matches everything.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    if pattern.is_empty() {
+        return true;
+    }
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,198 @@
+//! The per-connection outbound queue, bounded in bytes.
+//!
+//! Fan-out, replies and server-side control all enter a connection through its outbox;
+//! the connection's writer drains everything pending in one go and writes it as one
+//! frame. When the queued bytes would pass `client.queue_max_size` the connection is
+//! marked slow: the queue is dropped (not flushed) and the writer closes with 3008, so a
+//! stalled reader costs bounded memory and never slows the publisher.
+//!
+//! An idle outbox holds no buffer: the queue's allocation is released when drained.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use super::publication::SharedPublication;
+use crate::protocol::{Disconnect, Push, Reply};
+
+/// Charge for a reply or push whose exact size is not known before encoding.
+const SMALL_ITEM_COST: usize = 128;
+
+/// Something for the connection: bytes to write, or a control event for its session.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A publication in a subscribed channel.
+    Publication(Arc<SharedPublication>),
+    /// A reply to a command.
+    Reply(Reply),
+    /// A push other than a publication.
+    Push(Push),
+    /// A server ping (`{}` in JSON).
+    Ping,
+    /// An event for the session (server API subscribe/unsubscribe/disconnect …).
+    Control(super::Control),
+}
+
+impl Outgoing {
+    fn cost(&self) -> usize {
+        match self {
+            Self::Publication(p) => p.cost(),
+            Self::Ping | Self::Control(_) => 2,
+            Self::Reply(_) | Self::Push(_) => SMALL_ITEM_COST,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    items: VecDeque<Outgoing>,
+    bytes: usize,
+    closing: Option<Disconnect>,
+}
+
+/// What a drain found besides items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drained {
+    /// Keep going.
+    Open,
+    /// Write what was drained, then close with this disconnect.
+    Close(Disconnect),
+}
+
+/// A connection's bounded outbound queue.
+#[derive(Debug)]
+pub struct Outbox {
+    state: Mutex<State>,
+    notify: Notify,
+    max_bytes: usize,
+}
+
+impl Outbox {
+    /// A new, empty outbox holding at most `max_bytes` of pending output.
+    pub fn new(max_bytes: usize) -> Arc<Self> {
+        Arc::new(Self { state: Mutex::new(State::default()), notify: Notify::new(), max_bytes })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the queue inconsistent (every
+        // mutation is a single push/drain), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues an item. Returns false when the connection is closing or just became slow.
+    pub fn push(&self, item: Outgoing) -> bool {
+        let cost = item.cost();
+        let mut st = self.lock();
+        if st.closing.is_some() {
+            return false;
+        }
+        if st.bytes + cost > self.max_bytes && !matches!(item, Outgoing::Control(_)) {
+            st.items = VecDeque::new();
+            st.bytes = 0;
+            st.closing = Some(Disconnect::SLOW);
+            drop(st);
+            self.notify.notify_one();
+            return false;
+        }
+        st.bytes += cost;
+        let was_empty = st.items.is_empty();
+        st.items.push_back(item);
+        drop(st);
+        if was_empty {
+            self.notify.notify_one();
+        }
+        true
+    }
+
+    /// Asks the writer to flush what is queued and close with `reason`. The first reason wins.
+    pub fn close(&self, reason: Disconnect) {
+        let mut st = self.lock();
+        if st.closing.is_none() {
+            st.closing = Some(reason);
+        }
+        drop(st);
+        self.notify.notify_one();
+    }
+
+    /// Whether the connection is closing (slow, disconnected or shutting down).
+    pub fn is_closing(&self) -> bool {
+        self.lock().closing.is_some()
+    }
+
+    /// Moves everything pending into `out` (in order) and reports whether to close.
+    pub fn drain(&self, out: &mut Vec<Outgoing>) -> Drained {
+        let mut st = self.lock();
+        let items = std::mem::take(&mut st.items);
+        st.bytes = 0;
+        let closing = st.closing.clone();
+        drop(st);
+        out.extend(items);
+        match closing {
+            Some(d) => Drained::Close(d),
+            None => Drained::Open,
+        }
+    }
+
+    /// Bytes currently queued.
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Waits until something is queued or a close is requested.
+    pub async fn notified(&self) {
+        self.notify.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::protocol::Publication;
+
+    fn publication(len: usize) -> Arc<SharedPublication> {
+        SharedPublication::new(Arc::new(Publication {
+            channel: "c".into(),
+            data: Bytes::from(vec![b'1'; len]),
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn drains_in_order() {
+        let o = Outbox::new(10_000);
+        assert!(o.push(Outgoing::Ping));
+        assert!(o.push(Outgoing::Publication(publication(10))));
+        let mut out = Vec::new();
+        assert_eq!(o.drain(&mut out), Drained::Open);
+        assert!(matches!(out[0], Outgoing::Ping));
+        assert!(matches!(out[1], Outgoing::Publication(_)));
+        assert_eq!(o.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn overflow_marks_slow_and_drops_the_queue() {
+        let o = Outbox::new(1000);
+        let p = publication(400);
+        assert!(o.push(Outgoing::Publication(p.clone())));
+        assert!(o.push(Outgoing::Publication(p.clone())));
+        assert!(!o.push(Outgoing::Publication(p.clone())), "third one overflows");
+        assert!(!o.push(Outgoing::Ping), "closed after overflow");
+        let mut out = Vec::new();
+        assert_eq!(o.drain(&mut out), Drained::Close(Disconnect::SLOW));
+        assert!(out.is_empty(), "a slow connection's queue is not flushed");
+    }
+
+    #[test]
+    fn close_flushes_pending_and_first_reason_wins() {
+        let o = Outbox::new(1000);
+        assert!(o.push(Outgoing::Ping));
+        o.close(Disconnect::SHUTDOWN);
+        o.close(Disconnect::BAD_REQUEST);
+        let mut out = Vec::new();
+        assert_eq!(o.drain(&mut out), Drained::Close(Disconnect::SHUTDOWN));
+        assert_eq!(out.len(), 1);
+    }
+}

@@ -1,0 +1,31 @@
+//! Tidewire: a real-time messaging server. Backends publish once; Tidewire holds every
+//! client connection and delivers to each subscriber of the channel.
+//!
+//! # Layout
+//! - [`protocol`]: the message model and its codecs (Centrifugo JSON). Pure data, no I/O.
+//! - [`hub`]: channels, subscriptions, fan-out, the connection index, the [`hub::Broker`] port.
+//! - [`broker`]: engines behind that port (memory).
+//! - [`session`]: one connection's state machine, sans I/O, driven with `now`.
+//! - [`auth`]: JWT verification.
+//! - [`transport`]: moves bytes between sockets and sessions (WebSocket).
+//! - [`api`]: the server HTTP API, one axum service for every HTTP version.
+//! - [`config`], [`metrics`]: typed configuration, Prometheus metrics.
+//! - [`server`]: the only place that names concrete types and starts long-lived tasks.
+//!
+//! # Dependency rules (checked by `tests/architecture.rs`)
+//! - `protocol` depends on nothing of ours.
+//! - `hub` depends on `config`, `metrics` and `protocol` only; it owns the `Broker` trait and `broker` implements it.
+//! - `session` depends on `hub`, `protocol`, `auth` (and `config`, `metrics`).
+//! - `transport` and `api` depend on `session`/`hub`/`protocol`, never on `broker`.
+//! - Only `server` names concrete brokers and listeners.
+
+pub mod api;
+pub mod auth;
+pub mod broker;
+pub mod config;
+pub mod hub;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod transport;

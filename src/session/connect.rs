@@ -1,0 +1,146 @@
+//! `connect` and `refresh`: authenticating the connection and keeping it authenticated.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+
+use super::{Session, State, Sub, VERSION};
+use crate::auth::TokenError;
+use crate::hub::{ConnEntry, Subscriber};
+use crate::protocol::{
+    ClientError, ConnectRequest, ConnectResult, Disconnect, Expiry, Push, RefreshResult, ReplyBody,
+    SubscribeResult,
+};
+
+impl Session {
+    pub(super) fn expiry(&self, now_ms: u64) -> Expiry {
+        match self.expire_at {
+            Some(at) => Expiry { expires: true, ttl: at.saturating_sub(now_ms / 1000).min(u64::from(u32::MAX)) as u32 },
+            None => Expiry::default(),
+        }
+    }
+
+    pub(super) async fn connect(&mut self, id: u32, req: ConnectRequest, now_ms: u64) -> Result<(), Disconnect> {
+        if self.hub.is_shutting_down() {
+            return Err(Disconnect::SHUTDOWN);
+        }
+        let cfg = self.hub.config().client.clone();
+        let claims = if !req.token.is_empty() {
+            match self.auth.connect.connect(&req.token, now_ms / 1000) {
+                Ok(c) => {
+                    if c.user.is_empty() && cfg.disallow_anonymous_connection_tokens {
+                        return Err(Disconnect::INVALID_TOKEN);
+                    }
+                    c
+                }
+                Err(TokenError::Expired) => {
+                    // The SDK fetches a fresh token and reconnects; this connection is done.
+                    self.error(id, ClientError::TokenExpired);
+                    self.state = State::Failed;
+                    self.failed_ms = now_ms;
+                    return Ok(());
+                }
+                Err(TokenError::Invalid(reason)) => {
+                    tracing::info!(client = %self.client, %reason, "invalid connection token");
+                    return Err(Disconnect::INVALID_TOKEN);
+                }
+            }
+        } else if cfg.insecure || cfg.allow_anonymous_connect_without_token {
+            crate::auth::ConnectClaims::default()
+        } else {
+            return Err(Disconnect { code: Disconnect::BAD_REQUEST.code, reason: "client credentials not found".into() });
+        };
+        self.user = claims.user;
+        self.conn_info = claims.info;
+        self.expire_at = claims.expire_at;
+        self.hub
+            .register(ConnEntry {
+                conn: self.conn,
+                client: self.client.clone(),
+                user: self.user.clone(),
+                session: self.session_id.clone(),
+                outbox: self.outbox.clone(),
+            })
+            .map_err(|_| Disconnect::CONNECTION_LIMIT)?;
+        self.registered = true;
+        self.state = State::Connected;
+
+        // Server-side subscriptions from the token: `channels`, then `subs` with options.
+        let mut server_subs: BTreeMap<String, Sub> = BTreeMap::new();
+        for channel in claims.channels {
+            server_subs.entry(channel).or_insert_with(|| Sub { server_side: true, ..Default::default() });
+        }
+        for (channel, claim) in claims.subs {
+            server_subs.insert(channel, Sub { server_side: true, chan_info: claim.info, expire_at: None });
+        }
+        if server_subs.len() > cfg.channel_limit {
+            return Err(Disconnect::CHANNEL_LIMIT);
+        }
+        let mut results = BTreeMap::new();
+        for channel in server_subs.keys() {
+            match self.hub.channels().parse(channel) {
+                Ok(_) => {
+                    results.insert(channel.clone(), SubscribeResult::default());
+                }
+                Err(e) => tracing::warn!(client = %self.client, channel, error = %e, "skipping token channel"),
+            }
+        }
+
+        let ping = cfg.ping_interval.0.as_secs().max(1) as u32;
+        let result = ConnectResult {
+            client: self.client.clone(),
+            version: VERSION.into(),
+            expiry: self.expiry(now_ms),
+            data: None,
+            subs: results,
+            ping,
+            pong: self.pong_expected(),
+            session: if self.transport.emulation || !self.transport.bidirectional {
+                self.session_id.clone()
+            } else {
+                String::new()
+            },
+            node: if self.transport.emulation { self.hub.node_id().to_owned() } else { String::new() },
+        };
+        let channels: Vec<String> = result.subs.keys().cloned().collect();
+        if self.transport.bidirectional {
+            self.reply(id, ReplyBody::Connect(Box::new(result)));
+        } else {
+            self.push(Push::Connect(Box::new(result)));
+        }
+        // The reply is queued first, so the channels' publications follow it.
+        for channel in channels {
+            let sub = server_subs.remove(&channel).unwrap_or_default();
+            self.hub
+                .subscribe(&channel, Subscriber { conn: self.conn, outbox: self.outbox.clone() }, || ())
+                .await
+                .map_err(|_| Disconnect::INTERNAL)?;
+            self.subs.insert(channel, sub);
+        }
+        // The first ping is jittered between half and the whole interval, as Centrifugo
+        // does, so connections opened together do not ping together.
+        let interval_ms = cfg.ping_interval.0.as_millis() as u64;
+        self.next_ping_ms = now_ms + rand::rng().random_range(interval_ms / 2..=interval_ms);
+        Ok(())
+    }
+
+    pub(super) fn refresh(&mut self, id: u32, token: &str, now_ms: u64) -> Result<(), Disconnect> {
+        match self.auth.connect.connect(token, now_ms / 1000) {
+            Ok(claims) => {
+                if claims.user != self.user {
+                    return Err(Disconnect::INVALID_TOKEN);
+                }
+                self.expire_at = claims.expire_at;
+                if claims.info.is_some() {
+                    self.conn_info = claims.info;
+                }
+                let result =
+                    RefreshResult { client: self.client.clone(), version: VERSION.into(), expiry: self.expiry(now_ms) };
+                self.reply(id, ReplyBody::Refresh(result));
+                Ok(())
+            }
+            Err(TokenError::Expired) => Err(Disconnect::EXPIRED),
+            Err(TokenError::Invalid(_)) => Err(Disconnect::INVALID_TOKEN),
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! One connection's state machine, sans I/O.
+//!
+//! A transport decodes commands and hands them to [`Session::handle`] with the current
+//! time; the session checks them, talks to the hub, and queues replies and pushes in the
+//! connection's [`Outbox`]. Timers (pings, pong deadline, stale and expiry checks) are
+//! driven by [`Session::tick`] at [`Session::next_deadline`], so tests step time instead of
+//! sleeping. A returned [`Disconnect`] tells the transport to close after flushing.
+
+mod connect;
+mod subscribe;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::auth::Verifier;
+use crate::hub::{Control, Hub, Outbox, Outgoing};
+use crate::protocol::{ClientError, Command, CommandBody, Disconnect, Push, Reply, ReplyBody};
+
+/// Grace before a connection whose connect failed is dropped, in ms (clients close first).
+const FAILED_CLOSE_DELAY_MS: u64 = 5_000;
+
+/// Server version reported in connect and refresh results.
+pub const VERSION: &str = concat!("tidewire ", env!("CARGO_PKG_VERSION"));
+
+/// What a transport can do, as far as the session cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportInfo {
+    /// Name for metrics and logs (`websocket`, `sse` …).
+    pub name: &'static str,
+    /// Clients send commands after connect (false for uni transports).
+    pub bidirectional: bool,
+    /// Report session and node in the connect result (emulation transports).
+    pub emulation: bool,
+}
+
+/// Verifiers shared by every session.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// Connection tokens.
+    pub connect: Verifier,
+    /// Subscription tokens.
+    pub subscribe: Verifier,
+}
+
+impl Auth {
+    /// Builds verifiers from config (`client.token`, `client.subscription_token`).
+    pub fn from_config(cfg: &crate::config::ClientConfig) -> Result<Arc<Self>, String> {
+        let connect = Verifier::new(&cfg.token).map_err(|e| format!("client.token.{e}"))?;
+        let subscribe = if cfg.subscription_token.enabled {
+            Verifier::new(&cfg.subscription_token.token).map_err(|e| format!("client.subscription_token.{e}"))?
+        } else {
+            connect.clone()
+        };
+        Ok(Arc::new(Self { connect, subscribe }))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for `connect`.
+    Connecting,
+    /// Authenticated.
+    Connected,
+    /// `connect` was answered with an error; further commands are ignored.
+    Failed,
+}
+
+/// One subscription of this connection.
+#[derive(Debug, Clone, Default)]
+struct Sub {
+    /// Made by the server (token `channels`/`subs` or the server API).
+    server_side: bool,
+    /// Channel info from the subscription token.
+    chan_info: Option<Bytes>,
+    /// Expiry of the subscription token (unix seconds).
+    expire_at: Option<u64>,
+}
+
+/// The state of one connection.
+#[derive(Debug)]
+pub struct Session {
+    hub: Hub,
+    auth: Arc<Auth>,
+    outbox: Arc<Outbox>,
+    transport: TransportInfo,
+    conn: u64,
+    client: String,
+    session_id: String,
+    state: State,
+    registered: bool,
+    user: String,
+    conn_info: Option<Bytes>,
+    expire_at: Option<u64>,
+    subs: HashMap<String, Sub>,
+    created_ms: u64,
+    failed_ms: u64,
+    next_ping_ms: u64,
+    pong_deadline_ms: Option<u64>,
+}
+
+impl Session {
+    /// A session for a connection opened at `now_ms` (unix milliseconds).
+    pub fn new(hub: Hub, auth: Arc<Auth>, outbox: Arc<Outbox>, transport: TransportInfo, now_ms: u64) -> Self {
+        Self {
+            conn: hub.next_conn_id(),
+            client: uuid::Uuid::new_v4().to_string(),
+            session_id: uuid::Uuid::new_v4().to_string(),
+            hub,
+            auth,
+            outbox,
+            transport,
+            state: State::Connecting,
+            registered: false,
+            user: String::new(),
+            conn_info: None,
+            expire_at: None,
+            subs: HashMap::new(),
+            created_ms: now_ms,
+            failed_ms: 0,
+            next_ping_ms: u64::MAX,
+            pong_deadline_ms: None,
+        }
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client
+    }
+
+    /// The session id (emulation: where `/emulation` posts are routed).
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// The user id (empty before connect or for anonymous users).
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Whether `connect` succeeded.
+    pub fn is_connected(&self) -> bool {
+        self.state == State::Connected
+    }
+
+    /// Channels this connection is subscribed to.
+    pub fn channels(&self) -> impl Iterator<Item = &str> {
+        self.subs.keys().map(String::as_str)
+    }
+
+    fn reply(&self, id: u32, body: ReplyBody) {
+        if let ReplyBody::Error(e) = &body {
+            self.hub.metrics().reply_errors.inc(&e.code().to_string());
+        }
+        if id != 0 {
+            self.outbox.push(Outgoing::Reply(Reply { id, body }));
+        }
+    }
+
+    fn error(&self, id: u32, e: ClientError) {
+        self.reply(id, ReplyBody::Error(e));
+    }
+
+    fn push(&self, push: Push) {
+        self.outbox.push(Outgoing::Push(push));
+    }
+
+    /// Handles one command. `Err` means: close the connection with this code.
+    pub async fn handle(&mut self, cmd: Command, now_ms: u64) -> Result<(), Disconnect> {
+        self.hub.metrics().commands.inc(cmd.body.name());
+        match self.state {
+            State::Failed => return Ok(()),
+            State::Connecting => {
+                return match cmd.body {
+                    CommandBody::Connect(req) if cmd.id != 0 => self.connect(cmd.id, req, now_ms).await,
+                    _ => Err(Disconnect::BAD_REQUEST),
+                };
+            }
+            State::Connected => {}
+        }
+        if cmd.id == 0 {
+            return match cmd.body {
+                CommandBody::Empty => self.pong(),
+                CommandBody::Send(_) => Err(Disconnect::NOT_AVAILABLE),
+                _ => Err(Disconnect::BAD_REQUEST),
+            };
+        }
+        let id = cmd.id;
+        match cmd.body {
+            CommandBody::Connect(_) => return Err(Disconnect::BAD_REQUEST),
+            CommandBody::Subscribe(req) => self.subscribe(id, req, now_ms).await,
+            CommandBody::Unsubscribe(req) => self.unsubscribe(id, &req.channel).await,
+            CommandBody::Publish(req) => self.publish(id, req).await,
+            CommandBody::Presence(req) | CommandBody::PresenceStats(req) => {
+                match self.hub.channels().parse(&req.channel) {
+                    Err(e) => self.error(id, e.client_error()),
+                    Ok(_) => self.error(id, ClientError::NotAvailable),
+                }
+            }
+            CommandBody::History(req) => match self.hub.channels().parse(&req.channel) {
+                Err(e) => self.error(id, e.client_error()),
+                Ok(_) => self.error(id, ClientError::NotAvailable),
+            },
+            CommandBody::Ping => self.reply(id, ReplyBody::Ping),
+            // Centrifugo OSS without an RPC proxy: no method is registered.
+            CommandBody::Rpc(_) => self.error(id, ClientError::MethodNotFound),
+            // Centrifugo OSS registers no `send` handler and disconnects.
+            CommandBody::Send(_) => return Err(Disconnect::NOT_AVAILABLE),
+            CommandBody::Refresh(req) => return self.refresh(id, &req.token, now_ms),
+            CommandBody::SubRefresh(req) => self.sub_refresh(id, &req.channel, &req.token, now_ms),
+            CommandBody::Empty => return self.pong(),
+            CommandBody::Unknown => self.error(id, ClientError::MethodNotFound),
+        }
+        Ok(())
+    }
+
+    fn pong(&mut self) -> Result<(), Disconnect> {
+        // A pong nobody asked for is a protocol violation (Centrifugo: 3501).
+        match self.pong_deadline_ms.take() {
+            Some(_) => Ok(()),
+            None => Err(Disconnect::BAD_REQUEST),
+        }
+    }
+
+    async fn publish(&mut self, id: u32, req: crate::protocol::PublishRequest) {
+        let (_, resolved) = match self.hub.channels().parse(&req.channel) {
+            Ok(v) => v,
+            Err(e) => {
+                self.error(id, e.client_error());
+                return;
+            }
+        };
+        let Some(data) = req.data else {
+            self.error(id, ClientError::BadRequest);
+            return;
+        };
+        let o = &resolved.options;
+        let identified = !self.user.is_empty() || o.allow_publish_for_anonymous;
+        let sub = self.subs.get(&req.channel);
+        let allowed = self.hub.config().client.insecure
+            || (o.allow_publish_for_client && identified)
+            || (o.allow_publish_for_subscriber && sub.is_some() && identified);
+        if !allowed {
+            self.error(id, ClientError::PermissionDenied);
+            return;
+        }
+        let info = crate::protocol::ClientInfo {
+            user: self.user.clone(),
+            client: self.client.clone(),
+            conn_info: self.conn_info.clone(),
+            chan_info: sub.and_then(|s| s.chan_info.clone()),
+        };
+        let result = self
+            .hub
+            .publish(crate::hub::PublishRequest {
+                channel: req.channel,
+                data,
+                info: Some(info),
+                ..Default::default()
+            })
+            .await;
+        match result {
+            Ok(_) => self.reply(id, ReplyBody::Publish),
+            Err(e) => self.error(id, e.client_error()),
+        }
+    }
+
+    /// Applies a server API action routed to this connection.
+    pub async fn handle_control(&mut self, control: Control, now_ms: u64) -> Result<(), Disconnect> {
+        if self.state != State::Connected {
+            return Ok(());
+        }
+        match control {
+            Control::Subscribe(_, sub) => self.server_subscribe(sub, now_ms).await,
+            Control::Unsubscribe(_, channel) => {
+                if self.subs.remove(&channel).is_some() {
+                    self.hub.unsubscribe(&channel, self.conn).await;
+                    self.push(Push::Unsubscribe { channel, reason: crate::protocol::UnsubscribeReason::Server });
+                }
+                Ok(())
+            }
+            Control::Disconnect(_, _, d) => Err(d),
+            Control::Refresh { expired, expire_at, info, .. } => {
+                if expired {
+                    return Err(Disconnect::EXPIRED);
+                }
+                if let Some(info) = info {
+                    self.conn_info = Some(info);
+                }
+                self.expire_at = expire_at;
+                if !self.transport.bidirectional {
+                    self.push(Push::Refresh(self.expiry(now_ms)));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs due timers. `Err` means: close with this code.
+    pub async fn tick(&mut self, now_ms: u64) -> Result<(), Disconnect> {
+        let cfg = &self.hub.config().client;
+        match self.state {
+            State::Connecting => {
+                if now_ms >= self.created_ms + cfg.stale_close_delay.0.as_millis() as u64 {
+                    return Err(Disconnect::STALE);
+                }
+                return Ok(());
+            }
+            State::Failed => {
+                if now_ms >= self.failed_ms + FAILED_CLOSE_DELAY_MS {
+                    return Err(Disconnect::BAD_REQUEST);
+                }
+                return Ok(());
+            }
+            State::Connected => {}
+        }
+        if self.pong_deadline_ms.is_some_and(|d| now_ms >= d) {
+            return Err(Disconnect::NO_PONG);
+        }
+        if now_ms >= self.next_ping_ms {
+            self.outbox.push(Outgoing::Ping);
+            self.next_ping_ms = now_ms + cfg.ping_interval.0.as_millis() as u64;
+            if self.pong_expected() && self.pong_deadline_ms.is_none() {
+                self.pong_deadline_ms = Some(now_ms + cfg.pong_timeout.0.as_millis() as u64);
+            }
+        }
+        let now_s = now_ms / 1000;
+        if self.expire_at.is_some_and(|at| now_s >= at + cfg.expired_close_delay.0.as_secs()) {
+            return Err(Disconnect::EXPIRED);
+        }
+        let grace = cfg.expired_sub_close_delay.0.as_secs();
+        let expired: Vec<String> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.expire_at.is_some_and(|at| now_s >= at + grace))
+            .map(|(ch, _)| ch.clone())
+            .collect();
+        for channel in expired {
+            self.subs.remove(&channel);
+            self.hub.unsubscribe(&channel, self.conn).await;
+            self.push(Push::Unsubscribe { channel, reason: crate::protocol::UnsubscribeReason::Expired });
+        }
+        Ok(())
+    }
+
+    /// When [`Session::tick`] next has something to do (unix ms).
+    pub fn next_deadline(&self) -> u64 {
+        let cfg = &self.hub.config().client;
+        match self.state {
+            State::Connecting => self.created_ms + cfg.stale_close_delay.0.as_millis() as u64,
+            State::Failed => self.failed_ms + FAILED_CLOSE_DELAY_MS,
+            State::Connected => {
+                let mut next = self.next_ping_ms;
+                if let Some(d) = self.pong_deadline_ms {
+                    next = next.min(d);
+                }
+                let to_ms = |at: u64, grace: u64| (at + grace).saturating_mul(1000);
+                if let Some(at) = self.expire_at {
+                    next = next.min(to_ms(at, cfg.expired_close_delay.0.as_secs()));
+                }
+                for s in self.subs.values() {
+                    if let Some(at) = s.expire_at {
+                        next = next.min(to_ms(at, cfg.expired_sub_close_delay.0.as_secs()));
+                    }
+                }
+                next
+            }
+        }
+    }
+
+    fn pong_expected(&self) -> bool {
+        self.transport.bidirectional && !self.hub.config().client.pong_timeout.0.is_zero()
+    }
+
+    /// Releases everything the connection holds in the hub. Call once when it ends.
+    pub async fn close(&mut self) {
+        for (channel, _) in std::mem::take(&mut self.subs) {
+            self.hub.unsubscribe(&channel, self.conn).await;
+        }
+        if self.registered {
+            self.hub.unregister(&self.client);
+            self.registered = false;
+        }
+    }
+}

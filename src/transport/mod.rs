@@ -1,0 +1,108 @@
+//! Transports move bytes between sockets and sessions; nothing else.
+//!
+//! Shared here: the clock every transport feeds its session, and the writer's batching:
+//! everything an outbox holds is drained at once and encoded into one buffer, so a burst
+//! of publications costs one frame and one write per connection.
+
+pub mod websocket;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::hub::{Codec, Control, Outgoing};
+use crate::protocol::json;
+
+/// Largest batch written as one frame, in bytes. Bounds the writer's buffer while a
+/// burst drains; the rest goes in the next frame.
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// Unix time in milliseconds: the `now` sessions are driven with.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Encodes drained items as newline-joined JSON into `out`, starting at `items[*next]`,
+/// until `MAX_BATCH_BYTES` is reached. Control events are moved to `controls` for the
+/// session. Returns the number of messages encoded.
+pub fn encode_json_batch(
+    items: &mut [Option<Outgoing>],
+    next: &mut usize,
+    out: &mut Vec<u8>,
+    codec: Codec,
+    controls: &mut Vec<Control>,
+) -> usize {
+    let wrapped = codec == Codec::Json;
+    let mut count = 0;
+    while *next < items.len() && out.len() < MAX_BATCH_BYTES {
+        let Some(item) = items[*next].take() else {
+            *next += 1;
+            continue;
+        };
+        *next += 1;
+        let start = out.len();
+        if start > 0 {
+            out.push(b'\n');
+        }
+        match item {
+            Outgoing::Publication(p) => out.extend_from_slice(p.encoded(codec)),
+            Outgoing::Reply(r) => json::encode_reply(out, &r),
+            Outgoing::Push(p) => json::encode_push(out, &p, wrapped),
+            Outgoing::Ping => out.extend_from_slice(json::PING),
+            Outgoing::Control(c) => {
+                out.truncate(start);
+                controls.push(c);
+                continue;
+            }
+        }
+        count += 1;
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::hub::SharedPublication;
+    use crate::protocol::{Publication, Reply, ReplyBody};
+
+    #[test]
+    fn batches_are_newline_joined_without_blank_lines() {
+        let p = SharedPublication::new(Arc::new(Publication {
+            channel: "c".into(),
+            data: Bytes::from_static(b"1"),
+            ..Default::default()
+        }));
+        let mut items = vec![
+            Some(Outgoing::Reply(Reply { id: 1, body: ReplyBody::Publish })),
+            Some(Outgoing::Control(Control::Unsubscribe(Default::default(), "c".into()))),
+            Some(Outgoing::Publication(p)),
+            Some(Outgoing::Ping),
+        ];
+        let (mut out, mut controls, mut next) = (Vec::new(), Vec::new(), 0);
+        let n = encode_json_batch(&mut items, &mut next, &mut out, Codec::Json, &mut controls);
+        assert_eq!(n, 3);
+        assert_eq!(controls.len(), 1);
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "{\"id\":1,\"publish\":{}}\n{\"push\":{\"channel\":\"c\",\"pub\":{\"data\":1}}}\n{}"
+        );
+    }
+
+    #[test]
+    fn a_batch_stops_at_the_byte_cap() {
+        let p = SharedPublication::new(Arc::new(Publication {
+            channel: "c".into(),
+            data: Bytes::from(vec![b'1'; 100_000]),
+            ..Default::default()
+        }));
+        let mut items: Vec<_> = (0..5).map(|_| Some(Outgoing::Publication(p.clone()))).collect();
+        let (mut out, mut controls, mut next) = (Vec::new(), Vec::new(), 0);
+        assert_eq!(encode_json_batch(&mut items, &mut next, &mut out, Codec::Json, &mut controls), 3);
+        out.clear();
+        assert_eq!(encode_json_batch(&mut items, &mut next, &mut out, Codec::Json, &mut controls), 2);
+        assert_eq!(next, 5);
+    }
+}

@@ -1,0 +1,215 @@
+//! `/connection/websocket`: Centrifugo protocol v2 JSON over WebSocket text frames.
+//!
+//! One task per connection selects over three things: inbound frames (decoded and handed
+//! to the session in order), the outbox (drained whole and written as one frame of
+//! newline-joined messages) and the session's next timer. Disconnects are close frames
+//! carrying the code and a plain-text reason.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::{encode_json_batch, now_ms};
+use crate::hub::{Codec, Drained, Hub, Outbox};
+use crate::protocol::codes::WS_MESSAGE_TOO_BIG;
+use crate::protocol::{framing, json, Disconnect};
+use crate::session::{Auth, Session, TransportInfo};
+
+/// How long we wait for the client's close frame after sending ours.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Read buffer per connection, in bytes. Small, because idle connections should cost
+/// little; frames larger than this are read in several steps.
+const READ_BUFFER_BYTES: usize = 4096;
+
+const INFO: TransportInfo = TransportInfo { name: "websocket", bidirectional: true, emulation: false };
+
+/// What the WebSocket endpoint needs.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    /// The hub.
+    pub hub: Hub,
+    /// Token verifiers.
+    pub auth: Arc<Auth>,
+}
+
+/// Routes of this transport.
+pub fn router(ctx: Ctx) -> Router {
+    Router::new().route("/connection/websocket", get(upgrade)).with_state(ctx)
+}
+
+/// Whether a request's `Origin` (if any) is allowed by `client.allowed_origins`. Requests
+/// without an Origin (native and Node clients) are always allowed; with an empty list,
+/// any Origin is refused, as Centrifugo does.
+pub fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else { return true };
+    let Ok(origin) = origin.to_str() else { return false };
+    let origin = origin.to_ascii_lowercase();
+    allowed.iter().any(|pattern| crate::hub::glob_match(&pattern.to_ascii_lowercase(), &origin))
+}
+
+async fn upgrade(State(ctx): State<Ctx>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if !origin_allowed(&ctx.hub.config().client.allowed_origins, &headers) {
+        tracing::info!(origin = ?headers.get("origin"), "websocket origin rejected");
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    if ctx.hub.is_shutting_down() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    let limit = ctx.hub.config().websocket.message_size_limit;
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| run(ctx, socket))
+}
+
+/// Drives one WebSocket connection until it closes.
+pub async fn run(ctx: Ctx, mut ws: WebSocket) {
+    let metrics = ctx.hub.metrics().clone();
+    let tm = metrics.transport(INFO.name);
+    tm.accepted.fetch_add(1, Ordering::Relaxed);
+    tm.connections.fetch_add(1, Ordering::Relaxed);
+    let cfg = ctx.hub.config().clone();
+    let outbox = Outbox::new(cfg.client.queue_max_size);
+    let mut session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), INFO, now_ms());
+    let write_timeout = cfg.websocket.write_timeout.0;
+    let mut drained = Vec::new();
+    let mut controls = Vec::new();
+    let mut frame = Vec::new();
+
+    let close: Option<Disconnect> = loop {
+        let wait = Duration::from_millis(session.next_deadline().saturating_sub(now_ms()));
+        tokio::select! {
+            biased;
+            () = outbox.notified() => {
+                let status = outbox.drain(&mut drained);
+                let mut items: Vec<_> = drained.drain(..).map(Some).collect();
+                let mut next = 0;
+                let mut failed = false;
+                while next < items.len() {
+                    frame.clear();
+                    let n = encode_json_batch(&mut items, &mut next, &mut frame, Codec::Json, &mut controls);
+                    if n == 0 {
+                        continue;
+                    }
+                    let text = match String::from_utf8(std::mem::take(&mut frame)) {
+                        Ok(t) => t,
+                        Err(_) => { failed = true; break; }
+                    };
+                    let len = text.len() as u64;
+                    match tokio::time::timeout(write_timeout, ws.send(Message::Text(text.into()))).await {
+                        Ok(Ok(())) => {
+                            tm.messages_sent.fetch_add(n as u64, Ordering::Relaxed);
+                            tm.bytes_sent.fetch_add(len, Ordering::Relaxed);
+                        }
+                        _ => { failed = true; break; }
+                    }
+                }
+                if failed {
+                    break Some(Disconnect::WRITE_ERROR);
+                }
+                if let Drained::Close(d) = status {
+                    break Some(d);
+                }
+                for control in controls.drain(..) {
+                    if let Err(d) = session.handle_control(control, now_ms()).await {
+                        outbox.close(d);
+                    }
+                }
+                // Release what a burst grew, so idle connections hold no buffers.
+                if frame.capacity() > READ_BUFFER_BYTES {
+                    frame = Vec::new();
+                }
+                if drained.capacity() > 64 {
+                    drained = Vec::new();
+                }
+            }
+            msg = ws.recv() => {
+                let msg = match msg {
+                    None => break None,
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => break read_error_close(e),
+                };
+                if outbox.is_closing() {
+                    continue;
+                }
+                match msg {
+                    Message::Text(text) => {
+                        tm.bytes_received.fetch_add(text.len() as u64, Ordering::Relaxed);
+                        if let Err(d) = handle_frame(&mut session, text.as_bytes(), &metrics).await {
+                            outbox.close(d);
+                        }
+                    }
+                    Message::Binary(_) => outbox.close(Disconnect::INAPPROPRIATE_PROTOCOL),
+                    Message::Close(_) => break None,
+                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+            }
+            () = tokio::time::sleep(wait) => {
+                if let Err(d) = session.tick(now_ms()).await {
+                    outbox.close(d);
+                }
+            }
+        }
+    };
+
+    session.close().await;
+    if let Some(d) = close {
+        metrics.disconnects.inc(&d.code.to_string());
+        if d == Disconnect::SLOW {
+            tracing::debug!(client = %session.client_id(), "slow client disconnected");
+        }
+        let frame = CloseFrame { code: d.code, reason: d.reason.as_ref().into() };
+        if tokio::time::timeout(write_timeout, ws.send(Message::Close(Some(frame)))).await.is_ok() {
+            // Give the client a moment to answer the close handshake.
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                while let Some(Ok(m)) = ws.recv().await {
+                    if matches!(m, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
+    tm.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Decodes a text frame and hands its commands to the session in order.
+async fn handle_frame(
+    session: &mut Session,
+    frame: &[u8],
+    metrics: &crate::metrics::Metrics,
+) -> Result<(), Disconnect> {
+    let mut count = 0u64;
+    for line in framing::lines(frame) {
+        let cmd = json::decode_command(line).map_err(|_| Disconnect::BAD_REQUEST)?;
+        count += 1;
+        metrics.transport(INFO.name).messages_received.fetch_add(1, Ordering::Relaxed);
+        session.handle(cmd, now_ms()).await?;
+    }
+    if count == 0 {
+        return Err(Disconnect::BAD_REQUEST);
+    }
+    Ok(())
+}
+
+/// The close to send after a read error, when the socket can still take one.
+fn read_error_close(e: axum::Error) -> Option<Disconnect> {
+    let inner = e.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => {
+            Some(Disconnect { code: WS_MESSAGE_TOO_BIG, reason: "message size limit exceeded".into() })
+        }
+        Some(tungstenite::Error::Utf8(_)) => Some(Disconnect::BAD_REQUEST),
+        _ => None,
+    }
+}
