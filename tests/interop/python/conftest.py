@@ -62,9 +62,10 @@ class Clients:
     async def connected(self, user: Optional[str] = None, **options) -> Tuple[Client, ClientEvents]:
         """A new client, connected; fails the test if it does not connect in time."""
         client, events = self.new(user=user, **options)
+        # connect() returns once the first attempt is over: connected or failed.
         await asyncio.wait_for(client.connect(), WAIT * 2)
+        assert client.state == ClientState.CONNECTED, f"not connected: {events.log!r}"
         await events.next("on_connected")
-        assert client.state == ClientState.CONNECTED
         return client, events
 
     async def close(self) -> None:
