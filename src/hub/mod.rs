@@ -21,7 +21,7 @@ use bytes::Bytes;
 
 pub use broker::{Broker, BrokerError, BrokerHandler, HistoryOptions, PublishOptions, PublishOutcome};
 pub use channel::{ChannelName, Channels, Resolved};
-pub use outbox::{Drained, Outbox, Outgoing};
+pub use outbox::{Drained, Outbox, Outgoing, Pushed};
 pub use publication::{Codec, SharedPublication};
 pub use registry::{Registry, Subscriber};
 
@@ -390,15 +390,10 @@ impl Hub {
 impl BrokerHandler for Inner {
     fn handle_publication(&self, publication: Arc<Publication>) {
         let shared = SharedPublication::new(publication);
-        let mut slow = 0u64;
+        // A full outbox turns its connection slow by itself; the writer reports it.
         self.registry.for_each(&shared.publication.channel, |sub| {
-            if !sub.outbox.push(Outgoing::Publication(shared.clone())) && !sub.outbox.is_closing() {
-                slow += 1;
-            }
+            let _ = sub.outbox.push(Outgoing::Publication(shared.clone()));
         });
-        if slow > 0 {
-            self.metrics.slow_disconnects.fetch_add(slow, Ordering::Relaxed);
-        }
     }
 
     fn handle_control(&self, control: Control) {
@@ -417,7 +412,7 @@ impl BrokerHandler for Inner {
                     continue;
                 }
             }
-            entry.outbox.push(Outgoing::Control(control.clone()));
+            let _ = entry.outbox.push(Outgoing::Control(control.clone()));
         }
     }
 }

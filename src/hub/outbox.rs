@@ -60,6 +60,17 @@ pub enum Drained {
     Close(Disconnect),
 }
 
+/// What happened to a pushed item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued for the writer.
+    Queued,
+    /// Dropped: the connection is already closing.
+    Closed,
+    /// Dropped, and this push made the connection slow (it will close with 3008).
+    Slow,
+}
+
 /// A connection's bounded outbound queue.
 #[derive(Debug)]
 pub struct Outbox {
@@ -80,12 +91,12 @@ impl Outbox {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Queues an item. Returns false when the connection is closing or just became slow.
-    pub fn push(&self, item: Outgoing) -> bool {
+    /// Queues an item (see [`Pushed`]).
+    pub fn push(&self, item: Outgoing) -> Pushed {
         let cost = item.cost();
         let mut st = self.lock();
         if st.closing.is_some() {
-            return false;
+            return Pushed::Closed;
         }
         if st.bytes + cost > self.max_bytes && !matches!(item, Outgoing::Control(_)) {
             st.items = VecDeque::new();
@@ -93,7 +104,7 @@ impl Outbox {
             st.closing = Some(Disconnect::SLOW);
             drop(st);
             self.notify.notify_one();
-            return false;
+            return Pushed::Slow;
         }
         st.bytes += cost;
         let was_empty = st.items.is_empty();
@@ -102,7 +113,7 @@ impl Outbox {
         if was_empty {
             self.notify.notify_one();
         }
-        true
+        Pushed::Queued
     }
 
     /// Asks the writer to flush what is queued and close with `reason`. The first reason wins.
@@ -118,6 +129,11 @@ impl Outbox {
     /// Whether the connection is closing (slow, disconnected or shutting down).
     pub fn is_closing(&self) -> bool {
         self.lock().closing.is_some()
+    }
+
+    /// Why the connection is closing, if it is.
+    pub fn closing_reason(&self) -> Option<Disconnect> {
+        self.lock().closing.clone()
     }
 
     /// Moves everything pending into `out` (in order) and reports whether to close.
@@ -163,8 +179,8 @@ mod tests {
     #[test]
     fn drains_in_order() {
         let o = Outbox::new(10_000);
-        assert!(o.push(Outgoing::Ping));
-        assert!(o.push(Outgoing::Publication(publication(10))));
+        assert_eq!(o.push(Outgoing::Ping), Pushed::Queued);
+        assert_eq!(o.push(Outgoing::Publication(publication(10))), Pushed::Queued);
         let mut out = Vec::new();
         assert_eq!(o.drain(&mut out), Drained::Open);
         assert!(matches!(out[0], Outgoing::Ping));
@@ -176,10 +192,10 @@ mod tests {
     fn overflow_marks_slow_and_drops_the_queue() {
         let o = Outbox::new(1000);
         let p = publication(400);
-        assert!(o.push(Outgoing::Publication(p.clone())));
-        assert!(o.push(Outgoing::Publication(p.clone())));
-        assert!(!o.push(Outgoing::Publication(p.clone())), "third one overflows");
-        assert!(!o.push(Outgoing::Ping), "closed after overflow");
+        assert_eq!(o.push(Outgoing::Publication(p.clone())), Pushed::Queued);
+        assert_eq!(o.push(Outgoing::Publication(p.clone())), Pushed::Queued);
+        assert_eq!(o.push(Outgoing::Publication(p.clone())), Pushed::Slow, "third one overflows");
+        assert_eq!(o.push(Outgoing::Ping), Pushed::Closed, "closed after overflow");
         let mut out = Vec::new();
         assert_eq!(o.drain(&mut out), Drained::Close(Disconnect::SLOW));
         assert!(out.is_empty(), "a slow connection's queue is not flushed");
@@ -188,7 +204,7 @@ mod tests {
     #[test]
     fn close_flushes_pending_and_first_reason_wins() {
         let o = Outbox::new(1000);
-        assert!(o.push(Outgoing::Ping));
+        assert_eq!(o.push(Outgoing::Ping), Pushed::Queued);
         o.close(Disconnect::SHUTDOWN);
         o.close(Disconnect::BAD_REQUEST);
         let mut out = Vec::new();

@@ -114,7 +114,12 @@ pub async fn run(ctx: Ctx, mut ws: WebSocket) {
                     }
                 }
                 if failed {
-                    break Some(Disconnect::WRITE_ERROR);
+                    // A writer stuck on a full socket is usually also the reason its queue
+                    // overflowed; report the slow verdict when there is one.
+                    break Some(match outbox.closing_reason() {
+                        Some(d) if d == Disconnect::SLOW => d,
+                        _ => Disconnect::WRITE_ERROR,
+                    });
                 }
                 if let Drained::Close(d) = status {
                     break Some(d);
@@ -165,6 +170,7 @@ pub async fn run(ctx: Ctx, mut ws: WebSocket) {
     if let Some(d) = close {
         metrics.disconnects.inc(&d.code.to_string());
         if d == Disconnect::SLOW {
+            metrics.slow_disconnects.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(client = %session.client_id(), "slow client disconnected");
         }
         let frame = CloseFrame { code: d.code, reason: d.reason.as_ref().into() };
