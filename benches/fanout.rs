@@ -1,1 +1,2 @@
+//! Fan-out benchmark (placeholder until the real one lands).
 fn main() {}

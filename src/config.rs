@@ -98,9 +98,9 @@ impl fmt::Display for Dur {
             f.write_str("0s")
         } else if d.subsec_nanos() == 0 {
             let s = d.as_secs();
-            if s % 3600 == 0 {
+            if s.is_multiple_of(3600) {
                 write!(f, "{}h", s / 3600)
-            } else if s % 60 == 0 {
+            } else if s.is_multiple_of(60) {
                 write!(f, "{}m", s / 60)
             } else {
                 write!(f, "{s}s")
@@ -586,7 +586,7 @@ impl Config {
 
 impl ChannelOptions {
     fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        if (self.history_size > 0) != !self.history_ttl.0.is_zero() {
+        if (self.history_size > 0) == self.history_ttl.0.is_zero() {
             return Err(ConfigError::invalid(
                 format!("{key}.history_size"),
                 "history needs both history_size and history_ttl greater than 0",

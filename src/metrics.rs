@@ -87,7 +87,8 @@ impl Metrics {
     /// reads at scrape time (channels, subscriptions, users).
     pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
         let mut out = String::with_capacity(4096);
-        let per_transport: [(&str, &str, &str, fn(&TransportMetrics) -> u64); 6] = [
+        type Read = fn(&TransportMetrics) -> u64;
+        let per_transport: [(&str, &str, &str, Read); 6] = [
             ("tidewire_transport_connections", "gauge", "Open client connections.", |t| {
                 t.connections.load(Ordering::Relaxed).max(0) as u64
             }),

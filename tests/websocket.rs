@@ -120,20 +120,20 @@ async fn subscription_token_grants_a_private_channel() {
     let srv = start("").await;
     let (mut ws, connect) = srv.client("u1").await;
     let client = connect["client"].as_str().expect("client id").to_owned();
-    let good = token_with(json!({"sub": "u1", "channel": "$room", "client": client, "info": {"role": "mod"}}));
+    let good = token_with(&json!({"sub": "u1", "channel": "$room", "client": client, "info": {"role": "mod"}}));
     ws.send(&json!({"id": 2, "subscribe": {"channel": "$room", "token": good}})).await;
     assert!(ws.reply(2).await["subscribe"].is_object());
-    let wrong_user = token_with(json!({"sub": "u2", "channel": "$other"}));
+    let wrong_user = token_with(&json!({"sub": "u2", "channel": "$other"}));
     ws.send(&json!({"id": 3, "subscribe": {"channel": "$other", "token": wrong_user}})).await;
     assert_eq!(ws.reply(3).await["error"]["code"], 103);
-    let wrong_channel = token_with(json!({"sub": "u1", "channel": "$x"}));
+    let wrong_channel = token_with(&json!({"sub": "u1", "channel": "$x"}));
     ws.send(&json!({"id": 4, "subscribe": {"channel": "$y", "token": wrong_channel}})).await;
     assert_eq!(ws.reply(4).await["error"]["code"], 103);
-    let expired = token_with(json!({"sub": "u1", "channel": "$z", "exp": common::now_secs() - 5}));
+    let expired = token_with(&json!({"sub": "u1", "channel": "$z", "exp": common::now_secs() - 5}));
     ws.send(&json!({"id": 5, "subscribe": {"channel": "$z", "token": expired}})).await;
     assert_eq!(ws.reply(5).await["error"]["code"], 109);
     // sub_refresh with a fresh token extends the subscription.
-    let fresh = token_with(json!({"sub": "u1", "channel": "$room", "exp": common::now_secs() + 100}));
+    let fresh = token_with(&json!({"sub": "u1", "channel": "$room", "exp": common::now_secs() + 100}));
     ws.send(&json!({"id": 6, "sub_refresh": {"channel": "$room", "token": fresh}})).await;
     let r = ws.reply(6).await;
     assert_eq!(r["sub_refresh"]["expires"], true, "{r}");
@@ -144,7 +144,7 @@ async fn subscription_token_grants_a_private_channel() {
 async fn token_channels_claim_makes_server_side_subscriptions() {
     let srv = start("").await;
     let mut ws = srv.ws().await;
-    let t = token_with(json!({"sub": "5", "channels": ["news", "chat:a"]}));
+    let t = token_with(&json!({"sub": "5", "channels": ["news", "chat:a"]}));
     ws.send(&json!({"id": 1, "connect": {"token": t}})).await;
     let reply = ws.reply(1).await;
     assert_eq!(reply["connect"]["subs"], json!({"chat:a": {}, "news": {}}));

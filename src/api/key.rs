@@ -39,10 +39,10 @@ fn presented<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a s
     }
     if let Some(v) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let mut parts = v.split_whitespace();
-        if let (Some(scheme), Some(key), None) = (parts.next(), parts.next(), parts.next()) {
-            if scheme.eq_ignore_ascii_case("apikey") {
-                return Some(key);
-            }
+        if let (Some(scheme), Some(key), None) = (parts.next(), parts.next(), parts.next())
+            && scheme.eq_ignore_ascii_case("apikey")
+        {
+            return Some(key);
         }
     }
     query?.split('&').find_map(|pair| pair.strip_prefix("api_key="))

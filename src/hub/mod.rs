@@ -282,12 +282,12 @@ impl Hub {
     /// Removes a connection from the index.
     pub fn unregister(&self, client: &str) {
         let mut conns = self.conns();
-        if let Some(entry) = conns.by_client.remove(client) {
-            if let Some(list) = conns.by_user.get_mut(&entry.user) {
-                list.retain(|c| c != client);
-                if list.is_empty() {
-                    conns.by_user.remove(&entry.user);
-                }
+        if let Some(entry) = conns.by_client.remove(client)
+            && let Some(list) = conns.by_user.get_mut(&entry.user)
+        {
+            list.retain(|c| c != client);
+            if list.is_empty() {
+                conns.by_user.remove(&entry.user);
             }
         }
     }
@@ -304,10 +304,10 @@ impl Hub {
 
     /// Removes a local subscriber.
     pub async fn unsubscribe(&self, channel: &str, conn: u64) {
-        if self.inner.registry.remove(channel, conn) {
-            if let Err(e) = self.inner.broker.unsubscribe(channel).await {
-                tracing::warn!(channel, error = %e, "broker unsubscribe failed");
-            }
+        if self.inner.registry.remove(channel, conn)
+            && let Err(e) = self.inner.broker.unsubscribe(channel).await
+        {
+            tracing::warn!(channel, error = %e, "broker unsubscribe failed");
         }
     }
 
@@ -407,10 +407,10 @@ impl BrokerHandler for Inner {
             {
                 continue;
             }
-            if let Control::Disconnect(_, whitelist, _) = &control {
-                if whitelist.contains(&entry.client) {
-                    continue;
-                }
+            if let Control::Disconnect(_, whitelist, _) = &control
+                && whitelist.contains(&entry.client)
+            {
+                continue;
             }
             let _ = entry.outbox.push(Outgoing::Control(control.clone()));
         }

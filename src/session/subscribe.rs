@@ -13,10 +13,10 @@ impl Session {
         let (name, resolved) = self.hub.channels().parse(&req.channel).map_err(|e| e.client_error())?;
         let o = &resolved.options;
         let insecure = self.hub.config().client.insecure;
-        if let Some(re) = &resolved.regex {
-            if !re.is_match(name.name) {
-                return Err(ClientError::PermissionDenied);
-            }
+        if let Some(re) = &resolved.regex
+            && !re.is_match(name.name)
+        {
+            return Err(ClientError::PermissionDenied);
         }
         if !req.token.is_empty() {
             let claims = match self.auth.subscribe.subscribe(&req.token, now_ms / 1000) {

@@ -1,0 +1,152 @@
+//! Session flows driven without sockets: commands in, outbox contents out, time stepped.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::*;
+use crate::broker::MemoryBroker;
+use crate::config::Config;
+use crate::hub::Drained;
+use crate::metrics::Metrics;
+use crate::protocol::{CommandBody, ConnectRequest, SubscribeRequest, UnsubscribeReason};
+
+const SECRET: &str = "s";
+/// A fixed "now" (unix ms) so expiries are exact.
+const T0: u64 = 1_800_000_000_000;
+
+fn setup(extra: &str) -> (Hub, Arc<Auth>) {
+    let text = format!(
+        "[client.token]\nhmac_secret_key = \"{SECRET}\"\n[channel.without_namespace]\nallow_subscribe_for_client = true\n{extra}"
+    );
+    let config = Config::from_text(&text).expect("config").config;
+    let auth = Auth::from_config(&config.client).expect("auth");
+    (Hub::new(Arc::new(config), MemoryBroker::new(), Arc::new(Metrics::default())), auth)
+}
+
+const WS: TransportInfo = TransportInfo { name: "websocket", bidirectional: true, emulation: false };
+
+fn session(hub: &Hub, auth: &Arc<Auth>) -> (Session, Arc<Outbox>) {
+    let outbox = Outbox::new(1 << 20);
+    (Session::new(hub.clone(), auth.clone(), outbox.clone(), WS, T0), outbox)
+}
+
+#[allow(clippy::needless_pass_by_value)]
+fn token(claims: serde_json::Value) -> String {
+    #[allow(clippy::needless_pass_by_value)]
+    let claims = &claims;
+    crate::auth::jwt::mint_hs256(SECRET, claims).expect("mint")
+}
+
+fn connect_cmd(claims: serde_json::Value) -> Command {
+    Command { id: 1, body: CommandBody::Connect(ConnectRequest { token: token(claims), ..Default::default() }) }
+}
+
+fn drain(outbox: &Outbox) -> (Vec<Outgoing>, Drained) {
+    let mut out = Vec::new();
+    let status = outbox.drain(&mut out);
+    (out, status)
+}
+
+#[tokio::test]
+async fn subscribe_reply_precedes_publications() {
+    let (hub, auth) = setup("");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+    let sub = Command { id: 2, body: CommandBody::Subscribe(SubscribeRequest { channel: "c".into(), ..Default::default() }) };
+    s.handle(sub, T0).await.expect("subscribe");
+    hub.publish(crate::hub::PublishRequest { channel: "c".into(), data: "1".into(), ..Default::default() })
+        .await
+        .expect("publish");
+    let (items, status) = drain(&outbox);
+    assert_eq!(status, Drained::Open);
+    assert!(matches!(&items[0], Outgoing::Reply(r) if r.id == 1));
+    assert!(matches!(&items[1], Outgoing::Reply(r) if r.id == 2));
+    assert!(matches!(&items[2], Outgoing::Publication(_)));
+    assert_eq!(items.len(), 3);
+    s.close().await;
+    assert_eq!(hub.info().num_channels, 0, "closing releases the subscription");
+    assert_eq!(hub.info().num_clients, 0);
+}
+
+#[tokio::test]
+async fn stale_connection_times_out_at_its_deadline() {
+    let (hub, auth) = setup("");
+    let (mut s, _) = session(&hub, &auth);
+    assert_eq!(s.next_deadline(), T0 + 10_000);
+    assert_eq!(s.tick(T0 + 9_999).await, Ok(()));
+    assert_eq!(s.tick(T0 + 10_000).await, Err(Disconnect::STALE));
+}
+
+#[tokio::test]
+async fn pings_and_the_pong_deadline() {
+    let (hub, auth) = setup("[client]\nping_interval = \"10s\"\npong_timeout = \"4s\"");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+    drain(&outbox);
+    let first = s.next_deadline();
+    assert!((T0 + 5_000..=T0 + 10_000).contains(&first), "first ping is jittered into [interval/2, interval]");
+    s.tick(first).await.expect("ping");
+    let (items, _) = drain(&outbox);
+    assert!(matches!(items.as_slice(), [Outgoing::Ping]));
+    assert_eq!(s.next_deadline(), first + 4_000, "the pong deadline comes before the next ping");
+    // A pong in time clears it.
+    s.handle(Command { id: 0, body: CommandBody::Empty }, first + 1_000).await.expect("pong");
+    assert_eq!(s.next_deadline(), first + 10_000);
+    s.tick(first + 10_000).await.expect("second ping");
+    assert_eq!(s.tick(first + 14_000).await, Err(Disconnect::NO_PONG));
+}
+
+#[tokio::test]
+async fn connection_expires_after_the_grace_period() {
+    let (hub, auth) = setup("");
+    let (mut s, outbox) = session(&hub, &auth);
+    let exp = T0 / 1000 + 60;
+    s.handle(connect_cmd(json!({"sub": "1", "exp": exp})), T0).await.expect("connect");
+    let (items, _) = drain(&outbox);
+    let Outgoing::Reply(Reply { body: ReplyBody::Connect(result), .. }) = &items[0] else { panic!("connect reply") };
+    assert_eq!((result.expiry.expires, result.expiry.ttl), (true, 60));
+    assert_eq!(s.tick(exp * 1000 + 24_000).await.err().filter(|d| *d != Disconnect::NO_PONG), None);
+    let mut s2 = s;
+    s2.pong_deadline_ms = None;
+    assert_eq!(s2.tick(exp * 1000 + 25_000).await, Err(Disconnect::EXPIRED));
+}
+
+#[tokio::test]
+async fn expired_subscription_token_unsubscribes_with_2501() {
+    let (hub, auth) = setup("");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+    let exp = T0 / 1000 + 30;
+    let sub_token = token(json!({"sub": "1", "channel": "$p", "exp": exp}));
+    let cmd = Command {
+        id: 2,
+        body: CommandBody::Subscribe(SubscribeRequest { channel: "$p".into(), token: sub_token, ..Default::default() }),
+    };
+    s.handle(cmd, T0).await.expect("subscribe");
+    drain(&outbox);
+    s.pong_deadline_ms = None;
+    s.next_ping_ms = u64::MAX;
+    assert_eq!(s.next_deadline(), (exp + 25) * 1000);
+    s.tick((exp + 25) * 1000).await.expect("tick");
+    let (items, _) = drain(&outbox);
+    assert!(matches!(
+        items.as_slice(),
+        [Outgoing::Push(Push::Unsubscribe { reason: UnsubscribeReason::Expired, .. })]
+    ));
+    assert_eq!(s.channels().count(), 0);
+    assert_eq!(hub.info().num_subs, 0);
+}
+
+#[tokio::test]
+async fn failed_connect_ignores_commands_then_closes() {
+    let (hub, auth) = setup("");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1", "exp": T0 / 1000 - 1})), T0).await.expect("answered with 109");
+    let (items, _) = drain(&outbox);
+    assert!(matches!(&items[0], Outgoing::Reply(Reply { body: ReplyBody::Error(ClientError::TokenExpired), .. })));
+    let sub = Command { id: 2, body: CommandBody::Subscribe(SubscribeRequest { channel: "c".into(), ..Default::default() }) };
+    assert_eq!(s.handle(sub, T0).await, Ok(()));
+    assert!(drain(&outbox).0.is_empty());
+    assert_eq!(s.tick(T0 + FAILED_CLOSE_DELAY_MS).await, Err(Disconnect::BAD_REQUEST));
+}

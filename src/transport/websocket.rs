@@ -100,9 +100,10 @@ pub async fn run(ctx: Ctx, mut ws: WebSocket) {
                     if n == 0 {
                         continue;
                     }
-                    let text = match String::from_utf8(std::mem::take(&mut frame)) {
-                        Ok(t) => t,
-                        Err(_) => { failed = true; break; }
+                    // Every encoder writes UTF-8 (JSON text); this cannot fail in practice.
+                    let Ok(text) = String::from_utf8(std::mem::take(&mut frame)) else {
+                        failed = true;
+                        break;
                     };
                     let len = text.len() as u64;
                     match tokio::time::timeout(write_timeout, ws.send(Message::Text(text.into()))).await {

@@ -78,11 +78,11 @@ pub fn now_secs() -> u64 {
 
 /// An HS256 token for `user` expiring in `ttl` seconds (negative = already expired).
 pub fn token(user: &str, ttl: i64) -> String {
-    token_with(json!({"sub": user, "exp": (now_secs() as i64 + ttl)}))
+    token_with(&json!({"sub": user, "exp": (now_secs() as i64 + ttl)}))
 }
 
-pub fn token_with(claims: Value) -> String {
-    tidewire::auth::jwt::mint_hs256(SECRET, &claims).expect("mint")
+pub fn token_with(claims: &Value) -> String {
+    tidewire::auth::jwt::mint_hs256(SECRET, claims).expect("mint")
 }
 
 impl TestServer {
@@ -217,10 +217,10 @@ impl Ws {
     pub async fn push(&mut self, kind: &str) -> Value {
         loop {
             let v = self.next().await.unwrap_or_else(|| panic!("closed before a {kind} push"));
-            if let Some(p) = v.get("push") {
-                if p.get(kind).is_some() {
-                    return p.clone();
-                }
+            if let Some(p) = v.get("push")
+                && p.get(kind).is_some()
+            {
+                return p.clone();
             }
         }
     }

@@ -1,0 +1,109 @@
+//! DESIGN.md's dependency rules, checked by scanning every `crate::…` path in each room.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Rooms whose imports are restricted, and what they may name.
+const RULES: &[(&str, &[&str])] = &[
+    ("protocol", &["protocol"]),
+    ("hub", &["hub", "config", "metrics", "protocol"]),
+    ("session", &["session", "hub", "protocol", "auth", "config", "metrics"]),
+    ("auth", &["auth", "config"]),
+    ("transport", &["transport", "session", "hub", "protocol", "config", "metrics"]),
+    ("api", &["api", "session", "hub", "protocol", "config", "metrics"]),
+    ("broker", &["broker", "hub", "protocol", "config"]),
+];
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every room named after `crate::` in the file (in `use` lines and inline paths).
+fn crate_refs(text: &str) -> BTreeSet<String> {
+    let mut rooms = BTreeSet::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(i) = rest.find("crate::") {
+            rest = &rest[i + "crate::".len()..];
+            let room: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if !room.is_empty() {
+                rooms.insert(room);
+            }
+            // `use crate::{a, b}` names several rooms at once.
+            if let Some(grouped) = rest.strip_prefix('{') {
+                let group = grouped.split('}').next().unwrap_or("");
+                for item in group.split(',') {
+                    let room: String =
+                        item.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                    if !room.is_empty() {
+                        rooms.insert(room);
+                    }
+                }
+            }
+        }
+    }
+    rooms
+}
+
+#[test]
+fn rooms_import_only_what_design_allows() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut violations = Vec::new();
+    for (room, allowed) in RULES {
+        let mut files = Vec::new();
+        let dir = src.join(room);
+        if dir.is_dir() {
+            rust_files(&dir, &mut files);
+        }
+        let single = src.join(format!("{room}.rs"));
+        if single.is_file() {
+            files.push(single);
+        }
+        assert!(!files.is_empty(), "room {room} has no files");
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("read");
+            for used in crate_refs(&text) {
+                if !allowed.contains(&used.as_str()) {
+                    violations.push(format!("{} uses crate::{used}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(violations.is_empty(), "dependency rule violations:\n{}", violations.join("\n"));
+}
+
+#[test]
+fn protocol_hub_and_session_name_no_transport_framework_or_engine() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let forbidden = ["axum", "hyper", "tungstenite", "quinn", "wtransport", "h3", "redis", "tokio::net", "MemoryBroker"];
+    let mut violations = Vec::new();
+    for room in ["protocol", "hub", "session"] {
+        let mut files = Vec::new();
+        rust_files(&src.join(room), &mut files);
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("read");
+            for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                for f in forbidden {
+                    if line.contains(&format!("{f}::")) || line.contains(&format!("use {f}")) || line.contains(f) && f == "MemoryBroker" {
+                        violations.push(format!("{}: {}", file.display(), line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn the_scanner_sees_grouped_and_inline_paths() {
+    let refs = crate_refs("use crate::{hub::Hub, protocol};\nlet x = crate::broker::MemoryBroker::new(); // crate::api");
+    assert_eq!(refs, ["broker", "hub", "protocol"].iter().map(|s| s.to_string()).collect());
+}
