@@ -31,6 +31,10 @@ test('server subscribe: client gets a subscribed event, then publications; serve
   assert.deepEqual(await api.unsubscribe({ user, channel }), {});
   const unsubscribed = await events.next('unsubscribed');
   assert.equal(unsubscribed.channel, channel);
+  // The server dropped the subscription itself (the SDK would also ignore stray
+  // publications of a channel it was unsubscribed from).
+  const channels = await api.getChannels({ pattern: channel });
+  assert.equal(channels.channels?.[channel], undefined, JSON.stringify(channels));
 
   // Publish on the old channel, then on a new server-side channel: if the old
   // subscription were still alive its publication would arrive first.

@@ -1,7 +1,14 @@
 """Server API actions (through cent.AsyncClient) on live centrifuge-python
 connections: server-side subscribe, unsubscribe and disconnect."""
 
-from cent import Disconnect, DisconnectRequest, PublishRequest, SubscribeRequest, UnsubscribeRequest
+from cent import (
+    ChannelsRequest,
+    Disconnect,
+    DisconnectRequest,
+    PublishRequest,
+    SubscribeRequest,
+    UnsubscribeRequest,
+)
 from centrifuge import ClientState, SubscriptionState
 
 from support import subscribe, uniq
@@ -24,6 +31,10 @@ async def test_server_subscribe_then_unsubscribe(clients, aapi):
     await aapi.unsubscribe(UnsubscribeRequest(user=user, channel=channel))
     unsubscribed = await events.next("on_unsubscribed")
     assert unsubscribed.channel == channel
+    # The server dropped the subscription itself (the SDK would also ignore stray
+    # publications of a channel it was unsubscribed from).
+    channels = await aapi.channels(ChannelsRequest(pattern=channel))
+    assert channel not in channels.channels
 
     # Publish on the old channel, then on a new server-side channel: if the old
     # subscription were still alive its publication would arrive first.
