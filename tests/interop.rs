@@ -1,0 +1,82 @@
+//! Interop: the real, unmodified Centrifugo SDKs (npm `centrifuge` and `cent.js`, PyPI
+//! `centrifuge-python` and `cent`) against a Tidewire server started here on 127.0.0.1.
+//! The suites live in tests/interop/ (see its README for the contract); scripts/test.sh
+//! installs their pinned packages first.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{API_KEY, SECRET};
+
+/// The config tests/interop/README.md promises the suites.
+const INTEROP_CONFIG: &str = r#"
+[client]
+allowed_origins = []
+[channel.without_namespace]
+allow_subscribe_for_client = true
+allow_publish_for_subscriber = true
+[[channel.namespaces]]
+name = "chat"
+allow_subscribe_for_client = true
+allow_publish_for_subscriber = true
+[[channel.namespaces]]
+name = "readonly"
+allow_subscribe_for_client = true
+"#;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn start() -> common::TestServer {
+    let text = format!(
+        "[http_server]\naddress = \"127.0.0.1\"\nport = 0\n[client.token]\nhmac_secret_key = \"{SECRET}\"\n[http_api]\nkey = \"{API_KEY}\"\n{INTEROP_CONFIG}"
+    );
+    common::start_with_text(&text).await
+}
+
+/// Runs a suite as a child process with the server's address in its environment, off the
+/// async runtime so the server keeps serving, and bounded in time.
+async fn run_suite(srv: &common::TestServer, program: &str, args: &[&str], needs: &Path) {
+    assert!(
+        needs.exists(),
+        "{} is missing: run ./scripts/test.sh once (it installs the interop packages)",
+        needs.display()
+    );
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(root())
+        .env("TIDEWIRE_HTTP", format!("http://{}", srv.addr))
+        .env("TIDEWIRE_WS", srv.ws_url())
+        .env("TIDEWIRE_API_KEY", API_KEY)
+        .env("TIDEWIRE_HMAC_SECRET", SECRET);
+    let label = format!("{program} {}", args.join(" "));
+    let out = tokio::time::timeout(Duration::from_secs(240), tokio::task::spawn_blocking(move || cmd.output()))
+        .await
+        .unwrap_or_else(|_| panic!("{label} took over 240 s"))
+        .expect("join")
+        .unwrap_or_else(|e| panic!("cannot run {label}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("--- {label} stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
+    assert!(out.status.success(), "{label} failed ({}):\n{stdout}\n{stderr}", out.status);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn centrifuge_js_and_cent_js() {
+    let srv = start().await;
+    let modules = root().join("tests/interop/js/node_modules/centrifuge");
+    run_suite(&srv, "node", &["--test", "--test-concurrency=1", "tests/interop/js/"], &modules).await;
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn centrifuge_python_and_cent() {
+    let srv = start().await;
+    let marker = root().join("tests/interop/python/requirements.txt");
+    run_suite(&srv, "python3", &["-m", "pytest", "-q", "tests/interop/python"], &marker).await;
+    srv.shutdown().await;
+}
