@@ -3,7 +3,7 @@
 # (root, Rust toolchain, Node 20 + npm, Python 3.11 + pip) or a developer's.
 #
 #   1. installs what the tests need and the machine lacks: Debian packages,
-#      the interop suites' npm and PyPI packages (skipped when up to date);
+#      the interop suites' npm and Python packages (skipped when up to date);
 #   2. cargo clippy --all-targets -- -D warnings;
 #   3. cargo test --all-targets (tests/interop.rs runs the SDK suites in
 #      tests/interop/, see tests/interop/README.md);

@@ -150,14 +150,14 @@ pub struct Config {
     pub http_api: HttpApi,
     /// Bidirectional WebSocket transport.
     pub websocket: WebSocketConfig,
-    /// HTTP-streaming transport (bidirectional emulation).
+    /// HTTP-streaming transport (bidirectional emulation). Off by default.
     pub http_stream: Toggle,
-    /// SSE transport (bidirectional emulation).
+    /// SSE transport (bidirectional emulation). Off by default.
     pub sse: Toggle,
-    /// `/health` endpoint.
-    pub health: Toggle,
-    /// `/metrics` endpoint.
-    pub prometheus: Toggle,
+    /// `/health` endpoint. On by default.
+    pub health: OnToggle,
+    /// `/metrics` endpoint. On by default.
+    pub prometheus: OnToggle,
     /// Graceful shutdown.
     pub shutdown: Shutdown,
 }
@@ -451,15 +451,23 @@ impl Default for WebSocketConfig {
     }
 }
 
-/// A block that only switches something on or off.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A block that only switches something on (off by default).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct Toggle {
     /// On or off.
     pub enabled: bool,
 }
 
-impl Default for Toggle {
+/// A block that only switches something off (on by default).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OnToggle {
+    /// On or off.
+    pub enabled: bool,
+}
+
+impl Default for OnToggle {
     fn default() -> Self {
         Self { enabled: true }
     }

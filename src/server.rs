@@ -100,6 +100,11 @@ impl Running {
 
 /// Starts the server on `config` (secrets must be filled in already; see [`fill_secrets`]).
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    for (key, on) in [("http_stream.enabled", config.http_stream.enabled), ("sse.enabled", config.sse.enabled)] {
+        if on {
+            tracing::warn!(key, "this transport is not available in this version of Tidewire; WebSocket serves clients");
+        }
+    }
     let config = Arc::new(config);
     let auth = Auth::from_config(&config.client).map_err(StartError::Config)?;
     let metrics = Arc::new(Metrics::default());

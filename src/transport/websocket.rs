@@ -63,6 +63,11 @@ async fn upgrade(State(ctx): State<Ctx>, headers: HeaderMap, ws: WebSocketUpgrad
     if ctx.hub.is_shutting_down() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
+    // Over the node's connection limit: 503 before the upgrade, so SDKs back off and retry.
+    let limit = ctx.hub.config().client.connection_limit;
+    if limit > 0 && ctx.hub.metrics().total_connections() >= limit as i64 {
+        return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
+    }
     let limit = ctx.hub.config().websocket.message_size_limit;
     ws.max_message_size(limit)
         .max_frame_size(limit)
