@@ -160,6 +160,11 @@ pub struct Config {
     pub prometheus: OnToggle,
     /// Graceful shutdown.
     pub shutdown: Shutdown,
+    /// WebTransport on the client UDP port (Centrifugo-compatible and native modes). On by default.
+    pub webtransport: WebTransportConfig,
+    /// The client UDP port: one QUIC endpoint for WebTransport (ALPN `h3`) and raw QUIC
+    /// (ALPN `tidewire/1`).
+    pub quic: QuicConfig,
 }
 
 /// `http_server.*`
@@ -170,11 +175,156 @@ pub struct HttpServer {
     pub address: String,
     /// TCP port. Default 8000; 0 picks a free port (tests).
     pub port: u16,
+    /// The certificate of every TLS listener (the QUIC endpoint and the HTTP/3 API).
+    pub tls: TlsConfig,
+    /// The server API over HTTP/3 on its own UDP port.
+    pub http3: Http3Config,
 }
 
 impl Default for HttpServer {
     fn default() -> Self {
-        Self { address: "127.0.0.1".into(), port: 8000 }
+        Self { address: "127.0.0.1".into(), port: 8000, tls: TlsConfig::default(), http3: Http3Config::default() }
+    }
+}
+
+/// `http_server.tls.*`: which certificate QUIC and HTTP/3 present.
+///
+/// Off (the default): a development certificate (ECDSA P-256, self-signed, valid under 14
+/// days so browsers accept it through `serverCertificateHashes`) is generated into
+/// `dev_dir`, reused while valid and renewed before it expires; its SHA-256 is served at
+/// `GET /webtransport/cert-hash`. On: `cert_pem` and `key_pem` are used as they are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// Use `cert_pem`/`key_pem` instead of a development certificate. Default false.
+    pub enabled: bool,
+    /// Certificate chain: a PEM file path or the PEM text itself.
+    pub cert_pem: String,
+    /// Private key (PKCS#8, SEC1 or PKCS#1): a PEM file path or the PEM text itself.
+    pub key_pem: String,
+    /// Where development certificates are kept. Default `certs`.
+    pub dev_dir: String,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self { enabled: false, cert_pem: String::new(), key_pem: String::new(), dev_dir: "certs".into() }
+    }
+}
+
+/// `http_server.http3.*`: the server API (`/api`, `/api/<method>`) over HTTP/3.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Http3Config {
+    /// Serve the API over HTTP/3. Default true.
+    pub enabled: bool,
+    /// UDP port on `http_server.address`. Default 9000, or 0 (a free port) when
+    /// `http_server.port` is 0, so servers started on free ports never collide.
+    #[serde(deserialize_with = "optional_port")]
+    pub port: Option<u16>,
+}
+
+impl Default for Http3Config {
+    fn default() -> Self {
+        Self { enabled: true, port: None }
+    }
+}
+
+impl Http3Config {
+    /// Default UDP port of the HTTP/3 API.
+    pub const DEFAULT_PORT: u16 = 9000;
+
+    /// The UDP port to bind, given the HTTP server's TCP port.
+    pub fn port_for(&self, http_port: u16) -> u16 {
+        self.port.unwrap_or(if http_port == 0 { 0 } else { Self::DEFAULT_PORT })
+    }
+}
+
+/// `webtransport.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebTransportConfig {
+    /// Accept WebTransport sessions (ALPN `h3`) on the client UDP port. Default true.
+    pub enabled: bool,
+    /// Largest inbound message in bytes, in both modes (a larger one closes with 3501). Default 65,536.
+    pub message_size_limit: usize,
+}
+
+impl Default for WebTransportConfig {
+    fn default() -> Self {
+        Self { enabled: true, message_size_limit: 65_536 }
+    }
+}
+
+/// `quic.*`: the client UDP port and its QUIC limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QuicConfig {
+    /// Accept raw QUIC connections (ALPN `tidewire/1`, native mode). Default true.
+    pub enabled: bool,
+    /// UDP port on `http_server.address`. Default: the same number as `http_server.port`.
+    #[serde(deserialize_with = "optional_port")]
+    pub port: Option<u16>,
+    /// Also bind the IPv6 counterpart of `http_server.address` (`::1` for `127.0.0.1`,
+    /// `::` for `0.0.0.0`) on the same port: Chromium resolves `localhost` to `::1` for
+    /// QUIC and does not fall back. Default true.
+    pub ipv6: bool,
+    /// Open QUIC connections per endpoint; more are refused. Default 10,000.
+    pub max_connections: usize,
+    /// Bidirectional streams a client may have open at once (the control stream, a
+    /// WebTransport CONNECT). Default 8.
+    pub max_bidi_streams: u32,
+    /// Unidirectional streams a client may have open at once (HTTP/3 control and QPACK
+    /// streams). Default 8.
+    pub max_uni_streams: u32,
+    /// Bytes a peer may send on one stream before we read it (flow control). Default 256 KiB.
+    pub stream_receive_window: u32,
+    /// A connection silent this long is closed. Default 30s.
+    pub idle_timeout: Dur,
+    /// Interval of QUIC keep-alive pings from the server. Default 10s.
+    pub keep_alive_interval: Dur,
+    /// Time a client has after the handshake to open its control (or WebTransport) stream
+    /// before the session is closed. Default 10s (what Centrifugo allows).
+    pub stream_accept_timeout: Dur,
+}
+
+impl Default for QuicConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: None,
+            ipv6: true,
+            max_connections: 10_000,
+            max_bidi_streams: 8,
+            max_uni_streams: 8,
+            stream_receive_window: 256 * 1024,
+            idle_timeout: Dur::secs(30),
+            keep_alive_interval: Dur::secs(10),
+            stream_accept_timeout: Dur::secs(10),
+        }
+    }
+}
+
+/// An optional port written as a number or (from the environment) as text.
+fn optional_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(u16),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Number(n)) => Ok(Some(n)),
+        Some(Raw::Text(t)) if t.is_empty() => Ok(None),
+        Some(Raw::Text(t)) => t.parse().map(Some).map_err(|_| serde::de::Error::custom(format!("invalid port {t:?}"))),
+    }
+}
+
+impl QuicConfig {
+    /// The UDP port to bind, given the HTTP server's TCP port.
+    pub fn port_for(&self, http_port: u16) -> u16 {
+        self.port.unwrap_or(http_port)
     }
 }
 
@@ -565,6 +715,19 @@ impl Config {
         }
         if self.websocket.message_size_limit == 0 {
             return Err(ConfigError::invalid("websocket.message_size_limit", "must be greater than 0"));
+        }
+        if self.webtransport.message_size_limit == 0 {
+            return Err(ConfigError::invalid("webtransport.message_size_limit", "must be greater than 0"));
+        }
+        let tls = &self.http_server.tls;
+        if tls.enabled && (tls.cert_pem.is_empty() || tls.key_pem.is_empty()) {
+            return Err(ConfigError::invalid("http_server.tls.cert_pem", "tls.enabled needs both cert_pem and key_pem"));
+        }
+        if self.quic.max_bidi_streams == 0 {
+            return Err(ConfigError::invalid("quic.max_bidi_streams", "must be greater than 0"));
+        }
+        if self.quic.max_uni_streams < 3 {
+            return Err(ConfigError::invalid("quic.max_uni_streams", "must be at least 3 (HTTP/3 opens 3)"));
         }
         if self.http_api.max_request_body_size == 0 {
             return Err(ConfigError::invalid("http_api.max_request_body_size", "must be greater than 0"));

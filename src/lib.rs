@@ -7,7 +7,10 @@
 //! - [`broker`]: engines behind that port (memory).
 //! - [`session`]: one connection's state machine, sans I/O, driven with `now`.
 //! - [`auth`]: JWT verification.
-//! - [`transport`]: moves bytes between sockets and sessions (WebSocket).
+//! - [`transport`]: moves bytes between sockets and sessions (WebSocket; WebTransport and
+//!   raw QUIC on one UDP port, dispatched by ALPN).
+//! - [`tls`]: certificates (configured, or generated development ones) for QUIC and HTTP/3.
+//! - [`client`]: a Rust client for the native mode over raw QUIC or WebTransport.
 //! - [`api`]: the server HTTP API, one axum service for every HTTP version.
 //! - [`config`], [`metrics`]: typed configuration, Prometheus metrics.
 //! - [`server`]: the only place that names concrete types and starts long-lived tasks.
@@ -18,14 +21,17 @@
 //! - `session` depends on `hub`, `protocol`, `auth` (and `config`, `metrics`).
 //! - `transport` and `api` depend on `session`/`hub`/`protocol`, never on `broker`.
 //! - Only `server` names concrete brokers and listeners.
+//! - `tls` depends on `config` only; `client` on `protocol` only (it is what an app links).
 
 pub mod api;
 pub mod auth;
 pub mod broker;
+pub mod client;
 pub mod config;
 pub mod hub;
 pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod session;
+pub mod tls;
 pub mod transport;

@@ -53,6 +53,16 @@ enum Command {
         #[arg(long, env = "TIDEWIRE_CLIENT_TOKEN_HMAC_SECRET_KEY", hide_env_values = true)]
         secret: Option<String>,
     },
+    /// Generate a development certificate (ECDSA P-256, self-signed, < 14 days) for QUIC,
+    /// WebTransport and HTTP/3, and print its SHA-256 for `serverCertificateHashes`.
+    Certs {
+        /// Directory to write dev-cert.pem and dev-key.pem into.
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Replace a certificate that is still valid.
+        #[arg(long)]
+        force: bool,
+    },
     /// Validate a config file and name the bad key.
     CheckConfig {
         /// The file.
@@ -112,6 +122,21 @@ fn main() -> anyhow::Result<()> {
             println!("{}", tidewire::auth::jwt::mint_hs256(&secret, &claims).map_err(anyhow::Error::msg)?);
             Ok(())
         }
+        Command::Certs { dir, force } => {
+            let now = SystemTime::now();
+            if force {
+                for f in ["dev.pem", "dev-cert.pem", "dev-key.pem"] {
+                    let _ = std::fs::remove_file(dir.join(f));
+                }
+            }
+            let cert = tidewire::tls::Certificate::dev(&dir, now)?;
+            let expires = cert.not_after().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
+            println!("certificate: {}", dir.join("dev-cert.pem").display());
+            println!("key:         {}", dir.join("dev-key.pem").display());
+            println!("sha-256:     {}", cert.sha256_hex());
+            println!("expires:     {expires} (unix seconds); `tidewire serve` renews it before then");
+            Ok(())
+        }
         Command::CheckConfig { path } => {
             let loaded = Config::load(Some(&path), std::iter::empty()).map_err(|e| anyhow::anyhow!("{e}"))?;
             for key in &loaded.unknown_keys {
@@ -141,6 +166,19 @@ async fn serve(config: Config, generated: server::Generated) -> anyhow::Result<(
     println!("  WebSocket:   ws://{addr}/connection/websocket");
     println!("  Server API:  http://{addr}/api/<method>   (header X-API-Key)");
     println!("  Health:      http://{addr}/health    Metrics: http://{addr}/metrics");
+    if let Some(q) = running.quic_addr {
+        let v6 = running.quic_addr_v6.map(|a| format!(" and {a}")).unwrap_or_default();
+        println!("  QUIC (UDP):  {q}{v6} — WebTransport https://{q}/connection/webtransport (+ /native), raw QUIC ALPN tidewire/1");
+    }
+    if let Some(h3) = running.h3_addr {
+        println!("  HTTP/3 API:  https://{h3}/api/<method>");
+    }
+    if let Some(store) = &running.certs {
+        let cert = store.current();
+        if store.is_dev() {
+            println!("  Dev cert:    sha-256 {}  (GET http://{addr}/webtransport/cert-hash)", cert.sha256_hex());
+        }
+    }
     if !api_key.is_empty() {
         println!("  API key:     {api_key}{}", note(generated.api_key.is_some()));
     }

@@ -1,11 +1,12 @@
 //! Builds the running server: the only place that names concrete types (the memory
-//! broker, the TCP listener) and starts long-lived tasks. Also owns graceful shutdown:
+//! broker, the TCP listener, the QUIC endpoints and the HTTP/3 listener) and starts
+//! long-lived tasks (the HTTP server, the QUIC accept loops, the certificate renewal). Also owns graceful shutdown:
 //! stop accepting, ask every connection to flush and close with 3001, and wait for them
 //! up to `shutdown.timeout`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::distr::{Alphanumeric, SampleString};
 use tokio::net::TcpListener;
@@ -17,7 +18,12 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::session::Auth;
-use crate::transport::websocket;
+use crate::tls::{CertStore, TlsError};
+use crate::transport::{endpoint, mux, webtransport, websocket};
+
+/// How often development certificates are checked for renewal: hourly, far more often
+/// than their renew-before margin of days.
+const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +31,9 @@ pub enum StartError {
     /// A key or setting is unusable.
     #[error("config: {0}")]
     Config(String),
+    /// The certificate could not be loaded or generated.
+    #[error("certificate: {0}")]
+    Tls(#[from] TlsError),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -72,6 +81,14 @@ pub struct Running {
     pub http_addr: SocketAddr,
     /// The hub (tests inspect it).
     pub hub: Hub,
+    /// Where the client QUIC endpoint listens (WebTransport + raw QUIC), when on.
+    pub quic_addr: Option<SocketAddr>,
+    /// The IPv6 counterpart of `quic_addr`, when bound.
+    pub quic_addr_v6: Option<SocketAddr>,
+    /// Where the HTTP/3 API listens, when on.
+    pub h3_addr: Option<SocketAddr>,
+    /// The certificate of the QUIC listeners, when any is on.
+    pub certs: Option<Arc<CertStore>>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -111,8 +128,65 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let broker = MemoryBroker::new();
     let hub = Hub::new(config.clone(), broker, metrics);
 
-    let app = crate::api::router(hub.clone())
+    let mut app = crate::api::router(hub.clone())
         .merge(websocket::router(websocket::Ctx { hub: hub.clone(), auth: auth.clone() }));
+
+    // --- QUIC: certificate, client endpoint(s), HTTP/3 API ---
+    let client_udp = config.webtransport.enabled || config.quic.enabled;
+    let h3_on = config.http_server.http3.enabled;
+    let certs = if client_udp || h3_on {
+        let store = Arc::new(CertStore::from_config(&config.http_server.tls, SystemTime::now())?);
+        let cert = store.current();
+        if store.is_dev() {
+            tracing::info!(sha256 = %cert.sha256_hex(), dir = %config.http_server.tls.dev_dir, "development certificate (pin it with serverCertificateHashes)");
+            let hash_store = store.clone();
+            app = app.merge(webtransport::cert_hash_router(Arc::new(move || hash_store.current().sha256_hex())));
+        }
+        Some(store)
+    } else {
+        None
+    };
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let mut client_endpoints = Vec::new();
+    let mut h3_endpoint = None;
+    if let Some(store) = &certs {
+        let cert = store.current();
+        if client_udp {
+            let alpn = endpoint::alpn_protocols(&config);
+            let tls = crate::tls::server_config(&cert, &alpn)?;
+            let server = endpoint::server_config(tls, &config, false).map_err(|e| StartError::Config(e.to_string()))?;
+            let port = config.quic.port_for(config.http_server.port);
+            client_endpoints = bind_udp(&config.http_server.address, port, config.quic.ipv6, &server).await?;
+        }
+        if h3_on {
+            let tls = crate::tls::server_config(&cert, &[endpoint::ALPN_H3])?;
+            let server = endpoint::server_config(tls, &config, true).map_err(|e| StartError::Config(e.to_string()))?;
+            let port = config.http_server.http3.port_for(config.http_server.port);
+            h3_endpoint = bind_udp(&config.http_server.address, port, false, &server).await?.into_iter().next();
+        }
+    }
+    let local = |e: &quinn::Endpoint| e.local_addr().ok();
+    let quic_addr = client_endpoints.first().and_then(local);
+    let quic_addr_v6 = client_endpoints.get(1).and_then(local);
+    let h3_addr = h3_endpoint.as_ref().and_then(local);
+    let mux_ctx = mux::Ctx {
+        hub: hub.clone(),
+        auth: auth.clone(),
+        message_size_limit: config.webtransport.message_size_limit,
+        shutdown: shutdown_rx,
+    };
+    for ep in &client_endpoints {
+        tokio::spawn(endpoint::run(ep.clone(), mux_ctx.clone()));
+    }
+    if let Some(ep) = &h3_endpoint {
+        tokio::spawn(crate::api::h3::run(ep.clone(), crate::api::router(hub.clone()), config.http_api.max_request_body_size));
+    }
+    if let Some(store) = certs.clone().filter(|s| s.is_dev()) {
+        let alpn = endpoint::alpn_protocols(&config);
+        let mut all: Vec<_> = client_endpoints.iter().map(|e| (e.clone(), alpn.clone(), false)).collect();
+        all.extend(h3_endpoint.iter().map(|e| (e.clone(), vec![endpoint::ALPN_H3], true)));
+        tokio::spawn(renew(store, all, config.clone()));
+    }
 
     let addr = format!("{}:{}", config.http_server.address, config.http_server.port);
     let listener = TcpListener::bind(&addr).await.map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
@@ -133,10 +207,22 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             }
         });
         let _ = stop_rx.await;
+        // QUIC connections that have not connected yet are not in the hub's index: the
+        // watch reaches them too. New QUIC connections are refused from here on.
+        let _ = shutdown_tx.send(true);
+        for ep in &client_endpoints {
+            ep.set_server_config(None);
+        }
         run_shutdown(&task_hub, accepting_tx, shutdown_timeout).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), serve).await;
+        for ep in client_endpoints.iter().chain(h3_endpoint.iter()) {
+            ep.close(quinn::VarInt::from_u32(u32::from(crate::protocol::Disconnect::SHUTDOWN.code)), b"shutdown");
+        }
+        for ep in client_endpoints.iter().chain(h3_endpoint.iter()) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), ep.wait_idle()).await;
+        }
     });
-    Ok(Running { http_addr, hub, stop: Some(stop_tx), task })
+    Ok(Running { http_addr, hub, quic_addr, quic_addr_v6, h3_addr, certs, stop: Some(stop_tx), task })
 }
 
 /// Stop accepting, ask every connection to close with 3001 after flushing, wait for them.
@@ -151,5 +237,68 @@ async fn run_shutdown(hub: &Hub, stop_accepting: oneshot::Sender<()>, timeout: D
     let left = hub.metrics().total_connections();
     if left > 0 {
         tracing::warn!(left, "shutdown timeout reached with connections still open");
+    }
+}
+
+/// Binds quinn endpoints for `address:port`: the address itself, and with `ipv6` its IPv6
+/// counterpart on the same port (`::1` for a loopback address, `::` — dual-stack — instead
+/// of `0.0.0.0`). Port 0 picks a free port for the first; the second reuses it. A failed
+/// IPv6 bind is a warning (hosts without IPv6), a failed first bind is an error.
+async fn bind_udp(address: &str, port: u16, ipv6: bool, server: &quinn::ServerConfig) -> Result<Vec<quinn::Endpoint>, StartError> {
+    let ip: IpAddr = match address.parse() {
+        Ok(ip) => ip,
+        Err(_) => tokio::net::lookup_host(format!("{address}:{port}"))
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .map(|a| a.ip())
+            .ok_or_else(|| StartError::Config(format!("http_server.address: cannot resolve {address:?}")))?,
+    };
+    let bind = |addr: SocketAddr| {
+        quinn::Endpoint::server(server.clone(), addr).map_err(|source| StartError::Bind { addr: format!("udp {addr}"), source })
+    };
+    if ipv6 && ip == IpAddr::from([0, 0, 0, 0]) {
+        // One dual-stack socket serves both families.
+        if let Ok(ep) = bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)) {
+            return Ok(vec![ep]);
+        }
+    }
+    let first = bind(SocketAddr::new(ip, port))?;
+    let mut endpoints = vec![first];
+    if ipv6 && ip.is_loopback() && ip.is_ipv4() {
+        let port = endpoints[0].local_addr().map(|a| a.port()).unwrap_or(port);
+        match bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port)) {
+            Ok(ep) => endpoints.push(ep),
+            Err(e) => tracing::warn!(error = %e, "no IPv6 loopback QUIC endpoint; browsers must use 127.0.0.1, not localhost"),
+        }
+    }
+    Ok(endpoints)
+}
+
+/// Renews the development certificate before it expires and swaps it into every QUIC
+/// endpoint; connections already open keep theirs.
+async fn renew(store: Arc<CertStore>, endpoints: Vec<(quinn::Endpoint, Vec<&'static [u8]>, bool)>, config: Arc<Config>) {
+    let mut interval = tokio::time::interval(CERT_CHECK_INTERVAL);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        let cert = match store.renew_if_due(SystemTime::now()) {
+            Ok(Some(cert)) => cert,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "development certificate renewal failed");
+                continue;
+            }
+        };
+        tracing::info!(sha256 = %cert.sha256_hex(), "development certificate renewed");
+        for (ep, alpn, api) in &endpoints {
+            let server = crate::tls::server_config(&cert, alpn)
+                .map_err(|e| e.to_string())
+                .and_then(|tls| endpoint::server_config(tls, &config, *api).map_err(|e| e.to_string()));
+            match server {
+                Ok(server) => ep.set_server_config(Some(server)),
+                Err(e) => tracing::error!(error = %e, "cannot use the renewed certificate"),
+            }
+        }
     }
 }

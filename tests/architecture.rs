@@ -12,6 +12,8 @@ const RULES: &[(&str, &[&str])] = &[
     ("transport", &["transport", "session", "hub", "protocol", "config", "metrics"]),
     ("api", &["api", "session", "hub", "protocol", "config", "metrics"]),
     ("broker", &["broker", "hub", "protocol", "config"]),
+    ("tls", &["tls", "config"]),
+    ("client", &["client", "protocol"]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

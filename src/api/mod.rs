@@ -1,7 +1,8 @@
 //! The server HTTP API as one axum service: `POST /api/<method>`, the legacy `POST /api`
 //! (newline-delimited `{id, method, params}`), `/health` and `/metrics`. HTTP/1.1 and
-//! HTTP/2 (h2c) listeners serve this same router; so will HTTP/3.
+//! HTTP/2 (h2c) listeners serve this same router, and so does the HTTP/3 listener (`h3`).
 
+pub mod h3;
 pub mod key;
 pub mod methods;
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use crate::protocol::{Publication, Push, json};
+use crate::protocol::{Publication, Push, json, native};
 
 /// Wire formats a connection may speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,6 +15,9 @@ pub enum Codec {
     Json,
     /// Centrifugo JSON, bare push objects (unidirectional transports).
     JsonUni,
+    /// Tidewire native (postcard): the publication body without length prefix or
+    /// subscription id, which each connection's stream or datagram adds.
+    Native,
 }
 
 /// A publication shared by every subscriber it is delivered to.
@@ -24,12 +27,13 @@ pub struct SharedPublication {
     pub publication: Arc<Publication>,
     json: OnceLock<Bytes>,
     json_uni: OnceLock<Bytes>,
+    native: OnceLock<Bytes>,
 }
 
 impl SharedPublication {
     /// Wraps a publication for fan-out.
     pub fn new(publication: Arc<Publication>) -> Arc<Self> {
-        Arc::new(Self { publication, json: OnceLock::new(), json_uni: OnceLock::new() })
+        Arc::new(Self { publication, json: OnceLock::new(), json_uni: OnceLock::new(), native: OnceLock::new() })
     }
 
     /// Bytes the outbox charges for this publication: payload plus envelope, an estimate
@@ -44,6 +48,7 @@ impl SharedPublication {
         let (cell, wrapped) = match codec {
             Codec::Json => (&self.json, true),
             Codec::JsonUni => (&self.json_uni, false),
+            Codec::Native => return self.native.get_or_init(|| Bytes::from(native::encode_publication(&self.publication))),
         };
         cell.get_or_init(|| {
             let mut out = Vec::with_capacity(self.cost() + 16);

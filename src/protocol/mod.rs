@@ -8,6 +8,7 @@
 pub mod codes;
 pub mod framing;
 pub mod json;
+pub mod native;
 
 use std::collections::BTreeMap;
 

@@ -3,7 +3,15 @@
 //! Shared here: the clock every transport feeds its session, and the writer's batching:
 //! everything an outbox holds is drained at once and encoded into one buffer, so a burst
 //! of publications costs one frame and one write per connection.
+//!
+//! Rooms: `websocket` (TCP); `endpoint` (the client UDP port, dispatching by ALPN) to
+//! `webtransport` (compatible and native modes) and `quic` (raw QUIC); `mux` (the native
+//! multiplexed mode, written once for both).
 
+pub mod endpoint;
+pub mod mux;
+pub mod quic;
+pub mod webtransport;
 pub mod websocket;
 
 use std::time::{SystemTime, UNIX_EPOCH};

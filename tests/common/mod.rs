@@ -259,3 +259,62 @@ impl Ws {
         }
     }
 }
+
+// --- QUIC, WebTransport and HTTP/3 helpers ------------------------------------------
+
+/// A directory of its own for one test server's development certificate.
+pub fn cert_dir() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("tidewire-test-certs-{}-{n}", std::process::id()));
+    dir.display().to_string()
+}
+
+/// Starts a server like `start`, with its dev certificate in a fresh directory and its
+/// QUIC and HTTP/3 ports on free ports.
+pub async fn start_quic(extra: &str) -> TestServer {
+    start(&format!("[http_server.tls]\ndev_dir = \"{}\"\n{extra}", cert_dir())).await
+}
+
+impl TestServer {
+    fn running(&self) -> &Running {
+        self.running.as_ref().expect("server running")
+    }
+
+    /// The client UDP port (WebTransport + raw QUIC), IPv4.
+    pub fn quic_addr(&self) -> SocketAddr {
+        self.running().quic_addr.expect("quic endpoint on")
+    }
+
+    /// The HTTP/3 API's UDP address.
+    pub fn h3_addr(&self) -> SocketAddr {
+        self.running().h3_addr.expect("http3 api on")
+    }
+
+    /// SHA-256 of the server's certificate (what browsers pin).
+    pub fn cert_hash(&self) -> [u8; 32] {
+        self.running().certs.as_ref().expect("certificate").current().sha256()
+    }
+
+    /// Client options for this server over `transport`, pinning its certificate.
+    pub fn client_options(&self, transport: tidewire::client::Transport, user: &str) -> tidewire::client::Options {
+        let mut opts = tidewire::client::Options::new(
+            self.quic_addr(),
+            transport,
+            tidewire::client::Trust::CertHash(vec![self.cert_hash()]),
+        );
+        opts.token = token(user, 3600);
+        opts.timeout = WAIT;
+        opts
+    }
+
+    /// A native-mode client connected as `user`.
+    pub async fn native_client(&self, transport: tidewire::client::Transport, user: &str) -> tidewire::client::Client {
+        tidewire::client::Client::connect(self.client_options(transport, user)).await.expect("native client connects")
+    }
+}
+
+/// Waits for the next publication of `sub`, failing the test after `WAIT`.
+pub async fn next_pub(sub: &mut tidewire::client::Subscription) -> tidewire::client::Publication {
+    tokio::time::timeout(WAIT, sub.next()).await.expect("publication in time").expect("subscription open")
+}

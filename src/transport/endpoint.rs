@@ -1,0 +1,113 @@
+//! The client UDP port: quinn endpoints (one per address family) whose connections are
+//! dispatched by the ALPN they negotiated: `h3` → WebTransport (`webtransport.rs`, through
+//! wtransport's `IncomingSessionFuture::with_quic_connecting`), `tidewire/1` → raw QUIC
+//! (`quic.rs`). A client offering neither is refused by TLS itself (no_application_protocol)
+//! before any of this runs.
+//!
+//! The QUIC limits (streams per connection, flow-control windows, idle timeout, open
+//! connections) are set here, in one place, from `quic.*`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{mux, quic, webtransport};
+use crate::config::Config;
+
+/// ALPN of HTTP/3 (WebTransport sessions).
+pub const ALPN_H3: &[u8] = b"h3";
+/// ALPN of the native protocol over raw QUIC.
+pub const ALPN_NATIVE: &[u8] = b"tidewire/1";
+
+/// Why the endpoint could not be configured.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// The TLS config does not suit QUIC (it must allow TLS 1.3).
+    #[error("TLS config unusable for QUIC: {0}")]
+    Tls(String),
+}
+
+/// The quinn transport settings of `quic.*`.
+pub fn transport_config(cfg: &Config) -> quinn::TransportConfig {
+    let q = &cfg.quic;
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_bidi_streams(q.max_bidi_streams.into());
+    t.max_concurrent_uni_streams(q.max_uni_streams.into());
+    t.stream_receive_window(q.stream_receive_window.into());
+    // The connection window covers every stream at once: a few streams' worth.
+    t.receive_window((u64::from(q.stream_receive_window) * 4).try_into().unwrap_or(quinn::VarInt::MAX));
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(q.idle_timeout.0).ok());
+    t.keep_alive_interval((!q.keep_alive_interval.0.is_zero()).then_some(q.keep_alive_interval.0));
+    // Datagrams: bounded buffers; a full send buffer drops the oldest (latest value wins).
+    t.datagram_receive_buffer_size(Some(64 * 1024));
+    t.datagram_send_buffer_size(256 * 1024);
+    t
+}
+
+/// A quinn server config for `tls` (which must offer `h3` and/or `tidewire/1`) with the
+/// client limits of `quic.*`, or quinn's defaults for the HTTP/3 API (`api`: backends
+/// run many requests, each a stream, at once).
+pub fn server_config(tls: rustls::ServerConfig, cfg: &Config, api: bool) -> Result<quinn::ServerConfig, EndpointError> {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| EndpointError::Tls(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let transport = if api { quinn::TransportConfig::default() } else { transport_config(cfg) };
+    server.transport_config(Arc::new(transport));
+    // Connection migration stays on (the default): native apps change networks.
+    server.migration(true);
+    Ok(server)
+}
+
+/// Accepts connections on `endpoint` until it is closed, one task each.
+pub async fn run(endpoint: quinn::Endpoint, ctx: mux::Ctx) {
+    let cfg = ctx.hub.config().clone();
+    let max = cfg.quic.max_connections;
+    while let Some(incoming) = endpoint.accept().await {
+        if endpoint.open_connections() >= max {
+            tracing::warn!(max, "quic.max_connections reached; refusing");
+            incoming.refuse();
+            continue;
+        }
+        let mut connecting = match incoming.accept() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "quic accept failed");
+                continue;
+            }
+        };
+        let ctx = ctx.clone();
+        let (webtransport_on, quic_on) = (cfg.webtransport.enabled, cfg.quic.enabled);
+        tokio::spawn(async move {
+            let alpn = match tokio::time::timeout(Duration::from_secs(10), connecting.handshake_data()).await {
+                Ok(Ok(data)) => data
+                    .downcast::<quinn::crypto::rustls::HandshakeData>()
+                    .ok()
+                    .and_then(|hd| hd.protocol),
+                _ => None,
+            };
+            match alpn.as_deref() {
+                Some(ALPN_H3) if webtransport_on => {
+                    let incoming = wtransport::endpoint::IncomingSessionFuture::with_quic_connecting(connecting);
+                    webtransport::run(ctx, incoming).await;
+                }
+                Some(ALPN_NATIVE) if quic_on => quic::run(ctx, connecting).await,
+                other => {
+                    tracing::debug!(alpn = ?other.map(String::from_utf8_lossy), "quic: no service for this ALPN");
+                    if let Ok(conn) = connecting.await {
+                        conn.close(quinn::VarInt::from_u32(0x0178), b"no application protocol");
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The ALPN list to offer given which services are on.
+pub fn alpn_protocols(cfg: &Config) -> Vec<&'static [u8]> {
+    let mut alpn = Vec::new();
+    if cfg.webtransport.enabled {
+        alpn.push(ALPN_H3);
+    }
+    if cfg.quic.enabled {
+        alpn.push(ALPN_NATIVE);
+    }
+    alpn
+}

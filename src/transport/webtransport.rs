@@ -1,0 +1,275 @@
+//! WebTransport sessions (HTTP/3 CONNECT on the client UDP port, served by wtransport).
+//!
+//! Two modes, chosen by path:
+//! - `/connection/webtransport` — **compatible mode**, what centrifuge-js's `webtransport`
+//!   transport speaks: the client opens one bidirectional stream and both sides write
+//!   newline-delimited Centrifugo JSON on it (the server ends every write with `\n`). A
+//!   disconnect is a `disconnect` push on the stream, then the session close carries the
+//!   code and reason (browsers often lose the latter, so the push is what counts).
+//! - `/connection/webtransport/native` — **native multiplexed mode** (see `mux.rs`): a
+//!   postcard control stream, one server-opened stream per subscription, datagrams.
+//!
+//! Any other path gets 404; `?cf_protocol=protobuf` gets 403 (Protobuf is not served yet);
+//! an `Origin` outside `client.allowed_origins` gets 403. A session that opens no stream
+//! within `quic.stream_accept_timeout` is closed with 3502 (stale).
+//!
+//! Also here: `GET /webtransport/cert-hash`, the dev certificate's SHA-256 for pages that
+//! pin it with `serverCertificateHashes` (mounted only with development certificates).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::mux::{self, CLOSE_GRACE, RecvHalf, SendHalf};
+use super::{encode_json_batch, now_ms};
+use crate::hub::{Codec, Drained, Outbox};
+use crate::protocol::framing::{self, LineCheck};
+use crate::protocol::{Disconnect, Push, json};
+use crate::session::{Session, TransportInfo};
+
+/// Path of the Centrifugo-compatible mode.
+pub const COMPAT_PATH: &str = "/connection/webtransport";
+/// Path of the native multiplexed mode.
+pub const NATIVE_PATH: &str = "/connection/webtransport/native";
+
+/// Bytes read from the stream per call (see `mux.rs`).
+const READ_CHUNK_BYTES: usize = 4096;
+
+const COMPAT: TransportInfo = TransportInfo { name: "webtransport", bidirectional: true, emulation: false };
+const NATIVE: TransportInfo = TransportInfo { name: "webtransport", bidirectional: true, emulation: false };
+
+/// The current certificate hash (lower-case hex), read at each request so renewals show.
+pub type CertHash = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// `GET /webtransport/cert-hash`: `{"algorithm":"sha-256","hash":"<hex>"}`.
+pub fn cert_hash_router(hash: CertHash) -> Router {
+    Router::new().route(
+        "/webtransport/cert-hash",
+        get(move || {
+            let hash = hash();
+            async move {
+                let body = serde_json::json!({"algorithm": "sha-256", "hash": hash}).to_string();
+                let mut resp: Response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+                // A page served from another origin (the demo, a dev server) may fetch it.
+                resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+                resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                resp
+            }
+        }),
+    )
+}
+
+/// Serves one WebTransport session from its HTTP/3 handshake to its end.
+pub async fn run(ctx: mux::Ctx, incoming: wtransport::endpoint::IncomingSessionFuture) {
+    let cfg = ctx.hub.config().clone();
+    let timeout = cfg.quic.stream_accept_timeout.0;
+    let request = match tokio::time::timeout(timeout, incoming).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "webtransport handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("webtransport session request timed out");
+            return;
+        }
+    };
+    let path = request.path().to_owned();
+    let (route, query) = path.split_once('?').unwrap_or((path.as_str(), ""));
+    let native = match route {
+        COMPAT_PATH => false,
+        NATIVE_PATH => true,
+        _ => {
+            tracing::info!(path = %path, "webtransport: unknown path");
+            request.not_found().await;
+            return;
+        }
+    };
+    if query.split('&').any(|kv| kv == "cf_protocol=protobuf") {
+        tracing::info!("webtransport: Protobuf is not served; use JSON");
+        request.forbidden().await;
+        return;
+    }
+    let mut headers = HeaderMap::new();
+    if let Some(origin) = request.origin()
+        && let Ok(v) = HeaderValue::from_str(origin)
+    {
+        headers.insert(header::ORIGIN, v);
+    }
+    if !super::websocket::origin_allowed(&cfg.client.allowed_origins, &headers) {
+        tracing::info!(origin = ?request.origin(), "webtransport origin rejected");
+        request.forbidden().await;
+        return;
+    }
+    let limit = cfg.client.connection_limit;
+    if ctx.hub.is_shutting_down() || (limit > 0 && ctx.hub.metrics().total_connections() >= limit as i64) {
+        request.too_many_requests().await;
+        return;
+    }
+    let conn = match request.accept().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "webtransport accept failed");
+            return;
+        }
+    };
+    let tm = ctx.hub.metrics().transport(COMPAT.name);
+    tm.accepted.fetch_add(1, Ordering::Relaxed);
+    tm.connections.fetch_add(1, Ordering::Relaxed);
+    let stream = tokio::time::timeout(timeout, conn.accept_bi()).await;
+    match stream {
+        Ok(Ok((send, recv))) if native => mux::run(ctx.clone(), conn.clone(), (send, recv), NATIVE).await,
+        Ok(Ok((send, recv))) => run_compat(&ctx, &conn, send, recv).await,
+        Ok(Err(_)) => {}
+        Err(_) => {
+            tracing::debug!("webtransport session opened no stream in time");
+            let d = Disconnect::STALE;
+            conn.close(wtransport::VarInt::from_u32(u32::from(d.code)), d.reason.as_bytes());
+        }
+    }
+    tm.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Drives a compatible-mode session: one stream, newline-delimited JSON both ways.
+async fn run_compat(
+    ctx: &mux::Ctx,
+    conn: &wtransport::Connection,
+    mut send: wtransport::SendStream,
+    mut recv: wtransport::RecvStream,
+) {
+    let metrics = ctx.hub.metrics().clone();
+    let tm = metrics.transport(COMPAT.name);
+    let cfg = ctx.hub.config().clone();
+    let outbox = Outbox::new(cfg.client.queue_max_size);
+    let mut session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), COMPAT, now_ms());
+    let write_timeout = cfg.websocket.write_timeout.0;
+    let limit = ctx.message_size_limit;
+    let mut shutdown = ctx.shutdown.clone();
+    let mut drained = Vec::new();
+    let mut controls = Vec::new();
+    let mut frame = Vec::new();
+    let mut inbuf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; READ_CHUNK_BYTES];
+
+    let close: Option<Disconnect> = loop {
+        let wait = Duration::from_millis(session.next_deadline().saturating_sub(now_ms()));
+        tokio::select! {
+            biased;
+            () = outbox.notified() => {
+                let status = outbox.drain(&mut drained);
+                let mut items: Vec<_> = drained.drain(..).map(Some).collect();
+                let mut next = 0;
+                let mut failed = false;
+                while next < items.len() {
+                    frame.clear();
+                    let n = encode_json_batch(&mut items, &mut next, &mut frame, Codec::Json, &mut controls);
+                    if n == 0 {
+                        continue;
+                    }
+                    frame.push(b'\n');
+                    match tokio::time::timeout(write_timeout, send.write_all(&frame)).await {
+                        Ok(Ok(())) => {
+                            tm.messages_sent.fetch_add(n as u64, Ordering::Relaxed);
+                            tm.bytes_sent.fetch_add(frame.len() as u64, Ordering::Relaxed);
+                        }
+                        _ => { failed = true; break; }
+                    }
+                }
+                if failed {
+                    break Some(match outbox.closing_reason() {
+                        Some(d) if d == Disconnect::SLOW => d,
+                        _ => Disconnect::WRITE_ERROR,
+                    });
+                }
+                if let Drained::Close(d) = status {
+                    break Some(d);
+                }
+                for control in controls.drain(..) {
+                    if let Err(d) = session.handle_control(control, now_ms()).await {
+                        outbox.close(d);
+                    }
+                }
+                if frame.capacity() > READ_CHUNK_BYTES {
+                    frame = Vec::new();
+                }
+                if drained.capacity() > 64 {
+                    drained = Vec::new();
+                }
+            }
+            read = RecvHalf::read(&mut recv, &mut chunk) => {
+                let Ok(Some(n)) = read else { break None };
+                if outbox.is_closing() {
+                    continue;
+                }
+                tm.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                inbuf.extend_from_slice(&chunk[..n]);
+                if let Err(d) = handle_lines(&mut session, &mut inbuf, limit, tm).await {
+                    outbox.close(d);
+                }
+                if inbuf.is_empty() && inbuf.capacity() > READ_CHUNK_BYTES {
+                    inbuf = Vec::new();
+                }
+            }
+            _ = shutdown.changed() => outbox.close(Disconnect::SHUTDOWN),
+            () = tokio::time::sleep(wait) => {
+                if let Err(d) = session.tick(now_ms()).await {
+                    outbox.close(d);
+                }
+            }
+        }
+    };
+
+    session.close().await;
+    if let Some(d) = close {
+        metrics.disconnects.inc(&d.code.to_string());
+        if d == Disconnect::SLOW {
+            metrics.slow_disconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        // The disconnect push carries the code (browsers often lose the session close),
+        // and the stream is finished so the push is delivered before the close.
+        let mut out = Vec::new();
+        json::encode_push(&mut out, &Push::Disconnect(d.clone()), true);
+        out.push(b'\n');
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            if SendHalf::write_all(&mut send, &out).await.is_ok() {
+                SendHalf::finish(&mut send).await;
+            }
+        })
+        .await;
+        conn.close(wtransport::VarInt::from_u32(u32::from(d.code)), d.reason.as_bytes());
+    }
+}
+
+/// Splits whole lines off `inbuf` and hands their commands to the session in order.
+async fn handle_lines(
+    session: &mut Session,
+    inbuf: &mut Vec<u8>,
+    limit: usize,
+    tm: &crate::metrics::TransportMetrics,
+) -> Result<(), Disconnect> {
+    let mut used = 0;
+    let result = loop {
+        let len = match framing::check_line(&inbuf[used..], limit) {
+            Err(_) => break Err(Disconnect::custom(Disconnect::BAD_REQUEST.code, "message size limit exceeded")),
+            Ok(LineCheck::Incomplete) => break Ok(()),
+            Ok(LineCheck::Complete { len }) => len,
+        };
+        let line = inbuf[used..used + len].trim_ascii();
+        used += len + 1;
+        if line.is_empty() {
+            continue;
+        }
+        let Ok(cmd) = json::decode_command(line) else { break Err(Disconnect::BAD_REQUEST) };
+        tm.messages_received.fetch_add(1, Ordering::Relaxed);
+        if let Err(d) = session.handle(cmd, now_ms()).await {
+            break Err(d);
+        }
+    };
+    inbuf.drain(..used);
+    result
+}
