@@ -13,10 +13,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-# Debian packages the tests need (later: chromium, chromium-driver, redis-server).
-APT_PACKAGES=()
+# Debian packages the tests need (later: redis-server). chromium: tests/browser.rs drives
+# Debian's headless Chromium through playwright-core (never a downloaded browser).
+APT_PACKAGES=(chromium)
 
 JS_DIR="tests/interop/js"
+BROWSER_JS_DIR="tests/browser"
 PY_REQUIREMENTS="tests/interop/python/requirements.txt"
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -57,17 +59,19 @@ ensure_apt_packages() {
 # (a hash of package.json, package-lock.json and the Node version, kept inside
 # node_modules, which npm ci replaces as a whole).
 ensure_js_deps() {
+  local dir="${1:-$JS_DIR}"
   command -v node >/dev/null 2>&1 || die "node not found (Node 20 + npm expected on the machine)"
   command -v npm >/dev/null 2>&1 || die "npm not found (Node 20 + npm expected on the machine)"
-  local stamp="$JS_DIR/node_modules/.tidewire-deps.sha256" want
-  want="$(cat "$JS_DIR/package.json" "$JS_DIR/package-lock.json" <(node --version) | sha256sum | cut -d' ' -f1)"
+  local stamp="$dir/node_modules/.tidewire-deps.sha256" want
+  want="$(cat "$dir/package.json" "$dir/package-lock.json" <(node --version) | sha256sum | cut -d' ' -f1)"
   if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
-    log "npm: $JS_DIR/node_modules up to date"
+    log "npm: $dir/node_modules up to date"
     return 0
   fi
-  log "npm ci in $JS_DIR"
-  # No install scripts: none of the suite's packages needs one.
-  (cd "$JS_DIR" && npm ci --ignore-scripts --no-audit --no-fund)
+  log "npm ci in $dir"
+  # No install scripts: none of the suites' packages needs one (playwright-core's would
+  # download a browser; the browser tests use Debian's chromium instead).
+  (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund)
   printf '%s\n' "$want" >"$stamp"
 }
 
@@ -120,7 +124,8 @@ ensure_python_deps() {
 if [[ ${#APT_PACKAGES[@]} -gt 0 ]]; then
   ensure_apt_packages "${APT_PACKAGES[@]}"
 fi
-ensure_js_deps
+ensure_js_deps "$JS_DIR"
+ensure_js_deps "$BROWSER_JS_DIR"
 ensure_python_deps
 
 # --- checks (all run; the summary lists each) --------------------------------
