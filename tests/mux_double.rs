@@ -1,0 +1,197 @@
+//! The native mode against a recording double of the `Mux` trait: no sockets, every
+//! stream, datagram and close the driver makes is recorded, so the tests can say exactly
+//! what a subscribe opened.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use common::{WAIT, start, token};
+use serde_json::json;
+use tidewire::protocol::native::{
+    self, ServerFrame, StreamHeader, WireCommand, WireCommandBody, WireConnect, WirePublication, WireReplyBody,
+    WireSubscribe,
+};
+use tidewire::session::{Auth, TransportInfo};
+use tidewire::transport::mux::{self, DatagramError, Mux, MuxError, RecvHalf, SendHalf};
+use tokio::sync::mpsc;
+
+/// One recorded send stream: its bytes and whether it was finished.
+#[derive(Clone, Default)]
+struct Tape {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    finished: Arc<AtomicBool>,
+}
+
+impl Tape {
+    fn take_frames<T: for<'de> serde::Deserialize<'de>>(&self) -> Vec<T> {
+        let mut buf = self.bytes.lock().expect("lock");
+        let mut out = Vec::new();
+        let mut used = 0;
+        while let Ok(Some((msg, n))) = native::take_frame::<T>(&buf[used..], 1 << 20) {
+            out.push(msg);
+            used += n;
+        }
+        buf.drain(..used);
+        out
+    }
+}
+
+struct RecSend(Tape);
+
+impl SendHalf for RecSend {
+    async fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> Result<(), MuxError> {
+        self.0.bytes.lock().expect("lock").extend_from_slice(buf);
+        Ok(())
+    }
+    async fn finish(&mut self) {
+        self.0.finished.store(true, Ordering::SeqCst);
+    }
+    fn set_priority(&self, _priority: i32) {}
+}
+
+struct RecRecv(mpsc::Receiver<Vec<u8>>);
+
+impl RecvHalf for RecRecv {
+    async fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Option<usize>, MuxError> {
+        match self.0.recv().await {
+            Some(bytes) => {
+                buf[..bytes.len()].copy_from_slice(&bytes);
+                Ok(Some(bytes.len()))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Record {
+    uni: Vec<Tape>,
+    datagrams: Vec<Bytes>,
+    closed: Option<u32>,
+}
+
+#[derive(Clone)]
+struct RecordingMux {
+    record: Arc<Mutex<Record>>,
+    max_datagram: Option<usize>,
+}
+
+impl Mux for RecordingMux {
+    type Send = RecSend;
+    type Recv = RecRecv;
+
+    async fn open_uni(&self, _priority: i32) -> Result<RecSend, MuxError> {
+        let tape = Tape::default();
+        self.record.lock().expect("lock").uni.push(tape.clone());
+        Ok(RecSend(tape))
+    }
+    async fn accept_bi(&self) -> Result<(RecSend, RecRecv), MuxError> {
+        std::future::pending().await
+    }
+    async fn read_datagram(&self) -> Result<Bytes, MuxError> {
+        std::future::pending().await
+    }
+    fn send_datagram(&self, datagram: Bytes) -> Result<(), DatagramError> {
+        self.record.lock().expect("lock").datagrams.push(datagram);
+        Ok(())
+    }
+    fn max_datagram_size(&self) -> Option<usize> {
+        self.max_datagram
+    }
+    fn close(&self, code: u32, _reason: &[u8]) {
+        self.record.lock().expect("lock").closed = Some(code);
+    }
+}
+
+fn frame(cmd: &WireCommand) -> Vec<u8> {
+    let mut out = Vec::new();
+    native::put_frame(&mut out, cmd);
+    out
+}
+
+/// Waits until `f` holds (polling the recording), failing after `WAIT`.
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn subscribe_opens_exactly_one_stream_and_datagram_channels_open_none() {
+    let srv = start("[[channel.namespaces]]\nname = \"live\"\ndelivery = \"datagram\"\nallow_subscribe_for_client = true\n").await;
+    let hub = srv.running.as_ref().expect("running").hub.clone();
+    let auth = Auth::from_config(&hub.config().client).expect("auth");
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let ctx = mux::Ctx { hub, auth, message_size_limit: 65_536, shutdown };
+    let record = Arc::new(Mutex::new(Record::default()));
+    let double = RecordingMux { record: record.clone(), max_datagram: Some(1200) };
+    let control_out = Tape::default();
+    let (input, rx) = mpsc::channel(16);
+    let info = TransportInfo { name: "quic", bidirectional: true, emulation: false };
+    let driver = tokio::spawn(mux::run(ctx, double, (RecSend(control_out.clone()), RecRecv(rx)), info));
+
+    let connect = WireCommandBody::Connect(WireConnect { token: token("rec", 60), ..Default::default() });
+    input.send(frame(&WireCommand { id: 1, body: connect })).await.expect("send");
+    let subscribe = |id, ch: &str| WireCommand {
+        id,
+        body: WireCommandBody::Subscribe(WireSubscribe { channel: ch.into(), ..Default::default() }),
+    };
+    input.send(frame(&subscribe(2, "news"))).await.expect("send");
+    let mut replies = Vec::new();
+    until("two replies", || {
+        replies.extend(control_out.take_frames::<ServerFrame>());
+        replies.len() >= 2
+    })
+    .await;
+    let ServerFrame::Reply(sub_reply) = &replies[1] else { panic!("reply expected: {replies:?}") };
+    let WireReplyBody::Subscribe(sub, _) = sub_reply.body else { panic!("subscribe reply: {sub_reply:?}") };
+    until("the stream", || record.lock().expect("lock").uni.len() == 1).await;
+    let stream = record.lock().expect("lock").uni[0].clone();
+    until("the header", || !stream.bytes.lock().expect("lock").is_empty()).await;
+    let header: Vec<StreamHeader> = stream.take_frames();
+    assert_eq!(header, vec![StreamHeader { sub, channel: "news".into() }]);
+
+    // Publications go on that stream, nowhere else.
+    srv.publish("news", json!({"n": 1})).await;
+    let mut pubs: Vec<WirePublication> = Vec::new();
+    until("the publication", || {
+        pubs.extend(stream.take_frames::<WirePublication>());
+        !pubs.is_empty()
+    })
+    .await;
+    assert_eq!(pubs[0].data, Bytes::from_static(br#"{"n":1}"#));
+    assert!(control_out.take_frames::<ServerFrame>().is_empty(), "nothing on the control stream");
+
+    // A datagram channel opens no stream; its publication is one datagram naming the sub.
+    input.send(frame(&subscribe(3, "live:x"))).await.expect("send");
+    let mut reply = Vec::new();
+    until("the live reply", || {
+        reply.extend(control_out.take_frames::<ServerFrame>());
+        !reply.is_empty()
+    })
+    .await;
+    let ServerFrame::Reply(r) = &reply[0] else { panic!("{reply:?}") };
+    let WireReplyBody::Subscribe(live_sub, _) = r.body else { panic!("{r:?}") };
+    srv.publish("live:x", json!(7)).await;
+    until("the datagram", || record.lock().expect("lock").datagrams.len() == 1).await;
+    let d = record.lock().expect("lock").datagrams[0].clone();
+    let (got_sub, body) = native::split_datagram(&d).expect("datagram");
+    assert_eq!(got_sub, live_sub);
+    assert_eq!(postcard::from_bytes::<WirePublication>(body).expect("pub").data, Bytes::from_static(b"7"));
+    assert_eq!(record.lock().expect("lock").uni.len(), 1, "still exactly one stream");
+
+    // Unsubscribing finishes the stream.
+    let unsub = WireCommand { id: 4, body: WireCommandBody::Unsubscribe("news".into()) };
+    input.send(frame(&unsub)).await.expect("send");
+    until("the finish", || stream.finished.load(Ordering::SeqCst)).await;
+
+    // The client goes away: the driver ends and releases the session.
+    drop(input);
+    tokio::time::timeout(WAIT, driver).await.expect("driver ends").expect("no panic");
+    srv.shutdown().await;
+}
