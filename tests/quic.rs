@@ -279,3 +279,25 @@ async fn a_connection_that_never_opens_its_control_stream_is_closed() {
     assert!(started.elapsed() < Duration::from_secs(3));
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn many_clients_share_one_socket_through_a_connector() {
+    let srv = start_quic("").await;
+    let opts = srv.client_options(Transport::Quic, "shared");
+    let connector = tidewire::client::Connector::new(&opts).expect("connector");
+    let mut clients = Vec::new();
+    let mut subs = Vec::new();
+    for _ in 0..5 {
+        let c = connector.connect(opts.clone()).await.expect("connects");
+        subs.push(c.subscribe("news").await.expect("subscribe"));
+        clients.push(c);
+    }
+    srv.publish("news", json!("all")).await;
+    for s in &mut subs {
+        assert_eq!(next_pub(s).await.data, Bytes::from_static(b"\"all\""));
+    }
+    for c in clients {
+        c.close().await;
+    }
+    srv.shutdown().await;
+}

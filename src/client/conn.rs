@@ -108,11 +108,26 @@ fn transport_config(opts: &Options) -> quinn::TransportConfig {
     t
 }
 
-/// A connection of either kind.
+/// A client endpoint (one UDP socket) of either kind; many connections may share one.
 #[derive(Clone)]
-pub(super) enum Conn {
-    Quic(quinn::Connection, quinn::Endpoint),
-    Wt(wtransport::Connection, Arc<wtransport::Endpoint<wtransport::endpoint::endpoint_side::Client>>),
+pub(super) enum Endpoint {
+    Quic(quinn::Endpoint),
+    Wt(Arc<wtransport::Endpoint<wtransport::endpoint::endpoint_side::Client>>),
+}
+
+/// A connection of either kind. `owned`: the endpoint is this connection's alone, so
+/// closing waits for it to go idle (the close reaches the server before the process ends).
+#[derive(Clone)]
+pub(super) struct Conn {
+    kind: ConnKind,
+    endpoint: Endpoint,
+    owned: bool,
+}
+
+#[derive(Clone)]
+enum ConnKind {
+    Quic(quinn::Connection),
+    Wt(wtransport::Connection),
 }
 
 /// A stream's sending half.
@@ -131,9 +146,9 @@ fn bind_addr(server: SocketAddr) -> SocketAddr {
     if server.is_ipv6() { "[::]:0".parse() } else { "0.0.0.0:0".parse() }.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
 }
 
-impl Conn {
-    /// Connects and completes the handshake (and the WebTransport CONNECT).
-    pub(super) async fn open(opts: &Options) -> Result<Self, Error> {
+impl Endpoint {
+    /// An endpoint for `opts.transport` with `opts`' trust and transport settings.
+    pub(super) fn new(opts: &Options) -> Result<Self, Error> {
         match opts.transport {
             Transport::Quic => {
                 let tls = tls_config(&opts.trust, ALPN_NATIVE)?;
@@ -142,13 +157,7 @@ impl Conn {
                 config.transport_config(Arc::new(transport_config(opts)));
                 let mut endpoint = quinn::Endpoint::client(bind_addr(opts.addr)).map_err(|e| Error::Connect(e.to_string()))?;
                 endpoint.set_default_client_config(config);
-                let name = if opts.server_name.is_empty() { opts.addr.ip().to_string() } else { opts.server_name.clone() };
-                let conn = endpoint
-                    .connect(opts.addr, &name)
-                    .map_err(|e| Error::Connect(e.to_string()))?
-                    .await
-                    .map_err(|e| Error::Connect(e.to_string()))?;
-                Ok(Self::Quic(conn, endpoint))
+                Ok(Self::Quic(endpoint))
             }
             Transport::WebTransport => {
                 let tls = tls_config(&opts.trust, ALPN_H3)?;
@@ -157,21 +166,41 @@ impl Conn {
                     .with_custom_tls_and_transport(tls, transport_config(opts))
                     .build();
                 let endpoint = wtransport::Endpoint::client(config).map_err(|e| Error::Connect(e.to_string()))?;
-                let url = format!("https://{}:{}{NATIVE_PATH}", url_host(&opts.server_name, opts.addr), opts.addr.port());
-                let request = wtransport::endpoint::ConnectOptions::builder(url).build();
-                let conn = endpoint.connect(request).await.map_err(|e| Error::Connect(e.to_string()))?;
-                Ok(Self::Wt(conn, Arc::new(endpoint)))
+                Ok(Self::Wt(Arc::new(endpoint)))
             }
         }
     }
 
+    /// Connects and completes the handshake (and the WebTransport CONNECT).
+    pub(super) async fn connect(&self, opts: &Options, owned: bool) -> Result<Conn, Error> {
+        let kind = match self {
+            Self::Quic(endpoint) => {
+                let name = if opts.server_name.is_empty() { opts.addr.ip().to_string() } else { opts.server_name.clone() };
+                let conn = endpoint
+                    .connect(opts.addr, &name)
+                    .map_err(|e| Error::Connect(e.to_string()))?
+                    .await
+                    .map_err(|e| Error::Connect(e.to_string()))?;
+                ConnKind::Quic(conn)
+            }
+            Self::Wt(endpoint) => {
+                let url = format!("https://{}:{}{NATIVE_PATH}", url_host(&opts.server_name, opts.addr), opts.addr.port());
+                let request = wtransport::endpoint::ConnectOptions::builder(url).build();
+                ConnKind::Wt(endpoint.connect(request).await.map_err(|e| Error::Connect(e.to_string()))?)
+            }
+        };
+        Ok(Conn { kind, endpoint: self.clone(), owned })
+    }
+}
+
+impl Conn {
     pub(super) async fn open_bi(&self) -> Result<(SendStream, RecvStream), Error> {
-        match self {
-            Self::Quic(c, _) => {
+        match &self.kind {
+            ConnKind::Quic(c) => {
                 let (s, r) = c.open_bi().await.map_err(|e| Error::Closed(e.to_string()))?;
                 Ok((SendStream::Quic(s), RecvStream::Quic(r)))
             }
-            Self::Wt(c, _) => {
+            ConnKind::Wt(c) => {
                 let opening = c.open_bi().await.map_err(|e| Error::Closed(e.to_string()))?;
                 let (s, r) = opening.await.map_err(|e| Error::Closed(e.to_string()))?;
                 Ok((SendStream::Wt(s), RecvStream::Wt(r)))
@@ -180,16 +209,16 @@ impl Conn {
     }
 
     pub(super) async fn accept_uni(&self) -> Result<RecvStream, Error> {
-        match self {
-            Self::Quic(c, _) => c.accept_uni().await.map(RecvStream::Quic).map_err(|e| Error::Closed(e.to_string())),
-            Self::Wt(c, _) => c.accept_uni().await.map(RecvStream::Wt).map_err(|e| Error::Closed(e.to_string())),
+        match &self.kind {
+            ConnKind::Quic(c) => c.accept_uni().await.map(RecvStream::Quic).map_err(|e| Error::Closed(e.to_string())),
+            ConnKind::Wt(c) => c.accept_uni().await.map(RecvStream::Wt).map_err(|e| Error::Closed(e.to_string())),
         }
     }
 
     pub(super) async fn read_datagram(&self) -> Result<Bytes, Error> {
-        match self {
-            Self::Quic(c, _) => c.read_datagram().await.map_err(|e| Error::Closed(e.to_string())),
-            Self::Wt(c, _) => c
+        match &self.kind {
+            ConnKind::Quic(c) => c.read_datagram().await.map_err(|e| Error::Closed(e.to_string())),
+            ConnKind::Wt(c) => c
                 .receive_datagram()
                 .await
                 .map(|d| Bytes::copy_from_slice(d.payload().as_ref()))
@@ -198,36 +227,39 @@ impl Conn {
     }
 
     pub(super) fn send_datagram(&self, d: Bytes) -> Result<(), Error> {
-        match self {
-            Self::Quic(c, _) => c.send_datagram(d).map_err(|e| Error::Datagram(e.to_string())),
-            Self::Wt(c, _) => c.send_datagram(d).map_err(|e| Error::Datagram(e.to_string())),
+        match &self.kind {
+            ConnKind::Quic(c) => c.send_datagram(d).map_err(|e| Error::Datagram(e.to_string())),
+            ConnKind::Wt(c) => c.send_datagram(d).map_err(|e| Error::Datagram(e.to_string())),
         }
     }
 
     /// The close code and reason the server sent, once the connection is closed.
     pub(super) async fn closed(&self) -> (u32, String) {
-        let text = match self {
-            Self::Quic(c, _) => match c.closed().await {
+        let text = match &self.kind {
+            ConnKind::Quic(c) => match c.closed().await {
                 quinn::ConnectionError::ApplicationClosed(a) => {
                     return (a.error_code.into_inner().min(u64::from(u32::MAX)) as u32, String::from_utf8_lossy(&a.reason).into());
                 }
                 other => other.to_string(),
             },
-            Self::Wt(c, _) => c.closed().await.to_string(),
+            ConnKind::Wt(c) => c.closed().await.to_string(),
         };
         (0, text)
     }
 
     pub(super) async fn close(&self, code: u32, reason: &[u8]) {
-        match self {
-            Self::Quic(c, e) => {
-                c.close(quinn::VarInt::from_u32(code), reason);
-                let _ = tokio::time::timeout(Duration::from_secs(1), e.wait_idle()).await;
-            }
-            Self::Wt(c, e) => {
-                c.close(wtransport::VarInt::from_u32(code), reason);
-                let _ = tokio::time::timeout(Duration::from_secs(1), e.wait_idle()).await;
-            }
+        match &self.kind {
+            ConnKind::Quic(c) => c.close(quinn::VarInt::from_u32(code), reason),
+            ConnKind::Wt(c) => c.close(wtransport::VarInt::from_u32(code), reason),
+        }
+        if self.owned {
+            let idle = async {
+                match &self.endpoint {
+                    Endpoint::Quic(e) => e.wait_idle().await,
+                    Endpoint::Wt(e) => e.wait_idle().await,
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), idle).await;
         }
     }
 }

@@ -42,6 +42,32 @@ use crate::protocol::native::{
 };
 use conn::{Conn, RecvStream, SendStream};
 
+/// One client UDP socket shared by many connections (load generators, apps holding many
+/// sessions): made once from [`Options`], then [`Connector::connect`] per connection.
+/// Connections with different trust or transport need their own connector.
+#[derive(Clone)]
+pub struct Connector {
+    endpoint: conn::Endpoint,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector").finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    /// A socket with `opts`' transport, trust and QUIC settings.
+    pub fn new(opts: &Options) -> Result<Self, Error> {
+        Ok(Self { endpoint: conn::Endpoint::new(opts)? })
+    }
+
+    /// Connects one client through this socket.
+    pub async fn connect(&self, opts: Options) -> Result<Client, Error> {
+        Client::connect_on(&self.endpoint, opts, false).await
+    }
+}
+
 /// Largest frame the client accepts from the server, in bytes (16 MiB): a bound, not a
 /// tuning knob; history replies are the largest frames.
 const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
@@ -291,9 +317,15 @@ impl Drop for Client {
 }
 
 impl Client {
-    /// Connects, opens the control stream and completes `connect`.
+    /// Connects on a socket of its own, opens the control stream and completes `connect`.
     pub async fn connect(opts: Options) -> Result<Self, Error> {
-        let conn = tokio::time::timeout(opts.timeout, Conn::open(&opts)).await.map_err(|_| Error::Timeout)??;
+        let endpoint = conn::Endpoint::new(&opts)?;
+        Self::connect_on(&endpoint, opts, true).await
+    }
+
+    async fn connect_on(endpoint: &conn::Endpoint, opts: Options, owned: bool) -> Result<Self, Error> {
+        let conn: Conn =
+            tokio::time::timeout(opts.timeout, endpoint.connect(&opts, owned)).await.map_err(|_| Error::Timeout)??;
         let (send, recv) = conn.open_bi().await?;
         let (events_tx, events_rx) = mpsc::channel(EVENT_BUFFER);
         let shared = Arc::new(Shared {
