@@ -179,7 +179,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tokio::spawn(endpoint::run(ep.clone(), mux_ctx.clone()));
     }
     if let Some(ep) = &h3_endpoint {
-        tokio::spawn(crate::api::h3::run(ep.clone(), crate::api::router(hub.clone()), config.http_api.max_request_body_size));
+        tokio::spawn(crate::api::h3::run(ep.clone(), crate::api::router(hub.clone()), config.http_api.max_request_body_size, config.quic.max_connections));
     }
     if let Some(store) = certs.clone().filter(|s| s.is_dev()) {
         let alpn = endpoint::alpn_protocols(&config);

@@ -22,9 +22,15 @@ const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// a pathological one.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
-/// Accepts HTTP/3 connections on `endpoint` until it is closed.
-pub async fn run(endpoint: quinn::Endpoint, app: Router, max_body: usize) {
+/// Accepts HTTP/3 connections on `endpoint` until it is closed; beyond `max_connections`
+/// open ones, new connections are refused.
+pub async fn run(endpoint: quinn::Endpoint, app: Router, max_body: usize, max_connections: usize) {
     while let Some(incoming) = endpoint.accept().await {
+        if endpoint.open_connections() >= max_connections {
+            tracing::warn!(max_connections, "http3 API connection limit reached; refusing");
+            incoming.refuse();
+            continue;
+        }
         let app = app.clone();
         tokio::spawn(async move {
             let conn = match incoming.await {

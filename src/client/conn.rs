@@ -22,6 +22,14 @@ const ALPN_NATIVE: &[u8] = b"tidewire/1";
 const ALPN_H3: &[u8] = b"h3";
 /// Path of the native mode over WebTransport.
 const NATIVE_PATH: &str = "/connection/webtransport/native";
+/// Streams the server may open beyond one per subscription (spare for renewals).
+const SPARE_STREAMS: u32 = 8;
+/// A connection silent this long is closed (the server's keep-alives come every 10s).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Client keep-alive interval: under the server's idle timeout, with room for loss.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// Datagrams received but not yet read, in bytes (256 KiB); more are dropped.
+const DATAGRAM_RECEIVE_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Accepts exactly the certificates whose SHA-256 is pinned (what a browser's
 /// `serverCertificateHashes` does), and checks handshake signatures normally.
@@ -98,13 +106,13 @@ fn tls_config(trust: &Trust, alpn: &[u8]) -> Result<rustls::ClientConfig, Error>
 fn transport_config(opts: &Options) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     // The server opens one stream per subscription.
-    t.max_concurrent_uni_streams(quinn::VarInt::from_u32(opts.max_subscriptions.saturating_add(8)));
+    t.max_concurrent_uni_streams(quinn::VarInt::from_u32(opts.max_subscriptions.saturating_add(SPARE_STREAMS)));
     if let Some(w) = opts.stream_receive_window {
         t.stream_receive_window(quinn::VarInt::from_u32(w));
     }
-    t.max_idle_timeout(quinn::IdleTimeout::try_from(Duration::from_secs(30)).ok());
-    t.keep_alive_interval(Some(Duration::from_secs(10)));
-    t.datagram_receive_buffer_size(Some(256 * 1024));
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+    t.keep_alive_interval(Some(KEEP_ALIVE));
+    t.datagram_receive_buffer_size(Some(DATAGRAM_RECEIVE_BUFFER_BYTES));
     t
 }
 

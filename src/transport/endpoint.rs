@@ -18,6 +18,22 @@ pub const ALPN_H3: &[u8] = b"h3";
 /// ALPN of the native protocol over raw QUIC.
 pub const ALPN_NATIVE: &[u8] = b"tidewire/1";
 
+/// Longest a TLS handshake may take before its ALPN is known: a peer that stalls here
+/// holds a task and a quinn connection slot, so it is cut off.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connection-level flow-control window as a multiple of the per-stream window: a few
+/// streams' worth, so one stream cannot take it all and the total a client can make us
+/// buffer stays bounded.
+const CONNECTION_WINDOW_STREAMS: u64 = 4;
+
+/// Datagrams received but not yet read, in bytes (64 KiB): clients send few; more are dropped.
+const DATAGRAM_RECEIVE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Datagrams queued for sending, in bytes (256 KiB); when full, quinn drops the oldest,
+/// which suits latest-value channels.
+const DATAGRAM_SEND_BUFFER_BYTES: usize = 256 * 1024;
+
 /// Why the endpoint could not be configured.
 #[derive(Debug, thiserror::Error)]
 pub enum EndpointError {
@@ -33,13 +49,13 @@ pub fn transport_config(cfg: &Config) -> quinn::TransportConfig {
     t.max_concurrent_bidi_streams(q.max_bidi_streams.into());
     t.max_concurrent_uni_streams(q.max_uni_streams.into());
     t.stream_receive_window(q.stream_receive_window.into());
-    // The connection window covers every stream at once: a few streams' worth.
-    t.receive_window((u64::from(q.stream_receive_window) * 4).try_into().unwrap_or(quinn::VarInt::MAX));
+    t.receive_window(
+        (u64::from(q.stream_receive_window) * CONNECTION_WINDOW_STREAMS).try_into().unwrap_or(quinn::VarInt::MAX),
+    );
     t.max_idle_timeout(quinn::IdleTimeout::try_from(q.idle_timeout.0).ok());
     t.keep_alive_interval((!q.keep_alive_interval.0.is_zero()).then_some(q.keep_alive_interval.0));
-    // Datagrams: bounded buffers; a full send buffer drops the oldest (latest value wins).
-    t.datagram_receive_buffer_size(Some(64 * 1024));
-    t.datagram_send_buffer_size(256 * 1024);
+    t.datagram_receive_buffer_size(Some(DATAGRAM_RECEIVE_BUFFER_BYTES));
+    t.datagram_send_buffer_size(DATAGRAM_SEND_BUFFER_BYTES);
     t
 }
 
@@ -76,7 +92,7 @@ pub async fn run(endpoint: quinn::Endpoint, ctx: mux::Ctx) {
         let ctx = ctx.clone();
         let (webtransport_on, quic_on) = (cfg.webtransport.enabled, cfg.quic.enabled);
         tokio::spawn(async move {
-            let alpn = match tokio::time::timeout(Duration::from_secs(10), connecting.handshake_data()).await {
+            let alpn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting.handshake_data()).await {
                 Ok(Ok(data)) => data
                     .downcast::<quinn::crypto::rustls::HandshakeData>()
                     .ok()
