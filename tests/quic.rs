@@ -301,3 +301,17 @@ async fn many_clients_share_one_socket_through_a_connector() {
     }
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn graceful_shutdown_tells_quic_and_webtransport_clients_3001() {
+    let mut srv = start_quic("").await;
+    let quic = srv.native_client(Transport::Quic, "q").await;
+    let wt = srv.native_client(Transport::WebTransport, "w").await;
+    let running = srv.running.take().expect("running");
+    let stopping = tokio::spawn(running.shutdown());
+    let (code, reason) = tokio::time::timeout(WAIT, quic.closed()).await.expect("quic closed in time");
+    assert_eq!((code, reason.as_str()), (3001, "shutdown"));
+    let (code, reason) = tokio::time::timeout(WAIT, wt.closed()).await.expect("webtransport closed in time");
+    assert_eq!((code, reason.as_str()), (3001, "shutdown"));
+    tokio::time::timeout(WAIT, stopping).await.expect("shutdown completes").expect("no panic");
+}
