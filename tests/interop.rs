@@ -11,31 +11,20 @@ use std::time::Duration;
 
 use common::{API_KEY, SECRET};
 
-/// The config tests/interop/README.md promises the suites.
-const INTEROP_CONFIG: &str = r#"
-[client]
-allowed_origins = []
-[channel.without_namespace]
-allow_subscribe_for_client = true
-allow_publish_for_subscriber = true
-[[channel.namespaces]]
-name = "chat"
-allow_subscribe_for_client = true
-allow_publish_for_subscriber = true
-[[channel.namespaces]]
-name = "readonly"
-allow_subscribe_for_client = true
-"#;
-
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Starts the server on tests/interop/dev.toml (the channel rules the suites rely on),
+/// with a port of our choosing and the test secrets instead of the file's fixed ones.
 async fn start() -> common::TestServer {
-    let text = format!(
-        "[http_server]\naddress = \"127.0.0.1\"\nport = 0\n[client.token]\nhmac_secret_key = \"{SECRET}\"\n[http_api]\nkey = \"{API_KEY}\"\n{INTEROP_CONFIG}"
-    );
-    common::start_with_text(&text).await
+    let path = root().join("tests/interop/dev.toml");
+    let mut config = tidewire::config::Config::load(Some(&path), std::iter::empty()).expect("dev.toml loads").config;
+    config.http_server.address = "127.0.0.1".into();
+    config.http_server.port = 0;
+    config.client.token.hmac_secret_key = SECRET.into();
+    config.http_api.key = API_KEY.into();
+    common::start_config(config).await
 }
 
 /// Runs a suite as a child process with the server's address in its environment, off the

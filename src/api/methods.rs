@@ -15,8 +15,8 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::key::Rejection;
-use crate::hub::{Control, Hub, PublishRequest, ServerSubscribe, Target};
-use crate::protocol::{ClientError, Disconnect, StreamPosition};
+use crate::hub::{Control, HistoryFilter, Hub, PublishRequest, ServerSubscribe, Target};
+use crate::protocol::{ClientError, ClientInfo, Disconnect, Publication, StreamPosition, json as wire};
 
 /// Every method the API serves (others are 404).
 pub const METHODS: &[&str] = &[
@@ -171,6 +171,42 @@ fn raw_or_b64(raw: Option<&RawValue>, b64: Option<&str>) -> Result<Option<Bytes>
 struct ChannelParams {
     channel: String,
     pattern: String,
+    limit: Option<i64>,
+    since: Option<PositionParams>,
+    reverse: bool,
+}
+
+/// A model value as the JSON the client protocol uses (raw `data`, `info` …).
+fn as_json(write: impl FnOnce(&mut Vec<u8>)) -> Value {
+    let mut out = Vec::new();
+    write(&mut out);
+    serde_json::from_slice(&out).unwrap_or(Value::Null)
+}
+
+fn publication_json(p: &Publication) -> Value {
+    as_json(|out| wire::put_publication(out, p))
+}
+
+fn client_info_json(i: &ClientInfo) -> Value {
+    as_json(|out| wire::put_client_info(out, i))
+}
+
+async fn history(hub: &Hub, p: &ChannelParams) -> Answer {
+    let limit = match p.limit.unwrap_or(0) {
+        -1 => usize::MAX,
+        l if l < 0 => return Err(ClientError::BadRequest),
+        l => usize::try_from(l).unwrap_or(usize::MAX),
+    };
+    let since = p.since.as_ref().map(|s| StreamPosition { offset: s.offset, epoch: s.epoch.clone() });
+    let filter = HistoryFilter { since, limit, reverse: p.reverse };
+    let page = hub.history(&p.channel, &filter).await.map_err(|e| e.client_error())?;
+    let publications: Vec<Value> = page.publications.iter().map(|p| publication_json(p)).collect();
+    // Centrifugo omits empty repeated fields (`omitempty`); so do we.
+    let mut result = json!({"epoch": page.position.epoch, "offset": page.position.offset});
+    if !publications.is_empty() {
+        result["publications"] = Value::Array(publications);
+    }
+    Ok(result)
 }
 
 #[derive(Deserialize, Default)]
@@ -229,12 +265,28 @@ pub async fn call(hub: &Hub, method: &str, params: &RawValue) -> Result<Answer, 
                 _ => Err(ClientError::BadRequest),
             }
         }
-        "presence" | "presence_stats" | "history" | "history_remove" => {
+        "presence" => {
             let p: ChannelParams = parse(params)?;
-            match hub.channels().parse(&p.channel) {
-                Err(e) => Err(e.client_error()),
-                Ok(_) => Err(ClientError::NotAvailable),
-            }
+            hub.presence(&p.channel).await.map_err(|e| e.client_error()).map(|presence| {
+                let map: serde_json::Map<String, Value> =
+                    presence.iter().map(|(client, info)| (client.clone(), client_info_json(info))).collect();
+                json!({"presence": map})
+            })
+        }
+        "presence_stats" => {
+            let p: ChannelParams = parse(params)?;
+            hub.presence_stats(&p.channel)
+                .await
+                .map_err(|e| e.client_error())
+                .map(|s| json!({"num_clients": s.num_clients, "num_users": s.num_users}))
+        }
+        "history" => {
+            let p: ChannelParams = parse(params)?;
+            history(hub, &p).await
+        }
+        "history_remove" => {
+            let p: ChannelParams = parse(params)?;
+            hub.remove_history(&p.channel).await.map_err(|e| e.client_error()).map(|()| json!({}))
         }
         "channels" => {
             let p: ChannelParams = parse(params)?;

@@ -19,15 +19,18 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-pub use broker::{Broker, BrokerError, BrokerHandler, HistoryOptions, PublishOptions, PublishOutcome};
+pub use broker::{
+    Broker, BrokerError, BrokerHandler, HistoryError, HistoryFilter, HistoryOptions, HistoryPage, IDEMPOTENCY_WINDOW,
+    PublishOptions, PublishOutcome,
+};
 pub use channel::{ChannelName, Channels, Resolved};
 pub use outbox::{Drained, Outbox, Outgoing, Pushed};
 pub use publication::{Codec, SharedPublication};
-pub use registry::{Registry, Subscriber};
+pub use registry::{Registry, StreamState, Subscriber};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::protocol::{ClientError, ClientInfo, Disconnect, Publication, StreamPosition};
+use crate::protocol::{ClientError, ClientInfo, Disconnect, PresenceStats, Publication, Push, StreamPosition};
 
 /// Why a hub operation failed. Each variant maps to one client error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +104,9 @@ pub enum Control {
     Unsubscribe(Target, String),
     /// Disconnect them, except the client ids in the whitelist.
     Disconnect(Target, Vec<String>, Disconnect),
+    /// A positioned subscription of this connection lost its place in the channel's
+    /// stream (raised by fan-out, never sent through the broker).
+    InsufficientState(String),
     /// Update their credentials' expiry (or expire them now).
     Refresh {
         /// Who.
@@ -115,10 +121,11 @@ pub enum Control {
 }
 
 impl Control {
-    fn target(&self) -> &Target {
+    fn target(&self) -> Option<&Target> {
         match self {
-            Self::Subscribe(t, _) | Self::Unsubscribe(t, _) | Self::Disconnect(t, _, _) => t,
-            Self::Refresh { target, .. } => target,
+            Self::Subscribe(t, _) | Self::Unsubscribe(t, _) | Self::Disconnect(t, _, _) => Some(t),
+            Self::Refresh { target, .. } => Some(target),
+            Self::InsufficientState(_) => None,
         }
     }
 }
@@ -142,6 +149,27 @@ pub struct ConnEntry {
 struct Conns {
     by_client: HashMap<String, ConnEntry>,
     by_user: HashMap<String, Vec<String>>,
+}
+
+/// Why a history read failed: a hub error, or a position the stream cannot serve (112).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryRead {
+    /// Unknown channel, history off, engine failure …
+    #[error(transparent)]
+    Hub(Error),
+    /// Wrong epoch or an offset beyond the top.
+    #[error(transparent)]
+    Position(HistoryError),
+}
+
+impl HistoryRead {
+    /// The wire error.
+    pub fn client_error(&self) -> ClientError {
+        match self {
+            Self::Hub(e) => e.client_error(),
+            Self::Position(_) => ClientError::UnrecoverablePosition,
+        }
+    }
 }
 
 /// What to publish.
@@ -332,8 +360,69 @@ impl Hub {
             delta: req.delta,
         };
         let outcome = self.inner.broker.publish(publication, &opts).await?;
-        self.inner.metrics.publications.fetch_add(1, Ordering::Relaxed);
+        if !outcome.duplicate {
+            self.inner.metrics.publications.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(outcome)
+    }
+
+    /// The meta TTL of a channel's stream (namespace option, else `channel.history_meta_ttl`).
+    fn meta_ttl(&self, resolved: &Resolved) -> std::time::Duration {
+        resolved.options.history_meta_ttl.unwrap_or(self.inner.config.channel.history_meta_ttl).0
+    }
+
+    /// Reads a channel's history. `NotAvailable` when the channel keeps none.
+    pub async fn history(&self, channel: &str, filter: &HistoryFilter) -> Result<HistoryPage, HistoryRead> {
+        let (_, resolved) = self.inner.channels.parse(channel).map_err(HistoryRead::Hub)?;
+        if !resolved.options.history_enabled() {
+            return Err(HistoryRead::Hub(Error::NotAvailable));
+        }
+        let meta_ttl = self.meta_ttl(resolved);
+        self.inner.broker.history(channel, filter, meta_ttl).await.map_err(|e| match e {
+            HistoryError::Broker(b) => HistoryRead::Hub(Error::Broker(b)),
+            other => HistoryRead::Position(other),
+        })
+    }
+
+    /// Empties a channel's history, keeping its position.
+    pub async fn remove_history(&self, channel: &str) -> Result<(), Error> {
+        let (_, resolved) = self.inner.channels.parse(channel)?;
+        if !resolved.options.history_enabled() {
+            return Err(Error::NotAvailable);
+        }
+        Ok(self.inner.broker.remove_history(channel).await?)
+    }
+
+    /// Adds or refreshes a connection's presence in a channel.
+    pub async fn add_presence(&self, channel: &str, info: &ClientInfo) -> Result<(), Error> {
+        Ok(self.inner.broker.add_presence(channel, info).await?)
+    }
+
+    /// Removes a connection's presence from a channel.
+    pub async fn remove_presence(&self, channel: &str, client: &str) -> Result<(), Error> {
+        Ok(self.inner.broker.remove_presence(channel, client).await?)
+    }
+
+    /// Who is in a channel. `NotAvailable` when its namespace keeps no presence.
+    pub async fn presence(&self, channel: &str) -> Result<BTreeMap<String, ClientInfo>, Error> {
+        self.presence_enabled(channel)?;
+        Ok(self.inner.broker.presence(channel).await?)
+    }
+
+    /// Presence counters. `NotAvailable` when the namespace keeps no presence.
+    pub async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, Error> {
+        self.presence_enabled(channel)?;
+        Ok(self.inner.broker.presence_stats(channel).await?)
+    }
+
+    fn presence_enabled(&self, channel: &str) -> Result<(), Error> {
+        let (_, resolved) = self.inner.channels.parse(channel)?;
+        if resolved.options.presence { Ok(()) } else { Err(Error::NotAvailable) }
+    }
+
+    /// Announces a join or leave to the channel's subscribers on every node.
+    pub async fn join_leave(&self, channel: &str, info: &ClientInfo, join: bool) -> Result<(), Error> {
+        Ok(self.inner.broker.publish_join_leave(channel, info, join).await?)
     }
 
     /// Sends a server API action to the targeted connections on every node.
@@ -391,13 +480,24 @@ impl BrokerHandler for Inner {
     fn handle_publication(&self, publication: Arc<Publication>) {
         let shared = SharedPublication::new(publication);
         // A full outbox turns its connection slow by itself; the writer reports it.
-        self.registry.for_each(&shared.publication.channel, |sub| {
-            let _ = sub.outbox.push(Outgoing::Publication(shared.clone()));
+        self.registry.fan_out(&shared, self.config.client.queue_max_size);
+    }
+
+    fn handle_join_leave(&self, channel: &str, info: &ClientInfo, join: bool) {
+        let push = if join {
+            Push::Join { channel: channel.to_owned(), info: info.clone() }
+        } else {
+            Push::Leave { channel: channel.to_owned(), info: info.clone() }
+        };
+        self.registry.for_each(channel, |sub| {
+            if sub.join_leave {
+                let _ = sub.outbox.push(Outgoing::Push(push.clone()));
+            }
         });
     }
 
     fn handle_control(&self, control: Control) {
-        let target = control.target();
+        let Some(target) = control.target() else { return };
         let conns = self.conns.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(clients) = conns.by_user.get(&target.user) else { return };
         for client in clients {

@@ -27,7 +27,7 @@ async fn fan_out_shares_one_publication_and_one_encoding() {
     let hub = hub();
     let outboxes: Vec<_> = (0..3).map(|_| Outbox::new(1 << 20)).collect();
     for o in &outboxes {
-        hub.subscribe("c", Subscriber { conn: hub.next_conn_id(), outbox: o.clone() }, || ()).await.expect("sub");
+        hub.subscribe("c", Subscriber::plain(hub.next_conn_id(), o.clone()), || ()).await.expect("sub");
     }
     hub.publish(PublishRequest { channel: "c".into(), data: "42".into(), ..Default::default() }).await.expect("pub");
     let mut shared = Vec::new();

@@ -289,7 +289,8 @@ impl<'a> Obj<'a> {
     }
 }
 
-fn put_client_info(out: &mut Vec<u8>, info: &ClientInfo) {
+/// Appends a client info object (`{"user":…,"client":…,"conn_info":…}`).
+pub fn put_client_info(out: &mut Vec<u8>, info: &ClientInfo) {
     let mut o = Obj::open(out);
     o.str("user", &info.user);
     o.str("client", &info.client);

@@ -6,11 +6,9 @@ use rand::Rng;
 
 use super::{Session, State, Sub, VERSION};
 use crate::auth::TokenError;
-use crate::hub::{ConnEntry, Subscriber};
-use crate::protocol::{
-    ClientError, ConnectRequest, ConnectResult, Disconnect, Expiry, Push, RefreshResult, ReplyBody,
-    SubscribeResult,
-};
+use crate::auth::jwt::SubOverride;
+use crate::hub::ConnEntry;
+use crate::protocol::{ClientError, ConnectRequest, ConnectResult, Disconnect, Expiry, Push, RefreshResult, ReplyBody};
 
 impl Session {
     pub(super) fn expiry(&self, now_ms: u64) -> Expiry {
@@ -66,25 +64,19 @@ impl Session {
         self.state = State::Connected;
 
         // Server-side subscriptions from the token: `channels`, then `subs` with options.
-        let mut server_subs: BTreeMap<String, Sub> = BTreeMap::new();
+        let mut server_subs: BTreeMap<String, (Sub, SubOverride)> = BTreeMap::new();
         for channel in claims.channels {
-            server_subs.entry(channel).or_insert_with(|| Sub { server_side: true, ..Default::default() });
+            server_subs.entry(channel).or_insert_with(|| (Sub { server_side: true, ..Default::default() }, SubOverride::default()));
         }
         for (channel, claim) in claims.subs {
-            server_subs.insert(channel, Sub { server_side: true, chan_info: claim.info, expire_at: None });
+            let sub = Sub { server_side: true, chan_info: claim.info, ..Default::default() };
+            server_subs.insert(channel, (sub, claim.overrides));
         }
         if server_subs.len() > cfg.channel_limit {
             return Err(Disconnect::CHANNEL_LIMIT);
         }
-        let mut results = BTreeMap::new();
-        for channel in server_subs.keys() {
-            match self.hub.channels().parse(channel) {
-                Ok(_) => {
-                    results.insert(channel.clone(), SubscribeResult::default());
-                }
-                Err(e) => tracing::warn!(client = %self.client, channel, error = %e, "skipping token channel"),
-            }
-        }
+        let subs = server_subs.into_iter().map(|(ch, (sub, o))| (ch, sub, o)).collect();
+        let (results, pending) = self.connect_subscriptions(subs, &req.subs).await?;
 
         let ping = cfg.ping_interval.0.as_secs().max(1) as u32;
         let result = ConnectResult {
@@ -102,20 +94,14 @@ impl Session {
             },
             node: if self.transport.emulation { self.hub.node_id().to_owned() } else { String::new() },
         };
-        let channels: Vec<String> = result.subs.keys().cloned().collect();
         if self.transport.bidirectional {
             self.reply(id, ReplyBody::Connect(Box::new(result)));
         } else {
             self.push(Push::Connect(Box::new(result)));
         }
-        // The reply is queued first, so the channels' publications follow it.
-        for channel in channels {
-            let sub = server_subs.remove(&channel).unwrap_or_default();
-            self.hub
-                .subscribe(&channel, Subscriber { conn: self.conn, outbox: self.outbox.clone() }, || ())
-                .await
-                .map_err(|_| Disconnect::INTERNAL)?;
-            self.subs.insert(channel, sub);
+        // The reply is queued first; the channels' held-back publications follow it.
+        for p in pending {
+            p.go_live(&self.outbox);
         }
         // The first ping is jittered between half and the whole interval, as Centrifugo
         // does, so connections opened together do not ping together.

@@ -78,6 +78,10 @@ struct Sub {
     chan_info: Option<Bytes>,
     /// Expiry of the subscription token (unix seconds).
     expire_at: Option<u64>,
+    /// A presence entry was added (remove it when leaving).
+    presence: bool,
+    /// A join was announced (announce the leave).
+    join_leave: bool,
 }
 
 /// The state of one connection.
@@ -194,16 +198,9 @@ impl Session {
             CommandBody::Subscribe(req) => self.subscribe(id, req, now_ms).await,
             CommandBody::Unsubscribe(req) => self.unsubscribe(id, &req.channel).await,
             CommandBody::Publish(req) => self.publish(id, req).await,
-            CommandBody::Presence(req) | CommandBody::PresenceStats(req) => {
-                match self.hub.channels().parse(&req.channel) {
-                    Err(e) => self.error(id, e.client_error()),
-                    Ok(_) => self.error(id, ClientError::NotAvailable),
-                }
-            }
-            CommandBody::History(req) => match self.hub.channels().parse(&req.channel) {
-                Err(e) => self.error(id, e.client_error()),
-                Ok(_) => self.error(id, ClientError::NotAvailable),
-            },
+            CommandBody::Presence(req) => self.presence(id, &req.channel, false).await,
+            CommandBody::PresenceStats(req) => self.presence(id, &req.channel, true).await,
+            CommandBody::History(req) => self.history(id, req).await,
             CommandBody::Ping => self.reply(id, ReplyBody::Ping),
             // Centrifugo OSS without an RPC proxy: no method is registered.
             CommandBody::Rpc(_) => self.error(id, ClientError::MethodNotFound),
@@ -215,6 +212,59 @@ impl Session {
             CommandBody::Unknown => self.error(id, ClientError::MethodNotFound),
         }
         Ok(())
+    }
+
+    async fn presence(&mut self, id: u32, channel: &str, stats: bool) {
+        let resolved = match self.hub.channels().parse(channel) {
+            Ok((_, r)) => r,
+            Err(e) => return self.error(id, e.client_error()),
+        };
+        if !resolved.options.presence {
+            return self.error(id, ClientError::NotAvailable);
+        }
+        if !self.may_presence(resolved, channel, false) {
+            return self.error(id, ClientError::PermissionDenied);
+        }
+        let body = if stats {
+            self.hub.presence_stats(channel).await.map(ReplyBody::PresenceStats)
+        } else {
+            self.hub.presence(channel).await.map(|presence| ReplyBody::Presence(crate::protocol::PresenceResult { presence }))
+        };
+        match body {
+            Ok(body) => self.reply(id, body),
+            Err(e) => self.error(id, e.client_error()),
+        }
+    }
+
+    async fn history(&mut self, id: u32, req: crate::protocol::HistoryRequest) {
+        let resolved = match self.hub.channels().parse(&req.channel) {
+            Ok((_, r)) => r,
+            Err(e) => return self.error(id, e.client_error()),
+        };
+        if !resolved.options.history_enabled() {
+            return self.error(id, ClientError::NotAvailable);
+        }
+        if !self.may_history(resolved, &req.channel) {
+            return self.error(id, ClientError::PermissionDenied);
+        }
+        let cap = self.hub.config().client.history_max_publication_limit;
+        let limit = match req.limit {
+            -1 => cap,
+            l if l < 0 => return self.error(id, ClientError::BadRequest),
+            l => (l as usize).min(cap),
+        };
+        let filter = crate::hub::HistoryFilter { since: req.since, limit, reverse: req.reverse };
+        match self.hub.history(&req.channel, &filter).await {
+            Ok(page) => self.reply(
+                id,
+                ReplyBody::History(crate::protocol::HistoryResult {
+                    publications: page.publications,
+                    epoch: page.position.epoch,
+                    offset: page.position.offset,
+                }),
+            ),
+            Err(e) => self.error(id, e.client_error()),
+        }
     }
 
     fn pong(&mut self) -> Result<(), Disconnect> {
@@ -276,12 +326,13 @@ impl Session {
         match control {
             Control::Subscribe(_, sub) => self.server_subscribe(sub, now_ms).await,
             Control::Unsubscribe(_, channel) => {
-                if self.subs.remove(&channel).is_some() {
-                    self.hub.unsubscribe(&channel, self.conn).await;
+                if self.subs.contains_key(&channel) {
+                    self.drop_subscription(&channel).await;
                     self.push(Push::Unsubscribe { channel, reason: crate::protocol::UnsubscribeReason::Server });
                 }
                 Ok(())
             }
+            Control::InsufficientState(channel) => self.insufficient_state(&channel).await,
             Control::Disconnect(_, _, d) => Err(d),
             Control::Refresh { expired, expire_at, info, .. } => {
                 if expired {
@@ -339,8 +390,7 @@ impl Session {
             .map(|(ch, _)| ch.clone())
             .collect();
         for channel in expired {
-            self.subs.remove(&channel);
-            self.hub.unsubscribe(&channel, self.conn).await;
+            self.drop_subscription(&channel).await;
             self.push(Push::Unsubscribe { channel, reason: crate::protocol::UnsubscribeReason::Expired });
         }
         Ok(())
@@ -377,8 +427,9 @@ impl Session {
 
     /// Releases everything the connection holds in the hub. Call once when it ends.
     pub async fn close(&mut self) {
-        for (channel, _) in std::mem::take(&mut self.subs) {
-            self.hub.unsubscribe(&channel, self.conn).await;
+        let channels: Vec<String> = self.subs.keys().cloned().collect();
+        for channel in channels {
+            self.drop_subscription(&channel).await;
         }
         if self.registered {
             self.hub.unregister(&self.client);

@@ -1,15 +1,113 @@
 //! `subscribe`, `unsubscribe`, `sub_refresh` and server-side subscriptions: who may join a
-//! channel, and the order guarantee (the subscribe reply precedes the channel's publications).
+//! channel, stream positioning and recovery, presence and join/leave.
+//!
+//! Order guarantees: a subscribe reply (or subscribe push) always precedes the channel's
+//! publications. For positioned subscriptions the subscriber is registered *buffering*
+//! before history is read; once the reply is built, the held-back publications newer than
+//! the history read follow it, under one lock — nothing is lost or delivered twice.
+
+use std::sync::Arc;
 
 use super::{Session, Sub};
 use crate::auth::TokenError;
-use crate::hub::{Outgoing, ServerSubscribe, Subscriber};
-use crate::protocol::{ClientError, Disconnect, Expiry, Push, Reply, ReplyBody, SubscribeRequest, SubscribeResult};
+use crate::auth::jwt::SubOverride;
+use crate::hub::{
+    Control, HistoryFilter, HistoryRead, Outgoing, Resolved, ServerSubscribe, SharedPublication, StreamState,
+    Subscriber,
+};
+use crate::protocol::{
+    ClientError, ClientInfo, Disconnect, Expiry, Push, Reply, ReplyBody, StreamPosition, SubscribeRequest,
+    SubscribeResult,
+};
+
+/// `SubscribeRequest.flag` bit asking for error 112 instead of `recovered: false`.
+const FLAG_REJECT_UNRECOVERED: i64 = 2;
+
+/// The options in force for one subscription: namespace options, token overrides and
+/// what the client asked for.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Effective {
+    presence: bool,
+    join_leave: bool,
+    push_join_leave: bool,
+    recoverable: bool,
+    positioned: bool,
+    cache: bool,
+}
+
+impl Effective {
+    pub(super) fn new(resolved: &Resolved, overrides: &SubOverride, asked: &SubscribeRequest, may_presence: bool) -> Self {
+        let o = &resolved.options;
+        let history = o.history_enabled();
+        let join_leave = overrides.join_leave.unwrap_or(o.join_leave);
+        let force_push = overrides.force_push_join_leave.unwrap_or(o.force_push_join_leave);
+        let recoverable =
+            history && (overrides.force_recovery.unwrap_or(o.force_recovery) || (o.allow_recovery && asked.recoverable));
+        let positioned = history
+            && (recoverable
+                || overrides.force_positioning.unwrap_or(o.force_positioning)
+                || (o.allow_positioning && asked.positioned));
+        Self {
+            presence: overrides.presence.unwrap_or(o.presence),
+            join_leave,
+            push_join_leave: join_leave && (force_push || (asked.join_leave && may_presence)),
+            recoverable,
+            positioned,
+            cache: history && o.force_recovery_mode == "cache",
+        }
+    }
+}
+
+/// What the recovery step found.
+struct Recovery {
+    result: SubscribeResult,
+    /// The offset the reply leaves the client at (publications after it follow live).
+    top: u64,
+}
+
+fn expiry(expire_at: Option<u64>, now_ms: u64) -> Expiry {
+    match expire_at {
+        Some(at) => Expiry { expires: true, ttl: at.saturating_sub(now_ms / 1000).min(u64::from(u32::MAX)) as u32 },
+        None => Expiry::default(),
+    }
+}
+
+/// Queues, after a reply, the held-back publications the reply does not cover (offsets
+/// up to `top` came from history); returns the offset the subscriber ends at. For a
+/// positioned subscription a gap among them means the client must recover.
+fn queue_buffered(
+    outbox: &crate::hub::Outbox,
+    channel: &str,
+    top: u64,
+    positioned: bool,
+    buffered: Vec<Arc<SharedPublication>>,
+) -> u64 {
+    let mut last = top;
+    for p in buffered {
+        let offset = p.publication.offset;
+        if offset != 0 && offset <= last {
+            continue; // already in the reply
+        }
+        if positioned && offset != 0 && offset != last + 1 {
+            let _ = outbox.push(Outgoing::Control(Control::InsufficientState(channel.to_owned())));
+            break;
+        }
+        if offset != 0 {
+            last = offset;
+        }
+        let _ = outbox.push(Outgoing::Publication(p));
+    }
+    last
+}
 
 impl Session {
+    fn client_info(&self, chan_info: Option<bytes::Bytes>) -> ClientInfo {
+        ClientInfo { user: self.user.clone(), client: self.client.clone(), conn_info: self.conn_info.clone(), chan_info }
+    }
+
     /// Decides whether a client-side subscribe is allowed; returns the subscription's
-    /// token-derived state.
-    fn authorize_subscribe(&self, req: &SubscribeRequest, now_ms: u64) -> Result<Sub, ClientError> {
+    /// token-derived state and overrides.
+    fn authorize_subscribe(&self, req: &SubscribeRequest, now_ms: u64) -> Result<(Sub, SubOverride), ClientError> {
         let (name, resolved) = self.hub.channels().parse(&req.channel).map_err(|e| e.client_error())?;
         let o = &resolved.options;
         let insecure = self.hub.config().client.insecure;
@@ -30,7 +128,8 @@ impl Session {
             {
                 return Err(ClientError::PermissionDenied);
             }
-            return Ok(Sub { server_side: false, chan_info: claims.info, expire_at: claims.expire_at });
+            let sub = Sub { chan_info: claims.info, expire_at: claims.expire_at, ..Default::default() };
+            return Ok((sub, claims.overrides));
         }
         if name.private && !insecure {
             return Err(ClientError::PermissionDenied);
@@ -40,37 +139,178 @@ impl Session {
             || (name.users.is_none()
                 && o.allow_subscribe_for_client
                 && (!self.user.is_empty() || o.allow_subscribe_for_anonymous));
-        if allowed { Ok(Sub::default()) } else { Err(ClientError::PermissionDenied) }
+        if allowed { Ok((Sub::default(), SubOverride::default())) } else { Err(ClientError::PermissionDenied) }
+    }
+
+    /// Whether this connection may call presence on a channel (also gates join/leave
+    /// requests, where `subscribing` counts the subscription being made).
+    pub(super) fn may_presence(&self, resolved: &Resolved, channel: &str, subscribing: bool) -> bool {
+        let o = &resolved.options;
+        let identified = !self.user.is_empty() || o.allow_presence_for_anonymous;
+        self.hub.config().client.insecure
+            || (o.allow_presence_for_client && identified)
+            || (o.allow_presence_for_subscriber && (subscribing || self.subs.contains_key(channel)) && identified)
+    }
+
+    /// Whether this connection may read a channel's history.
+    pub(super) fn may_history(&self, resolved: &Resolved, channel: &str) -> bool {
+        let o = &resolved.options;
+        let identified = !self.user.is_empty() || o.allow_history_for_anonymous;
+        self.hub.config().client.insecure
+            || (o.allow_history_for_client && identified)
+            || (o.allow_history_for_subscriber && self.subs.contains_key(channel) && identified)
+    }
+
+    /// Reads the stream for a positioned subscribe: recovery when asked, the latest
+    /// publication in cache mode, the position otherwise.
+    async fn recover(&self, channel: &str, eff: Effective, req: &SubscribeRequest) -> Result<Recovery, ClientError> {
+        let mut result = SubscribeResult {
+            recoverable: eff.recoverable,
+            positioned: eff.positioned,
+            was_recovering: req.recover && eff.recoverable,
+            ..Default::default()
+        };
+        let limit = self.hub.config().client.recovery_max_publication_limit;
+        let position_only = HistoryFilter::default();
+        let page = if result.was_recovering && !eff.cache {
+            let since = StreamPosition { offset: req.offset, epoch: req.epoch.clone() };
+            let filter = HistoryFilter { since: Some(since), limit: limit.saturating_add(1), reverse: false };
+            match self.hub.history(channel, &filter).await {
+                Ok(page) => {
+                    let contiguous = page.publications.first().is_none_or(|p| p.offset == req.offset + 1)
+                        && page.publications.last().is_none_or(|p| p.offset == page.position.offset);
+                    let complete = page.position.offset == req.offset || !page.publications.is_empty();
+                    result.recovered = page.publications.len() <= limit && contiguous && complete;
+                    if result.recovered {
+                        result.publications = page.publications.clone();
+                    }
+                    page
+                }
+                Err(HistoryRead::Position(_)) => {
+                    self.hub.history(channel, &position_only).await.map_err(|e| e.client_error())?
+                }
+                Err(e) => return Err(e.client_error()),
+            }
+        } else if eff.cache {
+            let latest = HistoryFilter { since: None, limit: 1, reverse: true };
+            let page = self.hub.history(channel, &latest).await.map_err(|e| e.client_error())?;
+            let behind = page.publications.first().is_some_and(|p| {
+                !(result.was_recovering && req.epoch == page.position.epoch && req.offset >= p.offset)
+            });
+            if behind {
+                result.publications = page.publications.clone();
+            }
+            result.recovered = result.was_recovering && req.epoch == page.position.epoch;
+            page
+        } else {
+            self.hub.history(channel, &position_only).await.map_err(|e| e.client_error())?
+        };
+        result.epoch = page.position.epoch.clone();
+        result.offset = page.position.offset;
+        if result.was_recovering && !result.recovered && req.flag & FLAG_REJECT_UNRECOVERED != 0 {
+            return Err(ClientError::UnrecoverablePosition);
+        }
+        Ok(Recovery { top: page.position.offset, result })
+    }
+
+    /// Registers, reads the stream if needed, and queues `answer(result)` (a reply or a
+    /// push) followed by the channel's publications; then presence and join.
+    async fn establish(
+        &mut self,
+        channel: &str,
+        mut sub: Sub,
+        eff: Effective,
+        req: &SubscribeRequest,
+        answer: impl FnOnce(SubscribeResult) -> Outgoing,
+    ) -> Result<(), ClientError> {
+        let outbox = self.outbox.clone();
+        if eff.positioned || eff.cache {
+            let state = StreamState::buffering(eff.positioned);
+            let subscriber = Subscriber {
+                conn: self.conn,
+                outbox: outbox.clone(),
+                join_leave: eff.push_join_leave,
+                stream: Some(state.clone()),
+            };
+            self.hub.subscribe(channel, subscriber, || ()).await.map_err(|e| e.client_error())?;
+            let recovery = match self.recover(channel, eff, req).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.hub.unsubscribe(channel, self.conn).await;
+                    return Err(e);
+                }
+            };
+            let item = answer(recovery.result);
+            state.go_live(|buffered| {
+                let _ = outbox.push(item);
+                queue_buffered(&outbox, channel, recovery.top, eff.positioned, buffered)
+            });
+        } else {
+            let subscriber = Subscriber { conn: self.conn, outbox: outbox.clone(), join_leave: eff.push_join_leave, stream: None };
+            let item = answer(SubscribeResult::default());
+            self.hub
+                .subscribe(channel, subscriber, move || {
+                    let _ = outbox.push(item);
+                })
+                .await
+                .map_err(|e| e.client_error())?;
+        }
+        let info = self.client_info(sub.chan_info.clone());
+        if eff.presence {
+            if let Err(e) = self.hub.add_presence(channel, &info).await {
+                tracing::warn!(channel, error = %e, "presence add failed");
+            }
+            sub.presence = true;
+        }
+        if eff.join_leave {
+            if let Err(e) = self.hub.join_leave(channel, &info, true).await {
+                tracing::warn!(channel, error = %e, "join event failed");
+            }
+            sub.join_leave = true;
+        }
+        self.subs.insert(channel.to_owned(), sub);
+        Ok(())
     }
 
     pub(super) async fn subscribe(&mut self, id: u32, req: SubscribeRequest, now_ms: u64) {
         if self.subs.contains_key(&req.channel) {
             return self.error(id, ClientError::AlreadySubscribed);
         }
-        let sub = match self.authorize_subscribe(&req, now_ms) {
-            Ok(sub) => sub,
+        let (sub, overrides) = match self.authorize_subscribe(&req, now_ms) {
+            Ok(v) => v,
             Err(e) => return self.error(id, e),
         };
         if self.subs.len() >= self.hub.config().client.channel_limit {
             return self.error(id, ClientError::LimitExceeded);
         }
-        let result = SubscribeResult {
-            expiry: match sub.expire_at {
-                Some(at) => Expiry { expires: true, ttl: at.saturating_sub(now_ms / 1000).min(u64::from(u32::MAX)) as u32 },
-                None => Expiry::default(),
-            },
-            ..Default::default()
+        let Ok((_, resolved)) = self.hub.channels().parse(&req.channel) else {
+            return self.error(id, ClientError::BadRequest);
         };
-        let outbox = self.outbox.clone();
-        let reply = Outgoing::Reply(Reply { id, body: ReplyBody::Subscribe(Box::new(result)) });
-        let subscriber = Subscriber { conn: self.conn, outbox: self.outbox.clone() };
-        match self.hub.subscribe(&req.channel, subscriber, move || { outbox.push(reply); }).await {
-            Ok(()) => {
-                self.subs.insert(req.channel, sub);
-            }
-            Err(e) => {
-                self.hub.unsubscribe(&req.channel, self.conn).await;
-                self.error(id, e.client_error());
+        let eff = Effective::new(resolved, &overrides, &req, self.may_presence(resolved, &req.channel, true));
+        let sub_expiry = expiry(sub.expire_at, now_ms);
+        let channel = req.channel.clone();
+        let answer = move |mut result: SubscribeResult| {
+            result.expiry = sub_expiry;
+            Outgoing::Reply(Reply { id, body: ReplyBody::Subscribe(Box::new(result)) })
+        };
+        if let Err(e) = self.establish(&channel, sub, eff, &req, answer).await {
+            self.error(id, e);
+        }
+    }
+
+    /// Drops a subscription: registry, presence, leave event.
+    pub(super) async fn drop_subscription(&mut self, channel: &str) {
+        let Some(sub) = self.subs.remove(channel) else { return };
+        self.hub.unsubscribe(channel, self.conn).await;
+        if sub.presence
+            && let Err(e) = self.hub.remove_presence(channel, &self.client).await
+        {
+            tracing::warn!(channel, error = %e, "presence remove failed");
+        }
+        if sub.join_leave {
+            let info = self.client_info(sub.chan_info);
+            if let Err(e) = self.hub.join_leave(channel, &info, false).await {
+                tracing::warn!(channel, error = %e, "leave event failed");
             }
         }
     }
@@ -78,8 +318,7 @@ impl Session {
     pub(super) async fn unsubscribe(&mut self, id: u32, channel: &str) {
         // Server-side subscriptions are the server's to end; a client cannot drop them.
         if self.subs.get(channel).is_some_and(|s| !s.server_side) {
-            self.subs.remove(channel);
-            self.hub.unsubscribe(channel, self.conn).await;
+            self.drop_subscription(channel).await;
         }
         self.reply(id, ReplyBody::Unsubscribe);
     }
@@ -96,14 +335,10 @@ impl Session {
         if claims.channel != channel || claims.user != self.user || (!claims.client.is_empty() && claims.client != self.client) {
             return self.error(id, ClientError::PermissionDenied);
         }
-        let expiry = match claims.expire_at {
-            Some(at) => Expiry { expires: true, ttl: at.saturating_sub(now_ms / 1000).min(u64::from(u32::MAX)) as u32 },
-            None => Expiry::default(),
-        };
         if let Some(sub) = self.subs.get_mut(channel) {
             sub.expire_at = claims.expire_at;
         }
-        self.reply(id, ReplyBody::SubRefresh(expiry));
+        self.reply(id, ReplyBody::SubRefresh(expiry(claims.expire_at, now_ms)));
     }
 
     /// A subscription made by the server API: no permission check, a `subscribe` push.
@@ -114,21 +349,118 @@ impl Session {
         if self.subs.len() >= self.hub.config().client.channel_limit {
             return Err(Disconnect::CHANNEL_LIMIT);
         }
-        if let Err(e) = self.hub.channels().parse(&req.channel) {
-            tracing::warn!(client = %self.client, channel = %req.channel, error = %e, "server subscribe skipped");
-            return Ok(());
-        }
-        let outbox = self.outbox.clone();
-        let push = Outgoing::Push(Push::Subscribe {
+        let resolved = match self.hub.channels().parse(&req.channel) {
+            Ok((_, r)) => r,
+            Err(e) => {
+                tracing::warn!(client = %self.client, channel = %req.channel, error = %e, "server subscribe skipped");
+                return Ok(());
+            }
+        };
+        let asked = SubscribeRequest {
             channel: req.channel.clone(),
-            result: Box::new(SubscribeResult { data: req.data.clone(), ..Default::default() }),
-        });
-        let subscriber = Subscriber { conn: self.conn, outbox: self.outbox.clone() };
-        self.hub
-            .subscribe(&req.channel, subscriber, move || { outbox.push(push); })
-            .await
-            .map_err(|_| Disconnect::INTERNAL)?;
-        self.subs.insert(req.channel, Sub { server_side: true, chan_info: req.info, expire_at: req.expire_at });
-        Ok(())
+            recover: req.recover_since.is_some(),
+            offset: req.recover_since.as_ref().map_or(0, |p| p.offset),
+            epoch: req.recover_since.as_ref().map(|p| p.epoch.clone()).unwrap_or_default(),
+            ..Default::default()
+        };
+        let eff = Effective::new(resolved, &SubOverride::default(), &asked, false);
+        let channel = req.channel.clone();
+        let data = req.data.clone();
+        let push_channel = channel.clone();
+        let answer = move |mut result: SubscribeResult| {
+            result.data = data;
+            Outgoing::Push(Push::Subscribe { channel: push_channel, result: Box::new(result) })
+        };
+        let sub = Sub { server_side: true, chan_info: req.info, expire_at: req.expire_at, ..Default::default() };
+        self.establish(&channel, sub, eff, &asked, answer).await.map_err(|_| Disconnect::INTERNAL)
+    }
+
+    /// Fan-out saw a gap in a positioned subscription: a client-side subscription is
+    /// ended with 2500 (the SDK resubscribes and recovers), a server-side one costs the
+    /// connection (3010, the SDK reconnects and recovers).
+    pub(super) async fn insufficient_state(&mut self, channel: &str) -> Result<(), Disconnect> {
+        match self.subs.get(channel) {
+            None => Ok(()),
+            Some(s) if s.server_side => Err(Disconnect::INSUFFICIENT_STATE),
+            Some(_) => {
+                self.drop_subscription(channel).await;
+                self.push(Push::Unsubscribe {
+                    channel: channel.to_owned(),
+                    reason: crate::protocol::UnsubscribeReason::InsufficientState,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Server-side subscriptions at connect (token `channels`/`subs`, recovered with the
+    /// positions in `ConnectRequest.subs`): registers them buffering, reads their streams,
+    /// and returns their results for the connect reply plus what to do once it is queued.
+    pub(super) async fn connect_subscriptions(
+        &mut self,
+        subs: Vec<(String, Sub, SubOverride)>,
+        asked: &std::collections::BTreeMap<String, SubscribeRequest>,
+    ) -> Result<(std::collections::BTreeMap<String, SubscribeResult>, Vec<PendingLive>), Disconnect> {
+        let mut results = std::collections::BTreeMap::new();
+        let mut pending = Vec::new();
+        for (channel, mut sub, overrides) in subs {
+            let Ok((_, resolved)) = self.hub.channels().parse(&channel) else {
+                tracing::warn!(client = %self.client, channel, "skipping an invalid token channel");
+                continue;
+            };
+            let req = asked.get(&channel).cloned().map_or_else(
+                || SubscribeRequest { channel: channel.clone(), ..Default::default() },
+                |mut r| {
+                    r.channel = channel.clone();
+                    r
+                },
+            );
+            let eff = Effective::new(resolved, &overrides, &req, false);
+            // Every connect-time subscription buffers until the connect reply is queued,
+            // so none of its publications can overtake the reply.
+            let state = StreamState::buffering(eff.positioned);
+            let subscriber = Subscriber {
+                conn: self.conn,
+                outbox: self.outbox.clone(),
+                join_leave: eff.push_join_leave,
+                stream: Some(state.clone()),
+            };
+            self.hub.subscribe(&channel, subscriber, || ()).await.map_err(|_| Disconnect::INTERNAL)?;
+            let (result, top) = if eff.positioned || eff.cache {
+                let r = self.recover(&channel, eff, &req).await.map_err(|_| Disconnect::INTERNAL)?;
+                (r.result, r.top)
+            } else {
+                (SubscribeResult::default(), 0)
+            };
+            results.insert(channel.clone(), result);
+            sub.server_side = true;
+            let info = self.client_info(sub.chan_info.clone());
+            if eff.presence {
+                let _ = self.hub.add_presence(&channel, &info).await;
+                sub.presence = true;
+            }
+            if eff.join_leave {
+                let _ = self.hub.join_leave(&channel, &info, true).await;
+                sub.join_leave = true;
+            }
+            pending.push(PendingLive { channel: channel.clone(), state, top });
+            self.subs.insert(channel, sub);
+        }
+        Ok((results, pending))
+    }
+}
+
+/// A connect-time positioned subscription waiting for the connect reply to be queued.
+pub(super) struct PendingLive {
+    channel: String,
+    state: Arc<StreamState>,
+    top: u64,
+}
+
+impl PendingLive {
+    /// Releases the held-back publications after the connect reply.
+    pub(super) fn go_live(self, outbox: &crate::hub::Outbox) {
+        let positioned = self.state.positioned();
+        self.state.go_live(|buffered| queue_buffered(outbox, &self.channel, self.top, positioned, buffered));
     }
 }

@@ -150,3 +150,24 @@ async fn failed_connect_ignores_commands_then_closes() {
     assert!(drain(&outbox).0.is_empty());
     assert_eq!(s.tick(T0 + FAILED_CLOSE_DELAY_MS).await, Err(Disconnect::BAD_REQUEST));
 }
+
+#[tokio::test]
+async fn insufficient_state_unsubscribes_client_side_and_disconnects_server_side() {
+    let (hub, auth) = setup("");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1", "channels": ["srv"]})), T0).await.expect("connect");
+    let sub = Command { id: 2, body: CommandBody::Subscribe(SubscribeRequest { channel: "c".into(), ..Default::default() }) };
+    s.handle(sub, T0).await.expect("subscribe");
+    drain(&outbox);
+    s.handle_control(Control::InsufficientState("c".into()), T0).await.expect("client-side: unsubscribed");
+    let (items, _) = drain(&outbox);
+    assert!(matches!(
+        items.as_slice(),
+        [Outgoing::Push(Push::Unsubscribe { reason: UnsubscribeReason::InsufficientState, .. })]
+    ));
+    assert_eq!(s.channels().collect::<Vec<_>>(), vec!["srv"]);
+    assert_eq!(
+        s.handle_control(Control::InsufficientState("srv".into()), T0).await,
+        Err(Disconnect::INSUFFICIENT_STATE)
+    );
+}
