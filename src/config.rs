@@ -150,10 +150,19 @@ pub struct Config {
     pub http_api: HttpApi,
     /// Bidirectional WebSocket transport.
     pub websocket: WebSocketConfig,
-    /// HTTP-streaming transport (bidirectional emulation). Off by default.
-    pub http_stream: Toggle,
-    /// SSE transport (bidirectional emulation). Off by default.
-    pub sse: Toggle,
+    /// HTTP-streaming transport (bidirectional emulation). On by default, so browsers
+    /// whose network blocks UDP and WebSocket still connect.
+    pub http_stream: StreamTransport,
+    /// SSE transport (bidirectional emulation). On by default, as `http_stream`.
+    pub sse: StreamTransport,
+    /// `POST /emulation`: commands of HTTP-streaming and SSE sessions.
+    pub emulation: Emulation,
+    /// Unidirectional WebSocket (`/connection/uni_websocket`). Off by default.
+    pub uni_websocket: Toggle,
+    /// Unidirectional SSE (`/connection/uni_sse`). Off by default.
+    pub uni_sse: UniStreamTransport,
+    /// Unidirectional HTTP-streaming (`/connection/uni_http_stream`). Off by default.
+    pub uni_http_stream: UniStreamTransport,
     /// `/health` endpoint. On by default.
     pub health: OnToggle,
     /// `/metrics` endpoint. On by default.
@@ -598,6 +607,52 @@ pub struct WebSocketConfig {
 impl Default for WebSocketConfig {
     fn default() -> Self {
         Self { message_size_limit: 65_536, write_timeout: Dur::secs(1) }
+    }
+}
+
+/// An HTTP streaming transport (on by default).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamTransport {
+    /// On or off.
+    pub enabled: bool,
+    /// Largest connect request body in bytes (413 above). Default 65,536.
+    pub max_request_body_size: usize,
+}
+
+impl Default for StreamTransport {
+    fn default() -> Self {
+        Self { enabled: true, max_request_body_size: 65_536 }
+    }
+}
+
+/// A unidirectional HTTP streaming transport (off by default).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UniStreamTransport {
+    /// On or off.
+    pub enabled: bool,
+    /// Largest connect request body in bytes (413 above). Default 65,536.
+    pub max_request_body_size: usize,
+}
+
+impl Default for UniStreamTransport {
+    fn default() -> Self {
+        Self { enabled: false, max_request_body_size: 65_536 }
+    }
+}
+
+/// `emulation.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Emulation {
+    /// Largest `/emulation` body in bytes (413 above). Default 65,536.
+    pub max_request_body_size: usize,
+}
+
+impl Default for Emulation {
+    fn default() -> Self {
+        Self { max_request_body_size: 65_536 }
     }
 }
 

@@ -19,7 +19,7 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::session::Auth;
 use crate::tls::{CertStore, TlsError};
-use crate::transport::{endpoint, mux, webtransport, websocket};
+use crate::transport::{endpoint, mux, sse, webtransport, websocket};
 
 /// How often development certificates are checked for renewal: hourly, far more often
 /// than their renew-before margin of days.
@@ -117,11 +117,6 @@ impl Running {
 
 /// Starts the server on `config` (secrets must be filled in already; see [`fill_secrets`]).
 pub async fn start(config: Config) -> Result<Running, StartError> {
-    for (key, on) in [("http_stream.enabled", config.http_stream.enabled), ("sse.enabled", config.sse.enabled)] {
-        if on {
-            tracing::warn!(key, "this transport is not available in this version of Tidewire; WebSocket serves clients");
-        }
-    }
     let config = Arc::new(config);
     let auth = Auth::from_config(&config.client).map_err(StartError::Config)?;
     let metrics = Arc::new(Metrics::default());
@@ -129,7 +124,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let hub = Hub::new(config.clone(), broker, metrics);
 
     let mut app = crate::api::router(hub.clone())
-        .merge(websocket::router(websocket::Ctx { hub: hub.clone(), auth: auth.clone() }));
+        .merge(websocket::router(websocket::Ctx { hub: hub.clone(), auth: auth.clone() }))
+        .merge(sse::router(sse::Ctx::new(hub.clone(), auth.clone())));
 
     // --- QUIC: certificate, client endpoint(s), HTTP/3 API ---
     let client_udp = config.webtransport.enabled || config.quic.enabled;

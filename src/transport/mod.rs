@@ -4,13 +4,15 @@
 //! everything an outbox holds is drained at once and encoded into one buffer, so a burst
 //! of publications costs one frame and one write per connection.
 //!
-//! Rooms: `websocket` (TCP); `endpoint` (the client UDP port, dispatching by ALPN) to
+//! Rooms: `websocket` (TCP, bidirectional and unidirectional); `sse` (HTTP-streaming,
+//! SSE, their unidirectional variants and the `/emulation` endpoint); `endpoint` (the client UDP port, dispatching by ALPN) to
 //! `webtransport` (compatible and native modes) and `quic` (raw QUIC); `mux` (the native
 //! multiplexed mode, written once for both).
 
 pub mod endpoint;
 pub mod mux;
 pub mod quic;
+pub mod sse;
 pub mod webtransport;
 pub mod websocket;
 
@@ -28,27 +30,42 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Encodes drained items as newline-joined JSON into `out`, starting at `items[*next]`,
-/// until `MAX_BATCH_BYTES` is reached. Control events are moved to `controls` for the
-/// session. Returns the number of messages encoded.
-pub fn encode_json_batch(
+/// How JSON messages are laid out in the bytes a transport writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `a\nb\nc`: one WebSocket frame holding several messages.
+    Joined,
+    /// `a\nb\nc\n`: a byte stream (HTTP-streaming, WebTransport compatible mode).
+    Terminated,
+    /// `data: a\n\ndata: b\n\n`: Server-Sent Events, one event per message.
+    Sse,
+}
+
+/// Encodes drained items as JSON into `out`, laid out by `framing`, starting at
+/// `items[*next]`, until `MAX_BATCH_BYTES` or `max_messages` is reached. Control events are
+/// moved to `controls` for the session. Returns the number of messages encoded.
+pub fn encode_json(
     items: &mut [Option<Outgoing>],
     next: &mut usize,
     out: &mut Vec<u8>,
     codec: Codec,
+    framing: Framing,
+    max_messages: usize,
     controls: &mut Vec<Control>,
 ) -> usize {
     let wrapped = codec == Codec::Json;
     let mut count = 0;
-    while *next < items.len() && out.len() < MAX_BATCH_BYTES {
+    while *next < items.len() && out.len() < MAX_BATCH_BYTES && count < max_messages {
         let Some(item) = items[*next].take() else {
             *next += 1;
             continue;
         };
         *next += 1;
         let start = out.len();
-        if start > 0 {
-            out.push(b'\n');
+        match framing {
+            Framing::Joined if start > 0 => out.push(b'\n'),
+            Framing::Sse => out.extend_from_slice(b"data: "),
+            _ => {}
         }
         match item {
             Outgoing::Publication(p) => out.extend_from_slice(p.encoded(codec)),
@@ -61,9 +78,25 @@ pub fn encode_json_batch(
                 continue;
             }
         }
+        match framing {
+            Framing::Joined => {}
+            Framing::Terminated => out.push(b'\n'),
+            Framing::Sse => out.extend_from_slice(b"\n\n"),
+        }
         count += 1;
     }
     count
+}
+
+/// [`encode_json`] for one WebSocket frame: newline-joined, no message cap.
+pub fn encode_json_batch(
+    items: &mut [Option<Outgoing>],
+    next: &mut usize,
+    out: &mut Vec<u8>,
+    codec: Codec,
+    controls: &mut Vec<Control>,
+) -> usize {
+    encode_json(items, next, out, codec, Framing::Joined, usize::MAX, controls)
 }
 
 #[cfg(test)]

@@ -10,16 +10,16 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use super::{encode_json_batch, now_ms};
+use super::{Framing, encode_json, now_ms};
 use crate::hub::{Codec, Drained, Hub, Outbox};
 use crate::protocol::codes::WS_MESSAGE_TOO_BIG;
-use crate::protocol::{framing, json, Disconnect};
+use crate::protocol::{Command, CommandBody, ConnectRequest, Disconnect, Push, framing, json};
 use crate::session::{Auth, Session, TransportInfo};
 
 /// How long we wait for the client's close frame after sending ours.
@@ -30,6 +30,16 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 const READ_BUFFER_BYTES: usize = 4096;
 
 const INFO: TransportInfo = TransportInfo { name: "websocket", bidirectional: true, emulation: false };
+const UNI_INFO: TransportInfo = TransportInfo { name: "uni_websocket", bidirectional: false, emulation: false };
+
+/// Bidirectional (commands in, replies and pushes out) or unidirectional (one connect
+/// request in, bare pushes out, one per frame).
+#[derive(Debug)]
+enum Mode {
+    Bidi,
+    /// The connect request, when it came in the `cf_connect` URL parameter.
+    Uni(Option<ConnectRequest>),
+}
 
 /// What the WebSocket endpoint needs.
 #[derive(Clone, Debug)]
@@ -42,7 +52,11 @@ pub struct Ctx {
 
 /// Routes of this transport.
 pub fn router(ctx: Ctx) -> Router {
-    Router::new().route("/connection/websocket", get(upgrade)).with_state(ctx)
+    let mut r = Router::new().route("/connection/websocket", get(upgrade));
+    if ctx.hub.config().uni_websocket.enabled {
+        r = r.route("/connection/uni_websocket", get(upgrade_uni));
+    }
+    r.with_state(ctx)
 }
 
 /// Whether a request's `Origin` (if any) is allowed by `client.allowed_origins`. Requests
@@ -56,7 +70,27 @@ pub fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
 }
 
 async fn upgrade(State(ctx): State<Ctx>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    if !origin_allowed(&ctx.hub.config().client.allowed_origins, &headers) {
+    accept(ctx, &headers, ws, Mode::Bidi)
+}
+
+async fn upgrade_uni(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let connect = match super::sse::cf_connect_param(query.as_deref()) {
+        None => None,
+        Some(text) => match super::sse::uni_connect_request(text.as_bytes()) {
+            Some(req) => Some(req),
+            None => return (StatusCode::BAD_REQUEST, "Bad Request").into_response(),
+        },
+    };
+    accept(ctx, &headers, ws, Mode::Uni(connect))
+}
+
+fn accept(ctx: Ctx, headers: &HeaderMap, ws: WebSocketUpgrade, mode: Mode) -> Response {
+    if !origin_allowed(&ctx.hub.config().client.allowed_origins, headers) {
         tracing::info!(origin = ?headers.get("origin"), "websocket origin rejected");
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
@@ -73,18 +107,33 @@ async fn upgrade(State(ctx): State<Ctx>, headers: HeaderMap, ws: WebSocketUpgrad
         .max_frame_size(limit)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| run(ctx, socket))
+        .on_upgrade(move |socket| drive(ctx, socket, mode))
 }
 
 /// Drives one WebSocket connection until it closes.
-pub async fn run(ctx: Ctx, mut ws: WebSocket) {
+pub async fn run(ctx: Ctx, ws: WebSocket) {
+    drive(ctx, ws, Mode::Bidi).await;
+}
+
+async fn drive(ctx: Ctx, mut ws: WebSocket, mode: Mode) {
+    let (info, codec, per_frame) = match mode {
+        Mode::Bidi => (INFO, Codec::Json, usize::MAX),
+        Mode::Uni(_) => (UNI_INFO, Codec::JsonUni, 1),
+    };
     let metrics = ctx.hub.metrics().clone();
-    let tm = metrics.transport(INFO.name);
+    let tm = metrics.transport(info.name);
     tm.accepted.fetch_add(1, Ordering::Relaxed);
     tm.connections.fetch_add(1, Ordering::Relaxed);
     let cfg = ctx.hub.config().clone();
     let outbox = Outbox::new(cfg.client.queue_max_size);
-    let mut session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), INFO, now_ms());
+    let mut session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), info, now_ms());
+    // A unidirectional client sends one connect request (URL or first message), nothing else.
+    let mut awaiting_connect = matches!(mode, Mode::Uni(None));
+    if let Mode::Uni(Some(req)) = mode
+        && let Err(d) = session.handle(Command { id: 1, body: CommandBody::Connect(req) }, now_ms()).await
+    {
+        outbox.close(d);
+    }
     let write_timeout = cfg.websocket.write_timeout.0;
     let mut drained = Vec::new();
     let mut controls = Vec::new();
@@ -101,7 +150,7 @@ pub async fn run(ctx: Ctx, mut ws: WebSocket) {
                 let mut failed = false;
                 while next < items.len() {
                     frame.clear();
-                    let n = encode_json_batch(&mut items, &mut next, &mut frame, Codec::Json, &mut controls);
+                    let n = encode_json(&mut items, &mut next, &mut frame, codec, Framing::Joined, per_frame, &mut controls);
                     if n == 0 {
                         continue;
                     }
@@ -153,6 +202,20 @@ pub async fn run(ctx: Ctx, mut ws: WebSocket) {
                     continue;
                 }
                 match msg {
+                    Message::Text(text) if !info.bidirectional => {
+                        if !awaiting_connect {
+                            continue;
+                        }
+                        awaiting_connect = false;
+                        tm.messages_received.fetch_add(1, Ordering::Relaxed);
+                        let result = match super::sse::uni_connect_request(text.as_bytes()) {
+                            Some(req) => session.handle(Command { id: 1, body: CommandBody::Connect(req) }, now_ms()).await,
+                            None => Err(Disconnect::BAD_REQUEST),
+                        };
+                        if let Err(d) = result {
+                            outbox.close(d);
+                        }
+                    }
                     Message::Text(text) => {
                         tm.bytes_received.fetch_add(text.len() as u64, Ordering::Relaxed);
                         if let Err(d) = handle_frame(&mut session, text.as_bytes(), &metrics).await {
@@ -178,6 +241,14 @@ pub async fn run(ctx: Ctx, mut ws: WebSocket) {
         if d == Disconnect::SLOW {
             metrics.slow_disconnects.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(client = %session.client_id(), "slow client disconnected");
+        }
+        if !info.bidirectional {
+            // Unidirectional clients get the code as a push too (Centrifugo v6.5.1+).
+            let mut push = Vec::new();
+            json::encode_push(&mut push, &Push::Disconnect(d.clone()), false);
+            if let Ok(text) = String::from_utf8(push) {
+                let _ = tokio::time::timeout(write_timeout, ws.send(Message::Text(text.into()))).await;
+            }
         }
         let frame = CloseFrame { code: d.code, reason: d.reason.as_ref().into() };
         if tokio::time::timeout(write_timeout, ws.send(Message::Close(Some(frame)))).await.is_ok() {

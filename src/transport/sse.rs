@@ -1,0 +1,524 @@
+//! HTTP transports for networks where UDP and WebSocket do not get through:
+//! `/connection/http_stream` (a long POST response) and `/connection/sse` (EventSource),
+//! whose clients send later commands to `POST /emulation`, plus their unidirectional
+//! variants `/connection/uni_http_stream` and `/connection/uni_sse`.
+//!
+//! Wire behaviour is Centrifugo's (reference §2.8, §2.10): the connect result carries
+//! `session` and `node`; `/emulation` takes `{session, node, data}` where `data` is a
+//! string of newline-joined JSON commands, answers 204, 400 for a malformed body, 404
+//! for an unknown node or session, 413 over the body limit. There is no close frame on
+//! these transports, so a disconnect is a `disconnect` push before the stream ends.
+//!
+//! One task per connection owns its session, as on every transport; `/emulation`
+//! reaches it through a small bounded channel found by session id. With several nodes,
+//! a request for another node's session is the place to forward through the broker's
+//! control channel; on one node an unknown node is a 404.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::{Framing, encode_json, now_ms};
+use crate::hub::{Codec, Drained, Hub, Outbox};
+use crate::protocol::{Command, CommandBody, ConnectRequest, Disconnect, Push, framing, json};
+use crate::session::{Auth, Session, TransportInfo};
+
+/// Chunks buffered between a connection task and its HTTP response body. Small: the
+/// outbox is the real queue (bounded in bytes); this only decouples the two.
+const BODY_CHANNEL_CHUNKS: usize = 4;
+
+/// Command batches from `/emulation` waiting for a session. A client that posts faster
+/// than its session processes gets 503 and retries.
+const EMULATION_CHANNEL_BATCHES: usize = 16;
+
+/// How long a chunk may wait for the HTTP body to take it before the client is slow.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Cache headers every streaming response carries, so no proxy stores or buffers it.
+const NO_CACHE: &str = "private, no-cache, no-store, must-revalidate, max-age=0";
+
+/// Which HTTP transport a connection uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    HttpStream,
+    Sse,
+    UniHttpStream,
+    UniSse,
+}
+
+impl Kind {
+    fn info(self) -> TransportInfo {
+        match self {
+            Self::HttpStream => TransportInfo { name: "http_stream", bidirectional: true, emulation: true },
+            Self::Sse => TransportInfo { name: "sse", bidirectional: true, emulation: true },
+            Self::UniHttpStream => TransportInfo { name: "uni_http_stream", bidirectional: false, emulation: false },
+            Self::UniSse => TransportInfo { name: "uni_sse", bidirectional: false, emulation: false },
+        }
+    }
+
+    fn bidirectional(self) -> bool {
+        matches!(self, Self::HttpStream | Self::Sse)
+    }
+
+    fn codec(self) -> Codec {
+        if self.bidirectional() { Codec::Json } else { Codec::JsonUni }
+    }
+
+    fn framing(self) -> Framing {
+        match self {
+            Self::HttpStream | Self::UniHttpStream => Framing::Terminated,
+            Self::Sse | Self::UniSse => Framing::Sse,
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::HttpStream | Self::UniHttpStream => "application/json",
+            Self::Sse | Self::UniSse => "text/event-stream; charset=utf-8",
+        }
+    }
+}
+
+/// Live emulation sessions: session id → its command channel.
+#[derive(Debug, Default)]
+struct Sessions(Mutex<HashMap<String, mpsc::Sender<Vec<Command>>>>);
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<Vec<Command>>>> {
+        // Single insert/remove/get calls only: a poisoned map is still consistent.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// What the HTTP transports need.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    hub: Hub,
+    auth: Arc<Auth>,
+    sessions: Arc<Sessions>,
+}
+
+impl Ctx {
+    /// Context for the routes of this room.
+    pub fn new(hub: Hub, auth: Arc<Auth>) -> Self {
+        Self { hub, auth, sessions: Arc::new(Sessions::default()) }
+    }
+}
+
+/// Routes of the enabled HTTP transports.
+pub fn router(ctx: Ctx) -> Router {
+    let cfg = ctx.hub.config().clone();
+    let mut r = Router::new();
+    if cfg.http_stream.enabled {
+        r = r.route("/connection/http_stream", post(http_stream).options(preflight))
+            .layer(DefaultBodyLimit::max(cfg.http_stream.max_request_body_size));
+    }
+    let mut sse_routes = Router::new();
+    if cfg.sse.enabled {
+        sse_routes = sse_routes
+            .route("/connection/sse", get(sse_get).post(sse_post).options(preflight))
+            .layer(DefaultBodyLimit::max(cfg.sse.max_request_body_size));
+    }
+    let mut emulation = Router::new();
+    if cfg.http_stream.enabled || cfg.sse.enabled {
+        emulation = emulation
+            .route("/emulation", post(emulate).options(preflight))
+            .layer(DefaultBodyLimit::max(cfg.emulation.max_request_body_size));
+    }
+    let mut uni = Router::new();
+    if cfg.uni_http_stream.enabled {
+        uni = uni
+            .route("/connection/uni_http_stream", post(uni_http_stream).options(preflight))
+            .layer(DefaultBodyLimit::max(cfg.uni_http_stream.max_request_body_size));
+    }
+    let mut uni_sse = Router::new();
+    if cfg.uni_sse.enabled {
+        uni_sse = uni_sse
+            .route("/connection/uni_sse", get(uni_sse_get).post(uni_sse_post).options(preflight))
+            .layer(DefaultBodyLimit::max(cfg.uni_sse.max_request_body_size));
+    }
+    r.merge(sse_routes).merge(emulation).merge(uni).merge(uni_sse).with_state(ctx)
+}
+
+/// A request whose `Origin` is not in `client.allowed_origins`.
+#[derive(Debug)]
+struct Forbidden;
+
+impl IntoResponse for Forbidden {
+    fn into_response(self) -> Response {
+        (StatusCode::FORBIDDEN, "origin not allowed").into_response()
+    }
+}
+
+/// CORS response headers for an allowed `Origin`; `Err` (403) for a refused one.
+fn cors(ctx: &Ctx, headers: &HeaderMap) -> Result<HeaderMap, Forbidden> {
+    let mut out = HeaderMap::new();
+    let Some(origin) = headers.get(header::ORIGIN) else { return Ok(out) };
+    if !super::websocket::origin_allowed(&ctx.hub.config().client.allowed_origins, headers) {
+        return Err(Forbidden);
+    }
+    out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    out.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+    out.insert(header::VARY, HeaderValue::from_static("Origin"));
+    Ok(out)
+}
+
+/// Preflight: 204 with the methods and headers the transports accept, cached 300 s.
+async fn preflight(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    let mut out = match cors(&ctx, &headers) {
+        Ok(h) => h,
+        Err(r) => return r.into_response(),
+    };
+    out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
+    let allow = headers
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("Content-Type"));
+    out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow);
+    out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("300"));
+    (StatusCode::NO_CONTENT, out).into_response()
+}
+
+fn bad_request(why: &str) -> Response {
+    tracing::debug!(why, "bad streaming connect request");
+    (StatusCode::BAD_REQUEST, "Bad Request").into_response()
+}
+
+/// The `cf_connect` query parameter, percent-decoded.
+fn cf_connect(query: Option<&str>) -> Option<String> {
+    let query = query?;
+    query.split('&').find_map(|pair| {
+        let value = pair.strip_prefix("cf_connect=")?;
+        percent_decode(value)
+    })
+}
+
+/// Decodes `%XX` escapes and `+` (as a space); `None` for a broken escape or non-UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Parses the commands a bidirectional connect request carries: newline-joined JSON,
+/// the first of which must be `connect` with an id.
+fn bidi_commands(body: &[u8]) -> Result<Vec<Command>, &'static str> {
+    let commands = framing::lines(body)
+        .map(json::decode_command)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| "malformed JSON command")?;
+    match commands.first() {
+        Some(Command { id, body: CommandBody::Connect(_) }) if *id != 0 => Ok(commands),
+        _ => Err("the first command must be connect"),
+    }
+}
+
+/// Parses a unidirectional connect request: a bare `ConnectRequest` object (an empty
+/// body is an empty request).
+fn uni_command(body: &[u8]) -> Result<Vec<Command>, &'static str> {
+    let body = body.trim_ascii();
+    let body = if body.is_empty() { &b"{}"[..] } else { body };
+    // A ConnectRequest is the `connect` member of a command; wrap it to reuse the decoder.
+    let mut wrapped = Vec::with_capacity(body.len() + 16);
+    wrapped.extend_from_slice(b"{\"id\":1,\"connect\":");
+    wrapped.extend_from_slice(body);
+    wrapped.push(b'}');
+    match json::decode_command(&wrapped) {
+        Ok(cmd @ Command { body: CommandBody::Connect(_), .. }) => Ok(vec![cmd]),
+        _ => Err("malformed connect request"),
+    }
+}
+
+async fn http_stream(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    match bidi_commands(&body) {
+        Ok(commands) => open(ctx, Kind::HttpStream, &headers, commands),
+        Err(why) => bad_request(why),
+    }
+}
+
+async fn sse_get(State(ctx): State<Ctx>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let Some(connect) = cf_connect(query.as_deref()) else { return bad_request("missing or broken cf_connect") };
+    match bidi_commands(connect.as_bytes()) {
+        Ok(commands) => open(ctx, Kind::Sse, &headers, commands),
+        Err(why) => bad_request(why),
+    }
+}
+
+async fn sse_post(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    match bidi_commands(&body) {
+        Ok(commands) => open(ctx, Kind::Sse, &headers, commands),
+        Err(why) => bad_request(why),
+    }
+}
+
+async fn uni_http_stream(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    match uni_command(&body) {
+        Ok(commands) => open(ctx, Kind::UniHttpStream, &headers, commands),
+        Err(why) => bad_request(why),
+    }
+}
+
+async fn uni_sse_get(State(ctx): State<Ctx>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let connect = cf_connect(query.as_deref()).unwrap_or_default();
+    match uni_command(connect.as_bytes()) {
+        Ok(commands) => open(ctx, Kind::UniSse, &headers, commands),
+        Err(why) => bad_request(why),
+    }
+}
+
+async fn uni_sse_post(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    match uni_command(&body) {
+        Ok(commands) => open(ctx, Kind::UniSse, &headers, commands),
+        Err(why) => bad_request(why),
+    }
+}
+
+/// Starts a connection task and answers with its stream.
+fn open(ctx: Ctx, kind: Kind, headers: &HeaderMap, commands: Vec<Command>) -> Response {
+    let mut out = match cors(&ctx, headers) {
+        Ok(h) => h,
+        Err(r) => return r.into_response(),
+    };
+    if ctx.hub.is_shutting_down() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    let limit = ctx.hub.config().client.connection_limit;
+    if limit > 0 && ctx.hub.metrics().total_connections() >= limit as i64 {
+        return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
+    }
+    let (tx, rx) = mpsc::channel::<Bytes>(BODY_CHANNEL_CHUNKS);
+    tokio::spawn(run(ctx, kind, commands, tx));
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (Ok::<_, Infallible>(chunk), rx))
+    }));
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind.content_type()));
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));
+    out.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    (StatusCode::OK, out, body).into_response()
+}
+
+/// Drives one streaming connection until the session closes or the client goes away.
+async fn run(ctx: Ctx, kind: Kind, commands: Vec<Command>, tx: mpsc::Sender<Bytes>) {
+    let info = kind.info();
+    let metrics = ctx.hub.metrics().clone();
+    let tm = metrics.transport(info.name);
+    tm.accepted.fetch_add(1, Ordering::Relaxed);
+    tm.connections.fetch_add(1, Ordering::Relaxed);
+    let cfg = ctx.hub.config().clone();
+    let outbox = Outbox::new(cfg.client.queue_max_size);
+    let mut session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), info, now_ms());
+    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Vec<Command>>(EMULATION_CHANNEL_BATCHES);
+    if kind.bidirectional() {
+        ctx.sessions.lock().insert(session.session_id().to_owned(), cmd_tx);
+    } else {
+        drop(cmd_tx);
+    }
+    // SSE streams open with a blank line, as Centrifugo's do (some proxies need a first byte).
+    if kind.framing() == Framing::Sse && tx.send(Bytes::from_static(b"\r\n")).await.is_err() {
+        return finish(&ctx, kind, &mut session, tm).await;
+    }
+    for cmd in commands {
+        tm.messages_received.fetch_add(1, Ordering::Relaxed);
+        if let Err(d) = session.handle(cmd, now_ms()).await {
+            outbox.close(d);
+            break;
+        }
+    }
+    let (mut drained, mut controls, mut chunk) = (Vec::new(), Vec::new(), Vec::new());
+    let mut commands_open = kind.bidirectional();
+    let close = loop {
+        let wait = Duration::from_millis(session.next_deadline().saturating_sub(now_ms()));
+        tokio::select! {
+            biased;
+            () = outbox.notified() => {
+                let status = outbox.drain(&mut drained);
+                let mut items: Vec<_> = drained.drain(..).map(Some).collect();
+                let mut next = 0;
+                let mut failed = false;
+                while next < items.len() {
+                    chunk.clear();
+                    let n = encode_json(&mut items, &mut next, &mut chunk, kind.codec(), kind.framing(), usize::MAX, &mut controls);
+                    if n == 0 {
+                        continue;
+                    }
+                    let len = chunk.len() as u64;
+                    match tokio::time::timeout(WRITE_TIMEOUT, tx.send(Bytes::copy_from_slice(&chunk))).await {
+                        Ok(Ok(())) => {
+                            tm.messages_sent.fetch_add(n as u64, Ordering::Relaxed);
+                            tm.bytes_sent.fetch_add(len, Ordering::Relaxed);
+                        }
+                        _ => { failed = true; break; }
+                    }
+                }
+                if failed {
+                    break None;
+                }
+                if let Drained::Close(d) = status {
+                    break Some(d);
+                }
+                for control in controls.drain(..) {
+                    if let Err(d) = session.handle_control(control, now_ms()).await {
+                        outbox.close(d);
+                    }
+                }
+                if chunk.capacity() > 4096 {
+                    chunk = Vec::new();
+                }
+            }
+            batch = cmd_rx.recv(), if commands_open => {
+                let Some(batch) = batch else { commands_open = false; continue };
+                if outbox.is_closing() {
+                    continue;
+                }
+                for cmd in batch {
+                    tm.messages_received.fetch_add(1, Ordering::Relaxed);
+                    if let Err(d) = session.handle(cmd, now_ms()).await {
+                        outbox.close(d);
+                        break;
+                    }
+                }
+            }
+            () = tx.closed() => break None,
+            () = tokio::time::sleep(wait) => {
+                if let Err(d) = session.tick(now_ms()).await {
+                    outbox.close(d);
+                }
+            }
+        }
+    };
+    if let Some(d) = close {
+        metrics.disconnects.inc(&d.code.to_string());
+        if d == Disconnect::SLOW {
+            metrics.slow_disconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        // No close frame here: the code travels as a disconnect push, then the stream ends.
+        let mut out = Vec::new();
+        if kind.framing() == Framing::Sse {
+            out.extend_from_slice(b"data: ");
+        }
+        json::encode_push(&mut out, &Push::Disconnect(d), kind.bidirectional());
+        out.extend_from_slice(if kind.framing() == Framing::Sse { b"\n\n" } else { b"\n" });
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, tx.send(Bytes::from(out))).await;
+    }
+    finish(&ctx, kind, &mut session, tm).await;
+}
+
+async fn finish(ctx: &Ctx, kind: Kind, session: &mut Session, tm: &crate::metrics::TransportMetrics) {
+    if kind.bidirectional() {
+        ctx.sessions.lock().remove(session.session_id());
+    }
+    session.close().await;
+    tm.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+#[derive(Deserialize)]
+struct EmulationRequest {
+    #[serde(default)]
+    session: String,
+    #[serde(default)]
+    node: String,
+    #[serde(default)]
+    data: String,
+}
+
+/// `POST /emulation`: hands the commands in `data` to the session they belong to.
+async fn emulate(State(ctx): State<Ctx>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+    debug_assert_eq!(method, Method::POST);
+    let out = match cors(&ctx, &headers) {
+        Ok(h) => h,
+        Err(r) => return r.into_response(),
+    };
+    let Ok(req) = serde_json::from_slice::<EmulationRequest>(&body) else {
+        return (StatusCode::BAD_REQUEST, out, "Bad Request").into_response();
+    };
+    if req.session.is_empty() || req.node.is_empty() {
+        return (StatusCode::BAD_REQUEST, out, "Bad Request").into_response();
+    }
+    if req.node != ctx.hub.node_id() {
+        // Another node's session: with a multi-node engine this is forwarded through the
+        // broker's control channel; on one node the node is simply unknown.
+        return (StatusCode::NOT_FOUND, out, "unknown node").into_response();
+    }
+    let Ok(commands) = framing::lines(req.data.as_bytes()).map(json::decode_command).collect::<Result<Vec<_>, _>>() else {
+        return (StatusCode::BAD_REQUEST, out, "Bad Request").into_response();
+    };
+    let sender = ctx.sessions.lock().get(&req.session).cloned();
+    let Some(sender) = sender else {
+        return (StatusCode::NOT_FOUND, out, "unknown session").into_response();
+    };
+    match sender.try_send(commands) {
+        Ok(()) => (StatusCode::NO_CONTENT, out).into_response(),
+        Err(mpsc::error::TrySendError::Full(_)) => (StatusCode::SERVICE_UNAVAILABLE, out, "busy").into_response(),
+        Err(mpsc::error::TrySendError::Closed(_)) => (StatusCode::NOT_FOUND, out, "unknown session").into_response(),
+    }
+}
+
+/// The connect request of a unidirectional WebSocket (`cf_connect` or first message).
+pub fn uni_connect_request(body: &[u8]) -> Option<ConnectRequest> {
+    match uni_command(body).ok()?.pop()?.body {
+        CommandBody::Connect(req) => Some(req),
+        _ => None,
+    }
+}
+
+/// `cf_connect` from a query string, decoded (for `/connection/uni_websocket`).
+pub fn cf_connect_param(query: Option<&str>) -> Option<String> {
+    cf_connect(query)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("%7B%22a%22%3A1%7D").as_deref(), Some("{\"a\":1}"));
+        assert_eq!(percent_decode("a+b").as_deref(), Some("a b"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%e"), None);
+        assert_eq!(percent_decode("%ff"), None, "not UTF-8");
+    }
+
+    #[test]
+    fn connect_requests_parse_or_are_refused() {
+        assert!(bidi_commands(br#"{"id":1,"connect":{"token":"t"}}"#).is_ok());
+        assert!(bidi_commands(br#"{"id":1,"subscribe":{"channel":"a"}}"#).is_err());
+        assert!(bidi_commands(br#"{"connect":{}}"#).is_err(), "connect needs an id");
+        assert!(bidi_commands(b"{nope").is_err());
+        assert!(bidi_commands(b"").is_err());
+        assert!(uni_command(br#"{"token":"t"}"#).is_ok());
+        assert!(uni_command(b"").is_ok());
+        assert!(uni_command(b"[1]").is_err());
+        assert!(uni_command(br#"{"token":5}"#).is_err());
+    }
+}
