@@ -1,0 +1,11 @@
+export { Tidewire, VERSION, transportUrls } from './client.js';
+export type { TidewireOptions, ClientEvents } from './client.js';
+export { Subscription, MAX_BUFFERED_PUBLICATIONS } from './subscription.js';
+export type { SubscribeOptions, SubscriptionEvents, SubscriptionState } from './subscription.js';
+export { TidewireError } from './types.js';
+export type { ClientInfo, ConnectedEvent, ConnectionState, DisconnectedEvent, ErrorEvent, HistoryOptions, HistoryResult, PresenceResult, PresenceStatsResult, Publication, StateEvent, SubscribedEvent, UnsubscribedEvent, } from './types.js';
+export type { TransportName, SkippedTransport } from './transport.js';
+export { DEFAULT_TRANSPORTS } from './transport.js';
+export { ErrorCode } from './protocol.js';
+export { backoffDelay } from './backoff.js';
+export type { BackoffOptions } from './backoff.js';
