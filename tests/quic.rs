@@ -315,3 +315,35 @@ async fn graceful_shutdown_tells_quic_and_webtransport_clients_3001() {
     assert_eq!((code, reason.as_str()), (3001, "shutdown"));
     tokio::time::timeout(WAIT, stopping).await.expect("shutdown completes").expect("no panic");
 }
+
+#[tokio::test]
+async fn history_and_presence_through_the_native_client() {
+    let srv = start_quic(
+        "[[channel.namespaces]]\nname = \"hist\"\nallow_subscribe_for_client = true\nallow_publish_for_subscriber = true\nallow_history_for_subscriber = true\nallow_presence_for_subscriber = true\npresence = true\nhistory_size = 10\nhistory_ttl = \"60s\"\n",
+    )
+    .await;
+    let client = srv.native_client(Transport::Quic, "hist").await;
+    let mut sub = client.subscribe("hist:room").await.expect("subscribe");
+    for i in 1..=3 {
+        client.publish("hist:room", Bytes::from(i.to_string())).await.expect("publish");
+    }
+    let mut offsets = Vec::new();
+    for _ in 0..3 {
+        offsets.push(next_pub(&mut sub).await.offset);
+    }
+    assert_eq!(offsets, vec![1, 2, 3], "publications carry their stream offsets");
+    let history = client.history("hist:room", -1, None).await.expect("history");
+    let data: Vec<Bytes> = history.publications.iter().map(|p| p.data.clone()).collect();
+    assert_eq!(data, vec![Bytes::from_static(b"1"), Bytes::from_static(b"2"), Bytes::from_static(b"3")]);
+    assert_eq!(history.offset, 3);
+    assert!(!history.epoch.is_empty());
+    let presence = client.presence("hist:room").await.expect("presence");
+    assert_eq!(presence.len(), 1);
+    assert_eq!(presence[0].1.user, "hist");
+    assert_eq!(client.presence_stats("hist:room").await.expect("stats"), (1, 1));
+    // Not allowed where the namespace does not enable it.
+    let err = client.history("news", 10, None).await.expect_err("no history on news");
+    assert!(matches!(err, tidewire::client::Error::Reply { .. }), "{err}");
+    client.close().await;
+    srv.shutdown().await;
+}
