@@ -174,6 +174,10 @@ pub struct Config {
     /// The client UDP port: one QUIC endpoint for WebTransport (ALPN `h3`) and raw QUIC
     /// (ALPN `tidewire/1`).
     pub quic: QuicConfig,
+    /// Demo mode (`demo.enabled`, off by default; `tidewire serve` without a config file
+    /// turns it on): the demo page at `/`, `GET /demo/token?user=NAME` minting tokens for
+    /// anyone (development only), the namespaces the page needs and a stats ticker.
+    pub demo: Toggle,
 }
 
 /// `http_server.*`

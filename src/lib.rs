@@ -12,6 +12,8 @@
 //! - [`tls`]: certificates (configured, or generated development ones) for QUIC and HTTP/3.
 //! - [`client`]: a Rust client for the native mode over raw QUIC or WebTransport.
 //! - [`api`]: the server HTTP API, one axum service for every HTTP version.
+//! - [`web`]: the browser SDK's modules and, in demo mode, the demo page (embedded from
+//!   `web-client/dist/`), its token route and stats ticker.
 //! - [`config`], [`metrics`]: typed configuration, Prometheus metrics.
 //! - [`server`]: the only place that names concrete types and starts long-lived tasks.
 //!
@@ -21,6 +23,7 @@
 //! - `session` depends on `hub`, `protocol`, `auth` (and `config`, `metrics`).
 //! - `transport` and `api` depend on `session`/`hub`/`protocol`, never on `broker`.
 //! - Only `server` names concrete brokers and listeners.
+//! - `web` depends on `hub`, `config`, `auth` (token minting) and `metrics`; never on a transport or `broker`.
 //! - `tls` depends on `config` only; `client` on `protocol` only (it is what an app links).
 
 pub mod api;
@@ -35,3 +38,4 @@ pub mod server;
 pub mod session;
 pub mod tls;
 pub mod transport;
+pub mod web;

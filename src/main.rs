@@ -78,7 +78,13 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, address, port } => {
+            let no_file = config.is_none();
             let Loaded { mut config, unknown_keys } = load(config.as_deref())?;
+            // Without a config file, `serve` is someone trying Tidewire: show them the demo
+            // page (unless TIDEWIRE_DEMO_ENABLED says otherwise).
+            if no_file && std::env::var_os("TIDEWIRE_DEMO_ENABLED").is_none() {
+                config.demo.enabled = true;
+            }
             if let Some(a) = address {
                 config.http_server.address = a;
             }
@@ -157,12 +163,16 @@ fn init_logging(level: &str) {
 
 async fn serve(config: Config, generated: server::Generated) -> anyhow::Result<()> {
     let insecure = config.client.insecure;
+    let demo = config.demo.enabled;
     let secret = config.client.token.hmac_secret_key.clone();
     let api_key = config.http_api.key.clone();
     let running = server::start(config).await?;
     let addr = running.http_addr;
     let note = |g: bool| if g { " (generated; set it in a config file to keep it)" } else { "" };
     println!("Tidewire {} is running (memory engine)", env!("CARGO_PKG_VERSION"));
+    if demo {
+        println!("  Demo page:   http://{addr}/   <- open it in a browser (demo mode: no config file; it mints tokens for anyone, development only)");
+    }
     println!("  WebSocket:   ws://{addr}/connection/websocket");
     println!("  Server API:  http://{addr}/api/<method>   (header X-API-Key)");
     println!("  Health:      http://{addr}/health    Metrics: http://{addr}/metrics");

@@ -1,6 +1,7 @@
 //! Builds the running server: the only place that names concrete types (the memory
 //! broker, the TCP listener, the QUIC endpoints and the HTTP/3 listener) and starts
-//! long-lived tasks (the HTTP server, the QUIC accept loops, the certificate renewal). Also owns graceful shutdown:
+//! long-lived tasks (the HTTP server, the QUIC accept loops, the certificate renewal, the
+//! demo ticker). Also owns graceful shutdown:
 //! stop accepting, ask every connection to flush and close with 3001, and wait for them
 //! up to `shutdown.timeout`.
 
@@ -116,7 +117,14 @@ impl Running {
 }
 
 /// Starts the server on `config` (secrets must be filled in already; see [`fill_secrets`]).
-pub async fn start(config: Config) -> Result<Running, StartError> {
+pub async fn start(mut config: Config) -> Result<Running, StartError> {
+    if config.demo.enabled {
+        let added = crate::web::apply_demo(&mut config);
+        tracing::info!(
+            added = %added.join("; "),
+            "demo mode is ON: demo page at /, tokens for any user at /demo/token (development only; set demo.enabled = false in production)"
+        );
+    }
     let config = Arc::new(config);
     let auth = Auth::from_config(&config.client).map_err(StartError::Config)?;
     let metrics = Arc::new(Metrics::default());
@@ -165,6 +173,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let quic_addr = client_endpoints.first().and_then(local);
     let quic_addr_v6 = client_endpoints.get(1).and_then(local);
     let h3_addr = h3_endpoint.as_ref().and_then(local);
+    // The SDK's modules, and in demo mode the demo page: it needs the bound QUIC port.
+    let quic_port = if config.webtransport.enabled { quic_addr.map(|a| a.port()) } else { None };
+    app = app.merge(crate::web::router(crate::web::Ctx::new(&config, quic_port)));
     let mux_ctx = mux::Ctx {
         hub: hub.clone(),
         auth: auth.clone(),
@@ -173,6 +184,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     for ep in &client_endpoints {
         tokio::spawn(endpoint::run(ep.clone(), mux_ctx.clone()));
+    }
+    if config.demo.enabled {
+        tokio::spawn(crate::web::run(hub.clone(), mux_ctx.shutdown.clone()));
     }
     if let Some(ep) = &h3_endpoint {
         tokio::spawn(crate::api::h3::run(ep.clone(), crate::api::router(hub.clone()), config.http_api.max_request_body_size, config.quic.max_connections));

@@ -14,6 +14,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("broker", &["broker", "hub", "protocol", "config"]),
     ("tls", &["tls", "config"]),
     ("client", &["client", "protocol"]),
+    ("web", &["web", "hub", "config", "auth", "metrics", "protocol"]),
 ];
 
 /// The room's production sources. Unit-test files (`tests.rs`) are left out: they may
