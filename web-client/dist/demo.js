@@ -164,6 +164,7 @@ function frame() {
     requestAnimationFrame(frame);
 }
 // --- connection ------------------------------------------------------------------------
+let skippedBefore = [];
 function showState(e) {
     seen.states.push(e);
     document.body.dataset.state = e.state;
@@ -175,7 +176,11 @@ function showState(e) {
         document.body.dataset.transport = e.transport;
         text.textContent = `Connected over ${names[e.transport]}`;
         note.replaceChildren(document.createTextNode(explain[e.transport]));
-        for (const s of e.skipped) {
+        // A reconnect goes straight to the transport that worked: keep saying why the others
+        // were passed over the first time.
+        if (e.skipped.length)
+            skippedBefore = e.skipped;
+        for (const s of e.skipped.length ? e.skipped : skippedBefore) {
             const skip = document.createElement('div');
             skip.className = 'skip';
             skip.textContent = `${names[s.transport]} skipped: ${s.reason}`;

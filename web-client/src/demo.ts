@@ -197,6 +197,8 @@ function frame(): void {
 
 // --- connection ------------------------------------------------------------------------
 
+let skippedBefore: StateEvent['skipped'] = [];
+
 function showState(e: StateEvent): void {
   seen.states.push(e);
   document.body.dataset.state = e.state;
@@ -208,7 +210,10 @@ function showState(e: StateEvent): void {
     document.body.dataset.transport = e.transport;
     text.textContent = `Connected over ${names[e.transport]}`;
     note.replaceChildren(document.createTextNode(explain[e.transport]));
-    for (const s of e.skipped) {
+    // A reconnect goes straight to the transport that worked: keep saying why the others
+    // were passed over the first time.
+    if (e.skipped.length) skippedBefore = e.skipped;
+    for (const s of e.skipped.length ? e.skipped : skippedBefore) {
       const skip = document.createElement('div');
       skip.className = 'skip';
       skip.textContent = `${names[s.transport]} skipped: ${s.reason}`;
