@@ -6,7 +6,10 @@
 #      the interop suites' npm and Python packages (skipped when up to date);
 #   2. cargo clippy --all-targets -- -D warnings;
 #   3. cargo test --all-targets (tests/interop.rs runs the SDK suites in
-#      tests/interop/, see tests/interop/README.md);
+#      tests/interop/, see tests/interop/README.md; tests/web_client.rs drives
+#      the demo page in Chromium);
+#   3b. npm test in web-client/ (the browser SDK's unit tests, and a check that
+#      the committed web-client/dist/ is what its sources build);
 #   4. prints a summary; exits non-zero if anything failed.
 set -euo pipefail
 
@@ -19,6 +22,8 @@ APT_PACKAGES=(chromium)
 
 JS_DIR="tests/interop/js"
 BROWSER_JS_DIR="tests/browser"
+# The browser SDK and demo page: typescript (build) and playwright-core (demo tests).
+WEB_CLIENT_DIR="web-client"
 PY_REQUIREMENTS="tests/interop/python/requirements.txt"
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -126,6 +131,7 @@ if [[ ${#APT_PACKAGES[@]} -gt 0 ]]; then
 fi
 ensure_js_deps "$JS_DIR"
 ensure_js_deps "$BROWSER_JS_DIR"
+ensure_js_deps "$WEB_CLIENT_DIR"
 ensure_python_deps
 
 # --- checks (all run; the summary lists each) --------------------------------
@@ -161,14 +167,30 @@ cargo_test() {
   return "${PIPESTATUS[0]}"
 }
 
+WEB_CLIENT_LOG="$(mktemp)"
+trap 'rm -f "$CARGO_TEST_LOG" "$WEB_CLIENT_LOG"' EXIT
+
+web_client_unit() {
+  (cd "$WEB_CLIENT_DIR" && npm test) 2>&1 | tee "$WEB_CLIENT_LOG"
+  return "${PIPESTATUS[0]}"
+}
+
 run_step "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D warnings
 run_step "cargo test --all-targets" cargo_test
+run_step "web-client: npm test (SDK unit tests, dist/ fresh)" web_client_unit
 
 # Totals over every test binary's "test result: ... N passed; N failed; N ignored".
 read -r PASSED FAILED_TESTS IGNORED < <(
   sed -nE 's/^test result: [A-Za-z]+\. ([0-9]+) passed; ([0-9]+) failed; ([0-9]+) ignored.*/\1 \2 \3/p' "$CARGO_TEST_LOG" |
     awk '{p += $1; f += $2; i += $3} END {print p + 0, f + 0, i + 0}'
 )
+# node's test runner closes with "# pass N", "# fail N", "# skipped N".
+read -r WEB_PASSED WEB_FAILED WEB_SKIPPED < <(
+  awk '/^# pass /{p = $3} /^# fail /{f = $3} /^# skipped /{s = $3} END {print p + 0, f + 0, s + 0}' "$WEB_CLIENT_LOG"
+)
+PASSED=$((PASSED + WEB_PASSED))
+FAILED_TESTS=$((FAILED_TESTS + WEB_FAILED))
+IGNORED=$((IGNORED + WEB_SKIPPED))
 
 printf '\n==> summary\n'
 for i in "${!STEP_NAMES[@]}"; do
