@@ -133,6 +133,9 @@ fn asset_response(asset: &Asset) -> Response {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
     // Embedded files change only with the binary; revalidating keeps upgrades visible.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Pages on other origins may import the SDK as a module (which needs CORS); these are
+    // public static files.
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     resp
 }
 

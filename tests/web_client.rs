@@ -316,7 +316,13 @@ async fn demo_token_info_and_ticker() {
 async fn without_demo_mode_only_the_sdk_is_served() {
     let text = demo_config("").replace("[demo]\nenabled = true\n", "");
     let srv = common::start_with_text(&text).await;
-    assert_eq!(srv.http.get(srv.url("/tidewire.js")).send().await.expect("get").status(), 200);
+    let sdk = srv.http.get(srv.url("/tidewire.js")).send().await.expect("get");
+    assert_eq!(sdk.status(), 200);
+    assert_eq!(
+        sdk.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+        Some("*"),
+        "pages elsewhere may import the SDK module"
+    );
     for path in ["/", "/demo.js", "/demo/token?user=a", "/demo/info"] {
         assert_eq!(srv.http.get(srv.url(path)).send().await.expect("get").status(), 404, "{path}");
     }
