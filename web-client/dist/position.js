@@ -37,7 +37,8 @@ export class StreamPosition {
             return pubs;
         }
         const epoch = result.epoch ?? '';
-        const continuing = this.known && !!result.was_recovering && result.recovered !== false && epoch === this.epoch;
+        // JSON leaves false fields out: no `recovered` means the recovery failed.
+        const continuing = this.known && !!result.was_recovering && !!result.recovered && epoch === this.epoch;
         let out = pubs;
         if (continuing) {
             out = [];

@@ -136,7 +136,8 @@ export class Subscription extends Emitter {
         if (this.state === 'unsubscribed')
             return;
         const wasRecovering = !!result.was_recovering;
-        const recovered = wasRecovering ? result.recovered !== false : true;
+        // JSON leaves false fields out: a recovering result without `recovered` did not recover.
+        const recovered = wasRecovering ? !!result.recovered : true;
         const fromResult = this.position.apply(result);
         const held = this.buffered;
         this.buffered = [];

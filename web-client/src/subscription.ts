@@ -195,7 +195,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   subscribed(result: WireSubscribeResult, transport: TransportName, datagrams: boolean): void {
     if (this.state === 'unsubscribed') return;
     const wasRecovering = !!result.was_recovering;
-    const recovered = wasRecovering ? result.recovered !== false : true;
+    // JSON leaves false fields out: a recovering result without `recovered` did not recover.
+    const recovered = wasRecovering ? !!result.recovered : true;
     const fromResult = this.position.apply(result);
     const held = this.buffered;
     this.buffered = [];

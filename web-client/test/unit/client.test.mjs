@@ -235,3 +235,25 @@ test('subscribing twice to a channel is an error; unsubscribe ends the subscript
   assert.equal(c.getSubscription('chat:u'), undefined);
   c.disconnect();
 });
+
+test('a lost stream (new epoch) is reported as not recovered, and the position restarts', async () => {
+  const server = new FakeServer();
+  const { c } = client(server, { webtransport: { unavailable: 'x' } });
+  const subscribed = [];
+  const got = [];
+  c.subscribe('chat:e', { onSubscribed: (e) => subscribed.push(e), onPublication: (p) => got.push(p.offset) });
+  c.connect();
+  await until(() => subscribed.length === 1);
+  server.publish('chat:e', 'a'); // 1
+  await until(() => got.length === 1);
+  server.current.drop(0, 'gone');
+  server.streams.set('chat:e', Object.assign(server.stream('chat:x'), { epoch: 'e2' })); // history lost
+  await until(() => subscribed.length === 2, 2000, 'resubscribed');
+  assert.equal(subscribed[1].wasRecovering, true);
+  assert.equal(subscribed[1].recovered, false);
+  assert.equal(subscribed[1].epoch, 'e2');
+  server.publish('chat:e', 'b'); // offset 1 of the new epoch
+  await until(() => got.length === 2, 2000, 'live in the new epoch');
+  assert.deepEqual(got, [1, 1]);
+  c.disconnect();
+});

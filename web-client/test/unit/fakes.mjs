@@ -58,7 +58,8 @@ export class FakeServer {
       if (s.recover) {
         result.was_recovering = true;
         result.recovered = s.epoch === st.epoch;
-        result.publications = st.pubs.filter((p) => p.offset > (s.offset ?? 0));
+        result.publications = result.recovered ? st.pubs.filter((p) => p.offset > (s.offset ?? 0)) : [];
+        if (!result.recovered) delete result.recovered; // JSON leaves false fields out
       }
       reply({ subscribe: result });
     } else if (cmd.unsubscribe) {

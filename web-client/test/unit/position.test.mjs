@@ -57,3 +57,11 @@ test('latest-value (datagram) channels drop stale values and accept jumps', () =
   assert.equal(p.check(12), 'deliver');
   assert.equal(p.check(0), 'deliver', 'no offsets: every value is delivered');
 });
+
+test('a recovering result without `recovered` (JSON omits false) is a failed recovery', () => {
+  const p = new StreamPosition();
+  p.apply({ recoverable: true, epoch: 'e', offset: 3 });
+  const out = p.apply({ recoverable: true, epoch: 'e', offset: 9, publications: pubs(1, 2), was_recovering: true });
+  assert.deepEqual(out.map((x) => x.offset), [1, 2], 'delivered as they are');
+  assert.deepEqual(p.recoverFrom(), { offset: 9, epoch: 'e' }, 'restarted at the top');
+});
