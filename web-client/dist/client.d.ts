@@ -1,5 +1,5 @@
 import { Emitter } from './emitter.js';
-import { Subscription, type SubscribeOptions, type SubscriptionHost } from './subscription.js';
+import { Subscription, type SubscribeOptions } from './subscription.js';
 import { type TransportName } from './transport.js';
 import { type ConnectedEvent, type ConnectionState, type DisconnectedEvent, type ErrorEvent, type HistoryOptions, type HistoryResult, type PresenceResult, type PresenceStatsResult, type Publication, type StateEvent } from './types.js';
 import { type CertHashOption } from './webtransport.js';
@@ -56,7 +56,7 @@ export interface ClientEvents {
 /** Splits an endpoint into the transports' default URLs. */
 export declare function transportUrls(endpoint: string, options?: TidewireOptions): Record<'webtransport' | 'websocket' | 'sse' | 'emulation' | 'certHash', string>;
 /** A connection to a Tidewire server and its subscriptions. */
-export declare class Tidewire extends Emitter<ClientEvents> implements SubscriptionHost {
+export declare class Tidewire extends Emitter<ClientEvents> {
     /** The connection state. */
     state: ConnectionState;
     /** The transport in use while connected. */

@@ -187,7 +187,7 @@ export class Tidewire extends Emitter {
         const reply = await this.call({ presence_stats: { channel } });
         return { numClients: reply.presence_stats?.num_clients ?? 0, numUsers: reply.presence_stats?.num_users ?? 0 };
     }
-    // --- SubscriptionHost --------------------------------------------------------------
+    // --- what subscriptions call (SubscriptionHost in subscription.ts) ----------------
     /** @internal */
     resubscribe(sub, stillSubscribed) {
         if (!this.connected || this.subs.get(sub.channel) !== sub)

@@ -22,7 +22,7 @@ import {
 } from './protocol.js';
 import { sseFactory } from './sse.js';
 import {
-  Subscription, toClientInfo, toPublication, type SubscribeOptions, type SubscriptionHost,
+  Subscription, toClientInfo, toPublication, type SubscribeOptions,
 } from './subscription.js';
 import {
   DEFAULT_TRANSPORTS, errorText, label, openFirst, type SkippedTransport, type Transport, type TransportEvents,
@@ -136,7 +136,7 @@ export function transportUrls(endpoint: string, options: TidewireOptions = {}): 
 }
 
 /** A connection to a Tidewire server and its subscriptions. */
-export class Tidewire extends Emitter<ClientEvents> implements SubscriptionHost {
+export class Tidewire extends Emitter<ClientEvents> {
   /** The connection state. */
   state: ConnectionState = 'disconnected';
   /** The transport in use while connected. */
@@ -267,7 +267,7 @@ export class Tidewire extends Emitter<ClientEvents> implements SubscriptionHost 
     return { numClients: reply.presence_stats?.num_clients ?? 0, numUsers: reply.presence_stats?.num_users ?? 0 };
   }
 
-  // --- SubscriptionHost --------------------------------------------------------------
+  // --- what subscriptions call (SubscriptionHost in subscription.ts) ----------------
 
   /** @internal */
   resubscribe(sub: Subscription, stillSubscribed: boolean): void {
