@@ -270,7 +270,13 @@ async fn every_browser_file_of_dist_is_served_as_built() {
         let expected_ct = if name.ends_with(".js") { "text/javascript" } else if name.ends_with(".css") { "text/css" } else { "text/html" };
         assert!(ct.starts_with(expected_ct), "/{name} has content-type {ct}");
         let bytes = resp.bytes().await.expect("body");
-        assert_eq!(bytes.as_ref(), std::fs::read(&path).expect("read").as_slice(), "/{name} differs from dist/: rebuild");
+        let on_disk = std::fs::read(&path).expect("read");
+        assert!(
+            bytes.as_ref() == on_disk.as_slice(),
+            "/{name} differs from web-client/dist/{name} ({} bytes served, {} on disk): rebuild the server",
+            bytes.len(),
+            on_disk.len()
+        );
         served += 1;
     }
     assert!(served >= 10, "dist/ holds the SDK and the demo ({served} files)");
