@@ -168,7 +168,8 @@ function drawChart(): void {
     ctx.lineWidth = 2;
     ctx.beginPath();
     values.forEach((v, i) => {
-      const x = (w * (CHART_SAMPLES - values.length + i)) / (CHART_SAMPLES - 1);
+      // Grows from the left edge, then scrolls once the window is full.
+      const x = (w * i) / (CHART_SAMPLES - 1);
       const y = h - 6 - ((h - 12) * v) / max;
       if (i === 0) ctx.moveTo(x, y);
       else ctx.lineTo(x, y);
