@@ -15,8 +15,8 @@ export interface TidewireOptions {
     /** Transports to try, in order (default `['webtransport', 'websocket', 'sse']`). */
     transports?: TransportName[];
     /** Pin the server's development certificate for WebTransport: `'auto'` fetches it from
-     * `GET /webtransport/cert-hash`; or give its SHA-256 as 64 hex digits. Leave it out for
-     * servers with a CA-signed certificate. */
+     * `GET /webtransport/cert-hash` (and pins nothing when that answers 404, as servers with
+     * a CA-signed certificate do); or give its SHA-256 as 64 hex digits. */
     devCertHash?: CertHashOption;
     /** The UDP port of the server's QUIC endpoint (default: the endpoint's port). */
     quicPort?: number;

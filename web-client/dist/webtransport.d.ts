@@ -5,8 +5,9 @@ import { type Transport, type TransportEvents, type TransportFactory } from './t
 export type CertHashOption = 'auto' | string | undefined;
 /** Parses 64 hex digits into 32 bytes. */
 export declare function hexToBytes(hex: string): Uint8Array;
-/** Fetches the development certificate's hash from `url`. */
-export declare function fetchCertHash(url: string): Promise<Uint8Array>;
+/** Fetches the development certificate's hash from `url`; null when the server has no
+ * development certificate (404: it uses a CA-signed one, which needs no pin). */
+export declare function fetchCertHash(url: string): Promise<Uint8Array | null>;
 /** Makes native WebTransport connections to `url`. */
 export declare function webtransportFactory(url: string, certHash: CertHashOption, certHashUrl: string): TransportFactory;
 /** One native-mode WebTransport session. */

@@ -5,7 +5,8 @@
 //
 // Development servers use a self-signed certificate that browsers accept only when the
 // page pins its SHA-256 (`serverCertificateHashes`): with `devCertHash: 'auto'` it is
-// fetched from the server's `GET /webtransport/cert-hash` before each connection.
+// fetched from the server's `GET /webtransport/cert-hash` before each connection (a 404
+// there means a CA-signed certificate: no pin).
 import { FrameBuffer, decodeDatagram, decodePublication, decodeServerFrame, decodeStreamHeader, encodeCommand, encodeDatagram, frame, } from './native.js';
 import { errorText } from './transport.js';
 /** Parses 64 hex digits into 32 bytes. */
@@ -18,7 +19,8 @@ export function hexToBytes(hex) {
         out[i] = parseInt(clean.slice(i * 2, i * 2 + 2), 16);
     return out;
 }
-/** Fetches the development certificate's hash from `url`. */
+/** Fetches the development certificate's hash from `url`; null when the server has no
+ * development certificate (404: it uses a CA-signed one, which needs no pin). */
 export async function fetchCertHash(url) {
     let resp;
     try {
@@ -27,8 +29,10 @@ export async function fetchCertHash(url) {
     catch (e) {
         throw new Error(`cannot fetch the development certificate hash from ${url}: ${errorText(e)}`);
     }
+    if (resp.status === 404)
+        return null;
     if (!resp.ok)
-        throw new Error(`${url} answered HTTP ${resp.status} (no development certificate to pin?)`);
+        throw new Error(`${url} answered HTTP ${resp.status}`);
     const body = (await resp.json());
     if (body.algorithm !== 'sha-256' || typeof body.hash !== 'string')
         throw new Error(`${url} sent no sha-256 hash`);
@@ -94,7 +98,9 @@ export class NativeTransport {
         this.events = events;
         const options = {};
         if (this.certHash === 'auto') {
-            options.serverCertificateHashes = [{ algorithm: 'sha-256', value: (await fetchCertHash(this.certHashUrl)) }];
+            const hash = await fetchCertHash(this.certHashUrl);
+            if (hash)
+                options.serverCertificateHashes = [{ algorithm: 'sha-256', value: hash }];
         }
         else if (this.certHash) {
             options.serverCertificateHashes = [{ algorithm: 'sha-256', value: hexToBytes(this.certHash) }];

@@ -5,7 +5,8 @@
 //
 // Development servers use a self-signed certificate that browsers accept only when the
 // page pins its SHA-256 (`serverCertificateHashes`): with `devCertHash: 'auto'` it is
-// fetched from the server's `GET /webtransport/cert-hash` before each connection.
+// fetched from the server's `GET /webtransport/cert-hash` before each connection (a 404
+// there means a CA-signed certificate: no pin).
 
 import {
   FrameBuffer, decodeDatagram, decodePublication, decodeServerFrame, decodeStreamHeader, encodeCommand, encodeDatagram,
@@ -27,15 +28,17 @@ export function hexToBytes(hex: string): Uint8Array {
   return out;
 }
 
-/** Fetches the development certificate's hash from `url`. */
-export async function fetchCertHash(url: string): Promise<Uint8Array> {
+/** Fetches the development certificate's hash from `url`; null when the server has no
+ * development certificate (404: it uses a CA-signed one, which needs no pin). */
+export async function fetchCertHash(url: string): Promise<Uint8Array | null> {
   let resp: Response;
   try {
     resp = await fetch(url, { cache: 'no-store' });
   } catch (e) {
     throw new Error(`cannot fetch the development certificate hash from ${url}: ${errorText(e)}`);
   }
-  if (!resp.ok) throw new Error(`${url} answered HTTP ${resp.status} (no development certificate to pin?)`);
+  if (resp.status === 404) return null;
+  if (!resp.ok) throw new Error(`${url} answered HTTP ${resp.status}`);
   const body = (await resp.json()) as { algorithm?: string; hash?: string };
   if (body.algorithm !== 'sha-256' || typeof body.hash !== 'string') throw new Error(`${url} sent no sha-256 hash`);
   return hexToBytes(body.hash);
@@ -101,7 +104,8 @@ export class NativeTransport implements Transport {
     this.events = events;
     const options: WebTransportOptions = {};
     if (this.certHash === 'auto') {
-      options.serverCertificateHashes = [{ algorithm: 'sha-256', value: (await fetchCertHash(this.certHashUrl)) as BufferSource }];
+      const hash = await fetchCertHash(this.certHashUrl);
+      if (hash) options.serverCertificateHashes = [{ algorithm: 'sha-256', value: hash as BufferSource }];
     } else if (this.certHash) {
       options.serverCertificateHashes = [{ algorithm: 'sha-256', value: hexToBytes(this.certHash) as BufferSource }];
     }

@@ -5,7 +5,7 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocketTransport, websocketFactory } from '../../dist/websocket.js';
 import { SseTransport, sseFactory } from '../../dist/sse.js';
-import { webtransportFactory, hexToBytes } from '../../dist/webtransport.js';
+import { webtransportFactory, hexToBytes, fetchCertHash } from '../../dist/webtransport.js';
 
 const saved = { WebSocket: globalThis.WebSocket, EventSource: globalThis.EventSource, fetch: globalThis.fetch };
 afterEach(() => Object.assign(globalThis, saved));
@@ -160,4 +160,16 @@ test('WebTransport: unavailable without the browser API; certificate hashes are 
   assert.equal(bytes.length, 32);
   assert.equal(bytes[0], 0xab);
   assert.throws(() => hexToBytes('abc'), /64 hex digits/);
+});
+
+test("devCertHash 'auto': the served hash, nothing to pin on 404, a reason otherwise", async () => {
+  const hash = 'cd'.repeat(32);
+  globalThis.fetch = async (url) => ({ ok: true, status: 200, json: async () => ({ algorithm: 'sha-256', hash }), url });
+  assert.deepEqual([...(await fetchCertHash('http://h/webtransport/cert-hash'))], [...hexToBytes(hash)]);
+  globalThis.fetch = async () => ({ ok: false, status: 404 });
+  assert.equal(await fetchCertHash('http://h/webtransport/cert-hash'), null);
+  globalThis.fetch = async () => ({ ok: false, status: 500 });
+  await assert.rejects(fetchCertHash('http://h/c'), /answered HTTP 500/);
+  globalThis.fetch = async () => { throw new TypeError('Failed to fetch'); };
+  await assert.rejects(fetchCertHash('http://h/c'), /cannot fetch the development certificate hash from http:\/\/h\/c: Failed to fetch/);
 });
