@@ -163,6 +163,14 @@ struct Args {
     /// Only open the subscribers, measure the server's memory, and exit.
     #[arg(long)]
     idle_only: bool,
+    /// Keep history for the bench channels: `history_size = N`, `history_ttl = "300s"`
+    /// and `force_recovery = true` (every subscription positioned and recoverable).
+    #[arg(long, default_value_t = 0)]
+    history_size: usize,
+    /// History memory mode: fill C channels with `--history-size` publications of
+    /// `--payload` bytes each through `/api/batch`, report the server's RSS growth, exit.
+    #[arg(long, default_value_t = 0)]
+    fill_channels: usize,
     /// Spread client source addresses over 127.0.0.2 ..= 127.0.0.(1+K).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=250))]
     source_ips: u8,
@@ -504,7 +512,13 @@ impl Progress {
 async fn run(args: Args) -> anyhow::Result<Summary> {
     raise_fd_limit(args.subscribers);
     let bin = resolve_server_bin(args.server_bin.as_deref())?;
-    let server = ServerProcess::start(&bin, args.queue_max_size).await?;
+    let server = ServerProcess::start(&bin, args.queue_max_size, args.history_size).await?;
+    if args.fill_channels > 0 {
+        let result = fill_history(&args, &server).await;
+        server.stop(result.is_ok());
+        result?;
+        std::process::exit(0);
+    }
     let result = run_with_server(&args, &server).await;
     match result {
         Ok(summary) => {
@@ -722,19 +736,25 @@ struct ServerProcess {
 
 impl ServerProcess {
     /// Writes the config, spawns the server and waits for `GET /health` → 200.
-    async fn start(bin: &Path, queue_max_size: u64) -> anyhow::Result<Self> {
+    async fn start(bin: &Path, queue_max_size: u64, history_size: usize) -> anyhow::Result<Self> {
         let port = free_port()?;
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
         let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let dir = std::env::temp_dir().join(format!("tidewire-fanout-{}-{stamp}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let config_path = dir.join("config.toml");
+        let history = if history_size > 0 {
+            format!("history_size = {history_size}\nhistory_ttl = \"300s\"\nforce_recovery = true\n")
+        } else {
+            String::new()
+        };
         let config = format!(
             "[http_server]\naddress = \"127.0.0.1\"\nport = {port}\n\n\
+             [http_server.http3]\nport = 0\n\n[quic]\nport = 0\n\n\
              [http_api]\nkey = \"{API_KEY}\"\n\n\
              [client]\nqueue_max_size = {queue_max_size}\n\n\
              [client.token]\nhmac_secret_key = \"{HMAC_SECRET}\"\n\n\
-             [channel.without_namespace]\nallow_subscribe_for_client = true\n\n\
+             [channel.without_namespace]\nallow_subscribe_for_client = true\n{history}\n\
              [log]\nlevel = \"warn\"\n"
         );
         std::fs::write(&config_path, config).with_context(|| format!("writing {}", config_path.display()))?;
@@ -834,6 +854,68 @@ fn resolve_server_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// History memory mode: `--fill-channels` channels × `--history-size` publications of
+/// `--payload` bytes, one `/api/batch` request per channel over one keep-alive
+/// connection; prints the server's RSS before and after and the bytes per entry.
+async fn fill_history(args: &Args, server: &ServerProcess) -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    anyhow::ensure!(args.history_size > 0, "--fill-channels needs --history-size");
+    let (addr, pid) = (server.addr, server.pid);
+    let (channels, per_channel, payload) = (args.fill_channels, args.history_size, args.payload);
+    let before = read_rss(pid)?;
+    let started = Instant::now();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let stream = std::net::TcpStream::connect(addr).context("connecting to the API")?;
+        let mut reader = BufReader::new(stream.try_clone().context("cloning the socket")?);
+        let mut writer = stream;
+        writer.set_nodelay(true).context("TCP_NODELAY")?;
+        let pad = "x".repeat(payload.saturating_sub(20).max(1));
+        for ch in 0..channels {
+            let commands: Vec<serde_json::Value> = (0..per_channel)
+                .map(|i| serde_json::json!({"publish": {"channel": format!("fill-{ch}"), "data": {"i": i, "p": pad}}}))
+                .collect();
+            let body = serde_json::json!({"commands": commands}).to_string();
+            // One write per request: several small writes would meet Nagle and delayed ACKs.
+            let request = format!(
+                "POST /api/batch HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {API_KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            writer.write_all(request.as_bytes())?;
+            let mut status = String::new();
+            reader.read_line(&mut status)?;
+            anyhow::ensure!(status.starts_with("HTTP/1.1 200"), "batch failed: {status}");
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line)?;
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut sink = vec![0u8; length];
+            reader.read_exact(&mut sink)?;
+            if ch % 1000 == 999 {
+                eprint!("\rfilled {} / {channels} channels", ch + 1);
+            }
+        }
+        eprintln!();
+        Ok(())
+    })
+    .await
+    .context("fill task")??;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = read_rss(pid)?;
+    let entries = (channels * per_channel) as u64;
+    println!("=== history memory ===");
+    println!("filled            {channels} channels × {per_channel} publications × {payload} B in {:.1} s", started.elapsed().as_secs_f64());
+    println!("server RSS        before {:.1} MiB, after {:.1} MiB", before as f64 / 1048576.0, after as f64 / 1048576.0);
+    println!("bytes/entry       {}", after.saturating_sub(before) / entries.max(1));
+    Ok(())
 }
 
 /// VmRSS of a process in bytes, from `/proc/<pid>/status`.
