@@ -66,6 +66,13 @@
 //! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 2000
 //! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 3000
 //! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 3500
+//! # QUIC and WebTransport subscribers (native mode, through tidewire::client), and datagram channels
+//! cargo bench --bench fanout -- --subscribers 1000 --rate 100 --transport quic
+//! cargo bench --bench fanout -- --subscribers 1000 --rate 100 --transport webtransport
+//! cargo bench --bench fanout -- --subscribers 1000 --rate 100 --transport quic --datagram
+//! # history-enabled channels (force_recovery: every subscription positioned), and history memory
+//! cargo bench --bench fanout -- --subscribers 1000 --rate 300 --history-size 100
+//! cargo bench --bench fanout -- --fill-channels 10000 --history-size 100 --payload 100
 //! # … and with 10 publications per HTTP request (/api/batch)
 //! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 3500 --batch 10
 //! # 1 channel × 10,000 subscribers at 100 msg/s: latency
@@ -163,6 +170,13 @@ struct Args {
     /// Only open the subscribers, measure the server's memory, and exit.
     #[arg(long)]
     idle_only: bool,
+    /// Subscriber transport: `websocket` (JSON), `quic` (raw QUIC, native mode) or
+    /// `webtransport` (WebTransport native mode), the last two through `tidewire::client`.
+    #[arg(long, default_value = "websocket", value_parser = ["websocket", "quic", "webtransport"])]
+    transport: String,
+    /// QUIC/WebTransport: deliver the bench channels as datagrams (`delivery = "datagram"`).
+    #[arg(long)]
+    datagram: bool,
     /// Keep history for the bench channels: `history_size = N`, `history_ttl = "300s"`
     /// and `force_recovery = true` (every subscription positioned and recoverable).
     #[arg(long, default_value_t = 0)]
@@ -512,7 +526,7 @@ impl Progress {
 async fn run(args: Args) -> anyhow::Result<Summary> {
     raise_fd_limit(args.subscribers);
     let bin = resolve_server_bin(args.server_bin.as_deref())?;
-    let server = ServerProcess::start(&bin, args.queue_max_size, args.history_size).await?;
+    let server = ServerProcess::start(&bin, args.queue_max_size, args.history_size, args.datagram).await?;
     if args.fill_channels > 0 {
         let result = fill_history(&args, &server).await;
         server.stop(result.is_ok());
@@ -575,10 +589,19 @@ async fn run_with_server(args: &Args, server: &ServerProcess) -> anyhow::Result<
     let (ready_tx, mut ready_rx) = mpsc::channel::<Result<(), String>>(1024);
     let mut subscribers = Vec::with_capacity(args.subscribers);
     let mut stoppers = Vec::with_capacity(args.subscribers);
+    let native = native_context(args, server).await?;
     for i in 0..args.subscribers {
         let (stopper, stopped) = oneshot::channel();
-        let task = run_subscriber(Arc::clone(&ctx), i, stop_rx.clone(), stopped, ready_tx.clone());
-        subscribers.push(tokio::spawn(task));
+        match &native {
+            None => {
+                let task = run_subscriber(Arc::clone(&ctx), i, stop_rx.clone(), stopped, ready_tx.clone());
+                subscribers.push(tokio::spawn(task));
+            }
+            Some(n) => {
+                let task = run_native_subscriber(Arc::clone(&ctx), Arc::clone(n), i, stopped, ready_tx.clone());
+                subscribers.push(tokio::spawn(task));
+            }
+        }
         stoppers.push(stopper);
     }
     drop(ready_tx);
@@ -728,6 +751,8 @@ struct ServerProcess {
     pid: u32,
     /// Where clients connect: 127.0.0.1 and the chosen port.
     addr: SocketAddr,
+    /// The client UDP port (raw QUIC and WebTransport).
+    quic: SocketAddr,
     /// Temporary directory holding the config and the log.
     dir: PathBuf,
     /// The server's stdout + stderr.
@@ -736,21 +761,25 @@ struct ServerProcess {
 
 impl ServerProcess {
     /// Writes the config, spawns the server and waits for `GET /health` → 200.
-    async fn start(bin: &Path, queue_max_size: u64, history_size: usize) -> anyhow::Result<Self> {
+    async fn start(bin: &Path, queue_max_size: u64, history_size: usize, datagram: bool) -> anyhow::Result<Self> {
         let port = free_port()?;
+        let quic_port = free_udp_port()?;
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
         let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let dir = std::env::temp_dir().join(format!("tidewire-fanout-{}-{stamp}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let config_path = dir.join("config.toml");
-        let history = if history_size > 0 {
+        let mut history = if history_size > 0 {
             format!("history_size = {history_size}\nhistory_ttl = \"300s\"\nforce_recovery = true\n")
         } else {
             String::new()
         };
+        if datagram {
+            history.push_str("delivery = \"datagram\"\n");
+        }
         let config = format!(
             "[http_server]\naddress = \"127.0.0.1\"\nport = {port}\n\n\
-             [http_server.http3]\nport = 0\n\n[quic]\nport = 0\n\n\
+             [http_server.http3]\nport = 0\n\n[quic]\nport = {quic_port}\n\n\
              [http_api]\nkey = \"{API_KEY}\"\n\n\
              [client]\nqueue_max_size = {queue_max_size}\n\n\
              [client.token]\nhmac_secret_key = \"{HMAC_SECRET}\"\n\n\
@@ -770,7 +799,8 @@ impl ServerProcess {
             .stderr(log_err)
             .spawn()
             .with_context(|| format!("spawning {}", bin.display()))?;
-        let mut server = ServerProcess { pid: child.id(), child, addr, dir, log_path };
+        let quic = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), quic_port);
+        let mut server = ServerProcess { pid: child.id(), child, addr, quic, dir, log_path };
         if let Err(err) = server.wait_healthy().await {
             let note = server.log_note();
             server.stop(false);
@@ -851,6 +881,12 @@ fn resolve_server_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// A free TCP port on 127.0.0.1 (bind :0, read it, release it).
+/// A UDP port free right now on 127.0.0.1 (for the server's QUIC endpoint).
+fn free_udp_port() -> anyhow::Result<u16> {
+    let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).context("binding a probe UDP socket")?;
+    Ok(socket.local_addr().context("probe UDP address")?.port())
+}
+
 fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
@@ -1131,6 +1167,124 @@ async fn run_subscriber(
         }
     }
     ctx.progress.open.fetch_sub(1, Ordering::Relaxed);
+    stats
+}
+
+/// What QUIC and WebTransport subscribers share: the client sockets and options.
+struct NativeContext {
+    /// One socket per [`CLIENTS_PER_SOCKET`] subscribers: a single socket for thousands
+    /// of connections would make the load generator the bottleneck.
+    connectors: Vec<tidewire::client::Connector>,
+    /// Options (address, transport, pinned certificate hash).
+    options: tidewire::client::Options,
+}
+
+/// Subscribers sharing one client UDP socket.
+const CLIENTS_PER_SOCKET: usize = 100;
+
+/// For `--transport quic|webtransport`: fetches the dev certificate hash and opens the
+/// client sockets; `None` for WebSocket.
+async fn native_context(args: &Args, server: &ServerProcess) -> anyhow::Result<Option<Arc<NativeContext>>> {
+    use tidewire::client::{Connector, Options, Transport, Trust};
+    let transport = match args.transport.as_str() {
+        "quic" => Transport::Quic,
+        "webtransport" => Transport::WebTransport,
+        _ => return Ok(None),
+    };
+    let addr = server.addr;
+    let body = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).context("connecting for the cert hash")?;
+        s.write_all(format!("GET /webtransport/cert-hash HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        Ok(text)
+    })
+    .await
+    .context("cert hash task")??;
+    let json = body.split("\r\n\r\n").nth(1).ok_or_else(|| anyhow!("no body in the cert-hash answer"))?;
+    let value: serde_json::Value = serde_json::from_str(json.trim()).context("cert-hash JSON")?;
+    let hex = value["hash"].as_str().ok_or_else(|| anyhow!("cert-hash has no hash: {json}"))?;
+    let mut hash = [0u8; 32];
+    for (i, byte) in hash.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(|| anyhow!("short hash"))?, 16)?;
+    }
+    let options = Options::new(server.quic, transport, Trust::CertHash(vec![hash]));
+    let sockets = args.subscribers.div_ceil(CLIENTS_PER_SOCKET).max(1);
+    let connectors = (0..sockets)
+        .map(|_| Connector::new(&options).map_err(|e| anyhow!("client socket: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Some(Arc::new(NativeContext { connectors, options })))
+}
+
+/// A QUIC or WebTransport subscriber through `tidewire::client`: connect, subscribe to
+/// its channel, report ready, then count deliveries (stream or datagram) until stopped.
+async fn run_native_subscriber(
+    ctx: Arc<SubscriberContext>,
+    native: Arc<NativeContext>,
+    i: usize,
+    mut stopped: oneshot::Receiver<()>,
+    ready: mpsc::Sender<Result<(), String>>,
+) -> SubscriberStats {
+    let mut stats = SubscriberStats::default();
+    let opened = async {
+        let _permit = ctx.connect_gate.acquire().await.map_err(|e| anyhow!("{e}"))?;
+        let mut options = native.options.clone();
+        options.token = connection_token(&format!("bench-user-{i}"))?;
+        options.subscription_buffer = 4096;
+        let connector = &native.connectors[i % native.connectors.len()];
+        let client = connector.connect(options).await.map_err(|e| anyhow!("connect: {e}"))?;
+        let channel = format!("bench-{}", i % ctx.channels);
+        let sub = client.subscribe(&channel).await.map_err(|e| anyhow!("subscribe: {e}"))?;
+        anyhow::Ok((client, sub))
+    };
+    let (client, mut sub) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, opened).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            let _ = ready.send(Err(format!("subscriber {i}: {e:#}"))).await;
+            return stats;
+        }
+        Err(_) => {
+            let _ = ready.send(Err(format!("subscriber {i}: handshake took over {HANDSHAKE_TIMEOUT:?}"))).await;
+            return stats;
+        }
+    };
+    ctx.progress.connected.fetch_add(1, Ordering::Relaxed);
+    ctx.progress.open.fetch_add(1, Ordering::Relaxed);
+    let _ = ready.send(Ok(())).await;
+    drop(ready);
+    let mut next_seq = vec![0u64; ctx.publishers as usize];
+    loop {
+        let publication = tokio::select! {
+            biased;
+            _ = &mut stopped => break,
+            p = sub.next() => p,
+        };
+        let Some(p) = publication else {
+            let (code, reason) = client.disconnect_reason().unwrap_or((0, "subscription ended".into()));
+            stats.ended = Some(if code == 3008 { Ending::Slow } else { Ending::Other(format!("{code} {reason}")) });
+            break;
+        };
+        let now_us = ctx.origin.elapsed().as_micros() as u64;
+        stats.frames += 1;
+        let Some((seq, t)) = std::str::from_utf8(&p.data).ok().and_then(scan_pub) else {
+            stats.unparsed += 1;
+            continue;
+        };
+        let publisher = ((seq / ctx.batch) % ctx.publishers) as usize;
+        if seq < next_seq[publisher] {
+            stats.out_of_order += 1;
+            continue;
+        }
+        next_seq[publisher] = seq + 1;
+        stats.delivered += 1;
+        stats.last_rx_us = Some(now_us);
+        stats.latency.get_or_insert_with(Histogram::new).record(now_us.saturating_sub(t));
+        ctx.progress.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+    ctx.progress.open.fetch_sub(1, Ordering::Relaxed);
+    drop(sub);
+    client.close().await;
     stats
 }
 
