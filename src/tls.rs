@@ -214,8 +214,12 @@ fn unix_secs(t: SystemTime) -> u64 {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
+    // Unique per write, not just per process: servers started in parallel in one process
+    // (tests) would otherwise rename each other's temporary file away.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let io = |source| TlsError::Io { path: path.display().to_string(), source };
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }
@@ -284,6 +288,23 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tidewire-tls-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn concurrent_first_starts_in_one_process_all_get_a_certificate() {
+        // Parallel test servers in one process used to share a temporary file name and
+        // rename it away from each other (NotFound on a fresh clone).
+        let dir = temp_dir("race");
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let dir = dir.clone();
+                std::thread::spawn(move || Certificate::dev(&dir, SystemTime::now()).map(|c| c.is_dev()))
+            })
+            .collect();
+        for h in handles {
+            assert!(h.join().expect("thread").expect("a certificate"));
+        }
+        assert!(Certificate::load_dev(&dir, SystemTime::now()).is_some(), "a valid pair is stored");
     }
 
     #[test]
