@@ -303,3 +303,17 @@ async fn graceful_shutdown_flushes_and_closes_every_client_with_3001() {
     assert_eq!(b.closed().await, Closed::Frame(3001, "shutdown".into()));
     tokio::time::timeout(common::WAIT, stop).await.expect("shutdown finishes").expect("join");
 }
+
+#[tokio::test]
+async fn a_client_close_is_answered_with_a_close_frame() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let srv = start("").await;
+    let (mut ws, _) = srv.client("bye").await;
+    let frame = CloseFrame { code: CloseCode::Normal, reason: "bye".into() };
+    ws.stream.send(Message::Close(Some(frame))).await.expect("send close");
+    assert_eq!(ws.closed().await, Closed::Frame(1000, "bye".into()), "the server echoes the close");
+    srv.shutdown().await;
+}

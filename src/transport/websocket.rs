@@ -223,7 +223,12 @@ async fn drive(ctx: Ctx, mut ws: WebSocket, mode: Mode) {
                         }
                     }
                     Message::Binary(_) => outbox.close(Disconnect::INAPPROPRIATE_PROTOCOL),
-                    Message::Close(_) => break None,
+                    Message::Close(_) => {
+                        // Complete the client's close handshake: tungstenite queued our
+                        // answering close frame; flushing writes it (else the client sees 1006).
+                        let _ = tokio::time::timeout(write_timeout, futures_util::SinkExt::flush(&mut ws)).await;
+                        break None;
+                    }
                     Message::Ping(_) | Message::Pong(_) => {}
                 }
             }
