@@ -18,8 +18,9 @@ pub mod websocket;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::hub::{Codec, Control, Outgoing};
-use crate::protocol::json;
+use crate::hub::{Codec, Control, Drained, Outbox, Outgoing};
+use crate::protocol::{Disconnect, json};
+use crate::session::Session;
 
 /// Largest batch written as one frame, in bytes. Bounds the writer's buffer while a
 /// burst drains; the rest goes in the next frame.
@@ -88,15 +89,52 @@ pub fn encode_json(
     count
 }
 
-/// [`encode_json`] for one WebSocket frame: newline-joined, no message cap.
-pub fn encode_json_batch(
-    items: &mut [Option<Outgoing>],
-    next: &mut usize,
-    out: &mut Vec<u8>,
-    codec: Codec,
-    controls: &mut Vec<Control>,
-) -> usize {
-    encode_json(items, next, out, codec, Framing::Joined, usize::MAX, controls)
+/// One writer wake-up's worth of output: everything the outbox held, encoded into
+/// chunks (frames, SSE writes, stream writes) of at most [`MAX_BATCH_BYTES`], plus the
+/// control events for the session and whether to close afterwards.
+#[derive(Debug)]
+pub struct Batch {
+    /// Encoded chunks and how many messages each holds.
+    pub chunks: Vec<(Vec<u8>, usize)>,
+    /// Events for the session, in order.
+    pub controls: Vec<Control>,
+    /// Close after writing the chunks?
+    pub status: Drained,
+}
+
+/// Drains `outbox` and encodes it as JSON laid out by `framing`, at most `per_chunk`
+/// messages per chunk. The shared first half of every JSON transport's writer.
+pub fn drain_json(outbox: &Outbox, codec: Codec, framing: Framing, per_chunk: usize) -> Batch {
+    let mut drained = Vec::new();
+    let status = outbox.drain(&mut drained);
+    let mut items: Vec<_> = drained.into_iter().map(Some).collect();
+    let (mut next, mut chunks, mut controls) = (0, Vec::new(), Vec::new());
+    while next < items.len() {
+        let mut chunk = Vec::new();
+        let n = encode_json(&mut items, &mut next, &mut chunk, codec, framing, per_chunk, &mut controls);
+        if n > 0 {
+            chunks.push((chunk, n));
+        }
+    }
+    Batch { chunks, controls, status }
+}
+
+/// Why a write failed: a writer stuck on a full socket is usually also the reason its
+/// queue overflowed, so the slow verdict (3008) wins over a plain write error (3009).
+pub fn write_failure(outbox: &Outbox) -> Disconnect {
+    match outbox.closing_reason() {
+        Some(d) if d == Disconnect::SLOW => d,
+        _ => Disconnect::WRITE_ERROR,
+    }
+}
+
+/// Hands drained control events to the session; a disconnect it decides closes the outbox.
+pub async fn apply_controls(session: &mut Session, controls: Vec<Control>, outbox: &Outbox) {
+    for control in controls {
+        if let Err(d) = session.handle_control(control, now_ms()).await {
+            outbox.close(d);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -123,7 +161,7 @@ mod tests {
             Some(Outgoing::Ping),
         ];
         let (mut out, mut controls, mut next) = (Vec::new(), Vec::new(), 0);
-        let n = encode_json_batch(&mut items, &mut next, &mut out, Codec::Json, &mut controls);
+        let n = encode_json(&mut items, &mut next, &mut out, Codec::Json, Framing::Joined, usize::MAX, &mut controls);
         assert_eq!(n, 3);
         assert_eq!(controls.len(), 1);
         assert_eq!(
@@ -141,9 +179,9 @@ mod tests {
         }));
         let mut items: Vec<_> = (0..5).map(|_| Some(Outgoing::Publication(p.clone()))).collect();
         let (mut out, mut controls, mut next) = (Vec::new(), Vec::new(), 0);
-        assert_eq!(encode_json_batch(&mut items, &mut next, &mut out, Codec::Json, &mut controls), 3);
+        assert_eq!(encode_json(&mut items, &mut next, &mut out, Codec::Json, Framing::Joined, usize::MAX, &mut controls), 3);
         out.clear();
-        assert_eq!(encode_json_batch(&mut items, &mut next, &mut out, Codec::Json, &mut controls), 2);
+        assert_eq!(encode_json(&mut items, &mut next, &mut out, Codec::Json, Framing::Joined, usize::MAX, &mut controls), 2);
         assert_eq!(next, 5);
     }
 }

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
-use super::now_ms;
+use super::{now_ms, write_failure};
 use crate::hub::{Codec, Control, Drained, Hub, Outbox, Outgoing};
 use crate::protocol::native::{self, ServerFrame, StreamHeader, WireReply};
 use crate::protocol::{ClientError, Command, CommandBody, Disconnect, PublishRequest, ReplyBody};
@@ -607,14 +607,6 @@ pub async fn run<M: Mux>(ctx: Ctx, mux: M, control: (M::Send, M::Recv), info: Tr
 /// Whether `channel`'s namespace asks for datagram delivery.
 fn datagram_delivery(hub: &Hub, channel: &str) -> bool {
     hub.channels().parse(channel).is_ok_and(|(_, r)| r.options.delivery == "datagram")
-}
-
-/// The close after a failed write: slow when that is why, else a write error.
-fn write_failure(outbox: &Outbox) -> Disconnect {
-    match outbox.closing_reason() {
-        Some(d) if d == Disconnect::SLOW => d,
-        _ => Disconnect::WRITE_ERROR,
-    }
 }
 
 /// Writes what the control buffer holds; false when the write failed or timed out.

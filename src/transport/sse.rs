@@ -29,7 +29,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::{Framing, encode_json, now_ms};
+use super::{Framing, apply_controls, drain_json, now_ms};
 use crate::hub::{Codec, Drained, Hub, Outbox};
 use crate::protocol::{Command, CommandBody, ConnectRequest, Disconnect, Push, framing, json};
 use crate::session::{Auth, Session, TransportInfo};
@@ -354,25 +354,17 @@ async fn run(ctx: Ctx, kind: Kind, commands: Vec<Command>, tx: mpsc::Sender<Byte
             break;
         }
     }
-    let (mut drained, mut controls, mut chunk) = (Vec::new(), Vec::new(), Vec::new());
     let mut commands_open = kind.bidirectional();
     let close = loop {
         let wait = Duration::from_millis(session.next_deadline().saturating_sub(now_ms()));
         tokio::select! {
             biased;
             () = outbox.notified() => {
-                let status = outbox.drain(&mut drained);
-                let mut items: Vec<_> = drained.drain(..).map(Some).collect();
-                let mut next = 0;
+                let batch = drain_json(&outbox, kind.codec(), kind.framing(), usize::MAX);
                 let mut failed = false;
-                while next < items.len() {
-                    chunk.clear();
-                    let n = encode_json(&mut items, &mut next, &mut chunk, kind.codec(), kind.framing(), usize::MAX, &mut controls);
-                    if n == 0 {
-                        continue;
-                    }
+                for (chunk, n) in batch.chunks {
                     let len = chunk.len() as u64;
-                    match tokio::time::timeout(WRITE_TIMEOUT, tx.send(Bytes::copy_from_slice(&chunk))).await {
+                    match tokio::time::timeout(WRITE_TIMEOUT, tx.send(Bytes::from(chunk))).await {
                         Ok(Ok(())) => {
                             tm.messages_sent.fetch_add(n as u64, Ordering::Relaxed);
                             tm.bytes_sent.fetch_add(len, Ordering::Relaxed);
@@ -381,19 +373,13 @@ async fn run(ctx: Ctx, kind: Kind, commands: Vec<Command>, tx: mpsc::Sender<Byte
                     }
                 }
                 if failed {
+                    // The response body is gone or stuck: no disconnect push can reach it.
                     break None;
                 }
-                if let Drained::Close(d) = status {
+                if let Drained::Close(d) = batch.status {
                     break Some(d);
                 }
-                for control in controls.drain(..) {
-                    if let Err(d) = session.handle_control(control, now_ms()).await {
-                        outbox.close(d);
-                    }
-                }
-                if chunk.capacity() > 4096 {
-                    chunk = Vec::new();
-                }
+                apply_controls(&mut session, batch.controls, &outbox).await;
             }
             batch = cmd_rx.recv(), if commands_open => {
                 let Some(batch) = batch else { commands_open = false; continue };

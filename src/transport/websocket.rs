@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use super::{Framing, encode_json, now_ms};
+use super::{Framing, apply_controls, drain_json, now_ms, write_failure};
 use crate::hub::{Codec, Drained, Hub, Outbox};
 use crate::protocol::codes::WS_MESSAGE_TOO_BIG;
 use crate::protocol::{Command, CommandBody, ConnectRequest, Disconnect, Push, framing, json};
@@ -135,27 +135,17 @@ async fn drive(ctx: Ctx, mut ws: WebSocket, mode: Mode) {
         outbox.close(d);
     }
     let write_timeout = cfg.websocket.write_timeout.0;
-    let mut drained = Vec::new();
-    let mut controls = Vec::new();
-    let mut frame = Vec::new();
 
     let close: Option<Disconnect> = loop {
         let wait = Duration::from_millis(session.next_deadline().saturating_sub(now_ms()));
         tokio::select! {
             biased;
             () = outbox.notified() => {
-                let status = outbox.drain(&mut drained);
-                let mut items: Vec<_> = drained.drain(..).map(Some).collect();
-                let mut next = 0;
+                let batch = drain_json(&outbox, codec, Framing::Joined, per_frame);
                 let mut failed = false;
-                while next < items.len() {
-                    frame.clear();
-                    let n = encode_json(&mut items, &mut next, &mut frame, codec, Framing::Joined, per_frame, &mut controls);
-                    if n == 0 {
-                        continue;
-                    }
+                for (chunk, n) in batch.chunks {
                     // Every encoder writes UTF-8 (JSON text); this cannot fail in practice.
-                    let Ok(text) = String::from_utf8(std::mem::take(&mut frame)) else {
+                    let Ok(text) = String::from_utf8(chunk) else {
                         failed = true;
                         break;
                     };
@@ -169,28 +159,12 @@ async fn drive(ctx: Ctx, mut ws: WebSocket, mode: Mode) {
                     }
                 }
                 if failed {
-                    // A writer stuck on a full socket is usually also the reason its queue
-                    // overflowed; report the slow verdict when there is one.
-                    break Some(match outbox.closing_reason() {
-                        Some(d) if d == Disconnect::SLOW => d,
-                        _ => Disconnect::WRITE_ERROR,
-                    });
+                    break Some(write_failure(&outbox));
                 }
-                if let Drained::Close(d) = status {
+                if let Drained::Close(d) = batch.status {
                     break Some(d);
                 }
-                for control in controls.drain(..) {
-                    if let Err(d) = session.handle_control(control, now_ms()).await {
-                        outbox.close(d);
-                    }
-                }
-                // Release what a burst grew, so idle connections hold no buffers.
-                if frame.capacity() > READ_BUFFER_BYTES {
-                    frame = Vec::new();
-                }
-                if drained.capacity() > 64 {
-                    drained = Vec::new();
-                }
+                apply_controls(&mut session, batch.controls, &outbox).await;
             }
             msg = ws.recv() => {
                 let msg = match msg {

@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::mux::{self, CLOSE_GRACE, RecvHalf, SendHalf};
-use super::{encode_json_batch, now_ms};
+use super::{Framing, apply_controls, drain_json, now_ms, write_failure};
 use crate::hub::{Codec, Drained, Outbox};
 use crate::protocol::framing::{self, LineCheck};
 use crate::protocol::{Disconnect, Push, json};
@@ -150,9 +150,6 @@ async fn run_compat(
     let write_timeout = cfg.websocket.write_timeout.0;
     let limit = ctx.message_size_limit;
     let mut shutdown = ctx.shutdown.clone();
-    let mut drained = Vec::new();
-    let mut controls = Vec::new();
-    let mut frame = Vec::new();
     let mut inbuf: Vec<u8> = Vec::new();
     let mut chunk = [0u8; READ_CHUNK_BYTES];
 
@@ -161,17 +158,10 @@ async fn run_compat(
         tokio::select! {
             biased;
             () = outbox.notified() => {
-                let status = outbox.drain(&mut drained);
-                let mut items: Vec<_> = drained.drain(..).map(Some).collect();
-                let mut next = 0;
+                // Compatible mode: newline-terminated JSON on the one bidi stream.
+                let batch = drain_json(&outbox, Codec::Json, Framing::Terminated, usize::MAX);
                 let mut failed = false;
-                while next < items.len() {
-                    frame.clear();
-                    let n = encode_json_batch(&mut items, &mut next, &mut frame, Codec::Json, &mut controls);
-                    if n == 0 {
-                        continue;
-                    }
-                    frame.push(b'\n');
+                for (frame, n) in batch.chunks {
                     match tokio::time::timeout(write_timeout, send.write_all(&frame)).await {
                         Ok(Ok(())) => {
                             tm.messages_sent.fetch_add(n as u64, Ordering::Relaxed);
@@ -181,25 +171,12 @@ async fn run_compat(
                     }
                 }
                 if failed {
-                    break Some(match outbox.closing_reason() {
-                        Some(d) if d == Disconnect::SLOW => d,
-                        _ => Disconnect::WRITE_ERROR,
-                    });
+                    break Some(write_failure(&outbox));
                 }
-                if let Drained::Close(d) = status {
+                if let Drained::Close(d) = batch.status {
                     break Some(d);
                 }
-                for control in controls.drain(..) {
-                    if let Err(d) = session.handle_control(control, now_ms()).await {
-                        outbox.close(d);
-                    }
-                }
-                if frame.capacity() > READ_CHUNK_BYTES {
-                    frame = Vec::new();
-                }
-                if drained.capacity() > 64 {
-                    drained = Vec::new();
-                }
+                apply_controls(&mut session, batch.controls, &outbox).await;
             }
             read = RecvHalf::read(&mut recv, &mut chunk) => {
                 let Ok(Some(n)) = read else { break None };
