@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+mod v5;
+
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -40,6 +42,18 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// The file uses Centrifugo v5's flat key names, which Tidewire (like Centrifugo v6)
+    /// does not read: loading it would silently drop secrets and options.
+    #[error("{}", v5_message(.0))]
+    V5Keys(Vec<(String, &'static str)>),
+}
+
+fn v5_message(keys: &[(String, &'static str)]) -> String {
+    let mut text = String::from("this is a Centrifugo v5 config; Tidewire reads Centrifugo v6 key names. Rename:");
+    for (v5, v6) in keys {
+        text.push_str(&format!("\n  {v5} -> {v6}"));
+    }
+    text
 }
 
 impl ConfigError {
@@ -231,8 +245,9 @@ impl Default for TlsConfig {
 pub struct Http3Config {
     /// Serve the API over HTTP/3. Default true.
     pub enabled: bool,
-    /// UDP port on `http_server.address`. Default 9000, or 0 (a free port) when
-    /// `http_server.port` is 0, so servers started on free ports never collide.
+    /// UDP port on `http_server.address`. Default: the TCP port + 1000 (9000 for the
+    /// default 8000), or 0 (a free port) when `http_server.port` is 0, so that two servers
+    /// started with different `--port`s on one host never collide.
     #[serde(deserialize_with = "optional_port")]
     pub port: Option<u16>,
 }
@@ -244,12 +259,18 @@ impl Default for Http3Config {
 }
 
 impl Http3Config {
-    /// Default UDP port of the HTTP/3 API.
-    pub const DEFAULT_PORT: u16 = 9000;
+    /// How far above the TCP port the HTTP/3 API listens by default: 8000 → UDP 9000.
+    /// The client QUIC endpoint takes the TCP port's own number, so the API needs another.
+    pub const PORT_OFFSET: u16 = 1000;
 
-    /// The UDP port to bind, given the HTTP server's TCP port.
-    pub fn port_for(&self, http_port: u16) -> u16 {
-        self.port.unwrap_or(if http_port == 0 { 0 } else { Self::DEFAULT_PORT })
+    /// The UDP port to bind, given the HTTP server's TCP port; `None` when the derived
+    /// port would pass 65535 (set `http_server.http3.port` then).
+    pub fn port_for(&self, http_port: u16) -> Option<u16> {
+        match (self.port, http_port) {
+            (Some(p), _) => Some(p),
+            (None, 0) => Some(0),
+            (None, p) => p.checked_add(Self::PORT_OFFSET),
+        }
     }
 }
 
@@ -732,6 +753,10 @@ impl Config {
     }
 
     fn from_value(mut value: Value, env: impl IntoIterator<Item = (String, String)>) -> Result<Loaded, ConfigError> {
+        let v5 = v5::keys(&value);
+        if !v5.is_empty() {
+            return Err(ConfigError::V5Keys(v5));
+        }
         apply_env(&mut value, env)?;
         let config: Config = serde_path_to_error::deserialize(&value).map_err(|e| {
             let key = e.path().to_string();
@@ -1000,6 +1025,16 @@ mod tests {
         assert_eq!(loaded.config.http_server.port, 8000);
         assert_eq!(loaded.config.client.channel_limit, 128);
         assert!(loaded.unknown_keys.is_empty());
+    }
+
+    #[test]
+    fn the_http3_port_follows_the_tcp_port() {
+        let h3 = Http3Config::default();
+        assert_eq!(h3.port_for(8000), Some(9000));
+        assert_eq!(h3.port_for(8100), Some(9100), "a second server on --port 8100 does not clash on 9000");
+        assert_eq!(h3.port_for(0), Some(0));
+        assert_eq!(h3.port_for(65000), None, "past 65535 the key must be set");
+        assert_eq!(Http3Config { port: Some(7443), ..h3 }.port_for(8000), Some(7443));
     }
 
     #[test]

@@ -36,10 +36,12 @@ pub enum StartError {
     #[error("certificate: {0}")]
     Tls(#[from] TlsError),
     /// The listener could not bind.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr} (set by {key}): {source}")]
     Bind {
         /// The address.
         addr: String,
+        /// The config key that chose the port, so the message says what to change.
+        key: &'static str,
         /// The OS error.
         source: std::io::Error,
     },
@@ -160,13 +162,19 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
             let tls = crate::tls::server_config(&cert, &alpn)?;
             let server = endpoint::server_config(tls, &config, false).map_err(|e| StartError::Config(e.to_string()))?;
             let port = config.quic.port_for(config.http_server.port);
-            client_endpoints = bind_udp(&config.http_server.address, port, config.quic.ipv6, &server).await?;
+            client_endpoints = bind_udp(&config.http_server.address, port, config.quic.ipv6, &server, "quic.port").await?;
         }
         if h3_on {
             let tls = crate::tls::server_config(&cert, &[endpoint::ALPN_H3])?;
             let server = endpoint::server_config(tls, &config, true).map_err(|e| StartError::Config(e.to_string()))?;
-            let port = config.http_server.http3.port_for(config.http_server.port);
-            h3_endpoint = bind_udp(&config.http_server.address, port, false, &server).await?.into_iter().next();
+            let port = config.http_server.http3.port_for(config.http_server.port).ok_or_else(|| {
+                StartError::Config(format!(
+                    "http_server.http3.port: the default (TCP port {} + {}) is over 65535; set it",
+                    config.http_server.port,
+                    crate::config::Http3Config::PORT_OFFSET
+                ))
+            })?;
+            h3_endpoint = bind_udp(&config.http_server.address, port, false, &server, "http_server.http3.port").await?.into_iter().next();
         }
     }
     let local = |e: &quinn::Endpoint| e.local_addr().ok();
@@ -199,8 +207,9 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     }
 
     let addr = format!("{}:{}", config.http_server.address, config.http_server.port);
-    let listener = TcpListener::bind(&addr).await.map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
-    let http_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+    let key = "http_server.port";
+    let listener = TcpListener::bind(&addr).await.map_err(|source| StartError::Bind { addr: addr.clone(), key, source })?;
+    let http_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, key, source })?;
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let shutdown_timeout = config.shutdown.timeout.0;
@@ -254,7 +263,13 @@ async fn run_shutdown(hub: &Hub, stop_accepting: oneshot::Sender<()>, timeout: D
 /// counterpart on the same port (`::1` for a loopback address, `::` — dual-stack — instead
 /// of `0.0.0.0`). Port 0 picks a free port for the first; the second reuses it. A failed
 /// IPv6 bind is a warning (hosts without IPv6), a failed first bind is an error.
-async fn bind_udp(address: &str, port: u16, ipv6: bool, server: &quinn::ServerConfig) -> Result<Vec<quinn::Endpoint>, StartError> {
+async fn bind_udp(
+    address: &str,
+    port: u16,
+    ipv6: bool,
+    server: &quinn::ServerConfig,
+    key: &'static str,
+) -> Result<Vec<quinn::Endpoint>, StartError> {
     let ip: IpAddr = match address.parse() {
         Ok(ip) => ip,
         Err(_) => tokio::net::lookup_host(format!("{address}:{port}"))
@@ -265,7 +280,7 @@ async fn bind_udp(address: &str, port: u16, ipv6: bool, server: &quinn::ServerCo
             .ok_or_else(|| StartError::Config(format!("http_server.address: cannot resolve {address:?}")))?,
     };
     let bind = |addr: SocketAddr| {
-        quinn::Endpoint::server(server.clone(), addr).map_err(|source| StartError::Bind { addr: format!("udp {addr}"), source })
+        quinn::Endpoint::server(server.clone(), addr).map_err(|source| StartError::Bind { addr: format!("udp {addr}"), key, source })
     };
     if ipv6 && ip == IpAddr::from([0, 0, 0, 0]) {
         // One dual-stack socket serves both families.
