@@ -1,5 +1,6 @@
 //! The `tidewire` command: serve, genconfig, token, check-config.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -77,9 +78,9 @@ fn load(path: Option<&std::path::Path>) -> anyhow::Result<Loaded> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, address, port } => {
-            let no_file = config.is_none();
-            let Loaded { mut config, unknown_keys } = load(config.as_deref())?;
+        Command::Serve { config: config_path, address, port } => {
+            let no_file = config_path.is_none();
+            let Loaded { mut config, unknown_keys } = load(config_path.as_deref())?;
             // Without a config file, `serve` is someone trying Tidewire: show them the demo
             // page (unless TIDEWIRE_DEMO_ENABLED says otherwise).
             if no_file && std::env::var_os("TIDEWIRE_DEMO_ENABLED").is_none() {
@@ -100,7 +101,7 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?
-                .block_on(serve(config, generated))
+                .block_on(serve(config, generated, config_path))
         }
         Command::Genconfig { path, force } => {
             if path.exists() && !force {
@@ -109,7 +110,7 @@ fn main() -> anyhow::Result<()> {
             let text = tidewire::config::generate_toml(&server::random_secret(), &server::random_secret());
             std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
             println!("wrote {}", path.display());
-            println!("start with: tidewire serve --config {}", path.display());
+            println!("start with: {} serve --config {}", program(), shell_quote(&path.display().to_string()));
             Ok(())
         }
         Command::Token { user, ttl, config, secret } => {
@@ -158,17 +159,32 @@ fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TIDEWIRE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    // Colour codes only for a terminal: a log file or a pipe gets plain text.
+    let ansi = std::io::stdout().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
 }
 
-async fn serve(config: Config, generated: server::Generated) -> anyhow::Result<()> {
+/// How the banner and `genconfig` name this program in the commands they print: the path
+/// of the running executable, so a printed command runs as shown after `cargo run` too
+/// (where `tidewire` is not on the PATH).
+fn program() -> String {
+    let exe = std::env::current_exe().ok().map(|p| p.display().to_string()).unwrap_or_else(|| "tidewire".into());
+    shell_quote(&exe)
+}
+
+/// `s` as one shell word: as is when it is plainly safe, else in single quotes.
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+:=@,".contains(&b));
+    if plain { s.to_string() } else { format!("'{}'", s.replace('\'', "'\\''")) }
+}
+
+async fn serve(config: Config, generated: server::Generated, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let insecure = config.client.insecure;
     let demo = config.demo.enabled;
-    let secret = config.client.token.hmac_secret_key.clone();
-    let api_key = config.http_api.key.clone();
+    let has_secret = !config.client.token.hmac_secret_key.is_empty();
+    let stop = shutdown_signal()?;
     let running = server::start(config).await?;
     let addr = running.http_addr;
-    let note = |g: bool| if g { " (generated; set it in a config file to keep it)" } else { "" };
     println!("Tidewire {} is running (memory engine)", env!("CARGO_PKG_VERSION"));
     if demo {
         println!("  Demo page:   http://{addr}/   <- open it in a browser (demo mode: no config file; it mints tokens for anyone, development only)");
@@ -189,42 +205,65 @@ async fn serve(config: Config, generated: server::Generated) -> anyhow::Result<(
             println!("  Dev cert:    sha-256 {}  (GET http://{addr}/webtransport/cert-hash)", cert.sha256_hex());
         }
     }
-    if !api_key.is_empty() {
-        println!("  API key:     {api_key}{}", note(generated.api_key.is_some()));
+    // Secrets are printed only when generated (nobody knows them otherwise); a configured
+    // secret stays out of logs and terminals, and the commands point at where it lives.
+    const KEEP: &str = " (generated; set it in a config file to keep it)";
+    if let Some(key) = &generated.api_key {
+        println!("  API key:     {key}{KEEP}");
     }
-    if !secret.is_empty() {
-        println!("  HMAC secret: {secret}{}", note(generated.hmac_secret_key.is_some()));
-        println!("  Mint a connection token:  tidewire token --user 42 --secret '{secret}'");
+    if let Some(secret) = &generated.hmac_secret_key {
+        println!("  HMAC secret: {secret}{KEEP}");
     }
-    println!("  Publish:     curl -H 'X-API-Key: {api_key}' -d '{{\"channel\":\"news\",\"data\":{{\"text\":\"hi\"}}}}' http://{addr}/api/publish");
+    let prog = program();
+    let token_source = match (&generated.hmac_secret_key, &config_path) {
+        (Some(secret), _) => format!(" --secret {}", shell_quote(secret)),
+        (None, Some(path)) => format!(" --config {}", shell_quote(&path.display().to_string())),
+        // From TIDEWIRE_CLIENT_TOKEN_HMAC_SECRET_KEY, which `token` reads too.
+        (None, None) => String::new(),
+    };
+    if has_secret {
+        println!("  Mint a connection token:  {prog} token --user 42{token_source}");
+    }
+    let key = match &generated.api_key {
+        Some(k) => shell_quote(&format!("X-API-Key: {k}")),
+        None => "'X-API-Key: <your http_api.key>'".to_string(),
+    };
+    // In demo mode only the demo namespaces are open to clients: publish where the demo
+    // page (and README's snippets) listen.
+    let channel = if demo { tidewire::web::CHAT_CHANNEL } else { "news" };
+    println!(
+        "  Publish:     curl -H {key} -d '{{\"channel\":\"{channel}\",\"data\":{{\"text\":\"hi\"}}}}' http://{addr}/api/publish"
+    );
     if insecure {
         tracing::warn!("client.insecure is ON: connections need no token and may use every channel. Development only!");
     }
     let mut running = running;
-    shutdown_signal().await;
+    stop.await;
     running.request_shutdown();
     running.wait().await;
     println!("Tidewire stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT (Ctrl-C) or SIGTERM, registered when made: a signal that arrives after the
+/// banner is printed (a supervisor, a test) but before the wait starts is not lost.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

@@ -54,6 +54,35 @@ fn check_config_names_the_bad_key_and_warns_about_unsupported_ones() {
 }
 
 #[test]
+fn a_centrifugo_v5_config_is_refused_with_each_keys_v6_name() {
+    let dir = temp_dir("v5");
+    let v5 = dir.join("config.json");
+    std::fs::write(
+        &v5,
+        r#"{"token_hmac_secret_key":"s","api_key":"k","allowed_origins":["http://localhost:3000"],
+            "presence":true,"namespaces":[{"name":"chat"}],"engine":"memory"}"#,
+    )
+    .expect("write");
+    let out = bin().arg("check-config").arg(&v5).output().expect("run");
+    assert!(!out.status.success(), "check-config fails: {}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for pair in [
+        "token_hmac_secret_key -> client.token.hmac_secret_key",
+        "api_key -> http_api.key",
+        "allowed_origins -> client.allowed_origins",
+        "presence -> channel.without_namespace.presence",
+        "namespaces -> channel.namespaces",
+        "engine -> engine.type",
+    ] {
+        assert!(err.contains(pair), "names {pair}: {err}");
+    }
+    // serve refuses it too, instead of starting with random secrets.
+    let out = bin().args(["serve", "--port", "0", "--config"]).arg(&v5).current_dir(&dir).output().expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("api_key -> http_api.key"));
+}
+
+#[test]
 fn token_prints_a_verifiable_jwt() {
     let out = bin().args(["token", "--user", "42", "--ttl", "60", "--secret", "sekret"]).output().expect("run");
     assert!(out.status.success());
@@ -101,7 +130,7 @@ fn serve_without_config_prints_how_to_use_it_and_stops_on_sigterm() {
     }
     let text = seen.join("\n");
     assert!(text.contains("API key:") && text.contains("(generated"), "{text}");
-    assert!(text.contains("HMAC secret:") && text.contains("tidewire token --user"), "{text}");
+    assert!(text.contains("HMAC secret:") && text.contains(&format!("{} token --user", env!("CARGO_BIN_EXE_tidewire"))), "{text}");
     let ws_url = ws_url.expect("prints the WebSocket URL");
     let addr = ws_url.trim_start_matches("ws://").trim_end_matches("/connection/websocket").to_owned();
     // The server answers on that address.
