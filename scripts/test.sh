@@ -5,20 +5,22 @@
 #   1. installs what the tests need and the machine lacks: Debian packages,
 #      the interop suites' npm and Python packages (skipped when up to date);
 #   2. cargo clippy --all-targets -- -D warnings;
-#   3. cargo test --all-targets (tests/interop.rs runs the SDK suites in
+#   3. cargo test --all-targets --no-fail-fast: every test binary runs even when
+#      one fails, so the summary counts all that ran (tests/interop.rs runs the SDK suites in
 #      tests/interop/, see tests/interop/README.md; tests/web_client.rs drives
 #      the demo page in Chromium);
 #   3b. npm test in web-client/ (the browser SDK's unit tests, and a check that
 #      the committed web-client/dist/ is what its sources build);
-#   4. prints a summary; exits non-zero if anything failed.
+#   4. prints a summary naming each failed test; exits non-zero if anything failed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 # Debian packages the tests need (later: redis-server). chromium: tests/browser.rs drives
-# Debian's headless Chromium through playwright-core (never a downloaded browser).
-APT_PACKAGES=(chromium)
+# Debian's headless Chromium through playwright-core (never a downloaded browser). curl:
+# tests/readme.rs runs README's and the banner's curl commands as written.
+APT_PACKAGES=(chromium curl)
 
 JS_DIR="tests/interop/js"
 BROWSER_JS_DIR="tests/browser"
@@ -163,7 +165,7 @@ CARGO_TEST_LOG="$(mktemp)"
 trap 'rm -f "$CARGO_TEST_LOG"' EXIT
 
 cargo_test() {
-  cargo test --all-targets 2>&1 | tee "$CARGO_TEST_LOG"
+  cargo test --all-targets --no-fail-fast 2>&1 | tee "$CARGO_TEST_LOG"
   return "${PIPESTATUS[0]}"
 }
 
@@ -176,7 +178,7 @@ web_client_unit() {
 }
 
 run_step "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D warnings
-run_step "cargo test --all-targets" cargo_test
+run_step "cargo test --all-targets --no-fail-fast" cargo_test
 run_step "web-client: npm test (SDK unit tests, dist/ fresh)" web_client_unit
 
 # Totals over every test binary's "test result: ... N passed; N failed; N ignored".
@@ -200,6 +202,21 @@ if [[ $FAILED -eq 0 ]]; then
   echo "all steps passed"
 else
   echo "$FAILED step(s) failed"
+fi
+# libtest prints "test NAME ... FAILED" per failed test; cargo names each failed binary
+# ("error: test failed, to rerun pass `--test NAME`", or with several an indented
+# "`--test NAME`" line each under "error: N targets failed:"); node's runner prints
+# "not ok N - NAME".
+FAILED_NAMES="$(
+  {
+    sed -nE 's/^test (.+) \.\.\. FAILED$/  cargo: \1/p' "$CARGO_TEST_LOG"
+    sed -nE 's/^error: test failed, to rerun pass `(.+)`$/  cargo binary: \1/p' "$CARGO_TEST_LOG"
+    sed -nE 's/^ +`(--(test|lib|bin|bench|example)[^`]*)`$/  cargo binary: \1/p' "$CARGO_TEST_LOG"
+    sed -nE 's/^not ok [0-9]+ - (.+)$/  web-client: \1/p' "$WEB_CLIENT_LOG"
+  } | sort -u
+)"
+if [[ -n $FAILED_NAMES ]]; then
+  printf 'failed:\n%s\n' "$FAILED_NAMES"
 fi
 printf 'tests: %d passed, %d failed, %d skipped\n' "$PASSED" "$FAILED_TESTS" "$IGNORED"
 [[ $FAILED -eq 0 ]]

@@ -108,7 +108,15 @@ async def test_sdk_subscription_history_and_presence(clients, aapi):
     assert (stats.num_clients, stats.num_users) == (2, 2)
 
     await asyncio.wait_for(sub_b.unsubscribe(), WAIT)
+    # centrifuge-python's unsubscribe() returns once the command is queued, before the
+    # server has it, and presence is then asked over the other connection: poll (bounded)
+    # until the server has processed b's unsubscribe.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
     after_leave = await sub.presence()
+    while set(after_leave.clients) != {a.client_id} and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+        after_leave = await sub.presence()
     assert set(after_leave.clients) == {a.client_id}
     stats = await a.presence_stats(channel)
     assert (stats.num_clients, stats.num_users) == (1, 1)
