@@ -60,6 +60,7 @@ const seen = {
   subscribed: [] as SubscribedEvent[],
   lines: [] as Line[],
   samples: 0,
+  lastSample: null as Sample | null,
   sampleVia: '' as string,
   presence: [] as string[],
   client: null as Tidewire | null,
@@ -144,56 +145,159 @@ function renderPresence(): void {
 }
 
 // --- live chart ------------------------------------------------------------------------
+//
+// An SVG line chart (so tests can read its axes from the DOM): x is time in seconds before
+// the newest sample, y has two labelled scales sharing the same gridlines — messages/s on
+// the left, connections on the right — because the two are different units and a shared
+// scale would flatten the connection count to the floor. Each scale starts at 0 and ends at
+// a round number above its largest visible value. The lines grow from the left edge until
+// the window is full, then scroll.
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+/** The chart's viewBox size in user units (CSS scales it to the panel's width). */
+const VIEW_W = 440;
+const VIEW_H = 200;
+/** Plot area inside the viewBox: room for tick labels and axis titles around it. */
+const PLOT = { left: 46, right: VIEW_W - 40, top: 10, bottom: VIEW_H - 36 };
+/** The time the chart spans, ms (CHART_SAMPLES samples of the server's 200 ms ticker). */
+const WINDOW_MS = CHART_SAMPLES * 200;
+/** Spacing of x ticks, ms. */
+const X_TICK_MS = 5_000;
+/** Gridline intervals on y; both scales use the same count so their ticks share gridlines. */
+const Y_INTERVALS = 4;
+/** A pause between samples longer than this (ms) breaks the line instead of bridging it
+ * (a reconnect, or lost datagrams). */
+const GAP_MS = 1_000;
 
 const samples: Sample[] = [];
 
-function drawChart(): void {
-  const canvas = $<HTMLCanvasElement>('chart');
-  const ctx = canvas.getContext('2d');
-  if (!ctx) return;
-  const w = canvas.width;
-  const h = canvas.height;
-  ctx.clearRect(0, 0, w, h);
-  ctx.strokeStyle = '#23304d';
-  ctx.lineWidth = 1;
-  for (let i = 1; i < 4; i++) {
-    ctx.beginPath();
-    ctx.moveTo(0, (h * i) / 4);
-    ctx.lineTo(w, (h * i) / 4);
-    ctx.stroke();
+/** A y scale: its top value and tick step, chosen so that ticks are round numbers. */
+interface Scale {
+  max: number;
+  step: number;
+}
+
+/** The smallest round step (1, 2, 2.5 or 5 × 10ⁿ, at least `minStep`) that fits `max` in
+ * Y_INTERVALS intervals. */
+function niceScale(max: number, minStep: number): Scale {
+  const raw = Math.max(max, 0) / Y_INTERVALS;
+  let step = minStep;
+  if (raw > minStep) {
+    const pow = 10 ** Math.floor(Math.log10(raw));
+    step = [1, 2, 2.5, 5, 10].map((m) => m * pow).find((c) => c >= raw * (1 - 1e-9)) ?? 10 * pow;
+    step = Math.max(step, minStep);
   }
-  const line = (values: number[], color: string) => {
-    const max = Math.max(1, ...values) * 1.2;
-    ctx.strokeStyle = color;
-    ctx.lineWidth = 2;
-    ctx.beginPath();
-    values.forEach((v, i) => {
-      // Grows from the left edge, then scrolls once the window is full.
-      const x = (w * i) / (CHART_SAMPLES - 1);
-      const y = h - 6 - ((h - 12) * v) / max;
-      if (i === 0) ctx.moveTo(x, y);
-      else ctx.lineTo(x, y);
-    });
-    ctx.stroke();
-  };
-  line(samples.map((s) => s.msgs_per_sec), '#38bdf8');
-  line(samples.map((s) => s.connections), '#a78bfa');
+  return { max: step * Y_INTERVALS, step };
+}
+
+/** A tick label: compact for large values, without float noise for fractional steps. */
+function tickText(v: number): string {
+  if (v >= 10_000) return `${Number((v / 1000).toFixed(1))}k`;
+  return String(Number(v.toFixed(2)));
+}
+
+function svg<K extends keyof SVGElementTagNameMap>(
+  tag: K, attrs: Record<string, string | number>, text?: string,
+): SVGElementTagNameMap[K] {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+/** A y axis at `x`: ticks with values (`data-value`), its title rotated beside it. */
+function yAxis(side: 'left' | 'right', scale: Scale, title: string, cls: string): SVGGElement {
+  const g = svg('g', { class: `y-axis ${cls}`, 'data-max': scale.max });
+  const x = side === 'left' ? PLOT.left : PLOT.right;
+  const dx = side === 'left' ? -6 : 6;
+  for (let i = 0; i <= Y_INTERVALS; i++) {
+    const v = scale.step * i;
+    const y = yOf(v, scale);
+    const tick = svg('g', { class: 'tick', 'data-value': v });
+    tick.append(
+      svg('line', { x1: x, x2: x + dx / 2, y1: y, y2: y }),
+      svg('text', { x: x + dx, y, 'text-anchor': side === 'left' ? 'end' : 'start', 'dominant-baseline': 'middle' }, tickText(v)),
+    );
+    g.append(tick);
+  }
+  const tx = side === 'left' ? 12 : VIEW_W - 8;
+  const ty = (PLOT.top + PLOT.bottom) / 2;
+  g.append(svg('text', {
+    class: 'axis-title', x: tx, y: ty, 'text-anchor': 'middle', transform: `rotate(${side === 'left' ? -90 : 90} ${tx} ${ty})`,
+  }, title));
+  return g;
+}
+
+function yOf(v: number, scale: Scale): number {
+  return PLOT.bottom - ((PLOT.bottom - PLOT.top) * v) / scale.max;
+}
+
+/** The path of one series; breaks where samples are more than GAP_MS apart. */
+function linePath(xs: number[], ys: number[], times: number[]): string {
+  return xs.map((x, i) => `${i === 0 || times[i] - times[i - 1] > GAP_MS ? 'M' : 'L'}${x.toFixed(1)} ${ys[i].toFixed(1)}`).join(' ');
+}
+
+function drawChart(): void {
+  const chart = $('chart') as unknown as SVGSVGElement;
+  const msgsScale = niceScale(Math.max(0, ...samples.map((s) => s.msgs_per_sec)), 1);
+  const connsScale = niceScale(Math.max(0, ...samples.map((s) => s.connections)), 1);
+  const head = samples.at(-1)?.t ?? 0;
+  // Grows from the left: the oldest sample sits at the left edge until the window is full.
+  const start = Math.max(samples[0]?.t ?? 0, head - WINDOW_MS);
+  const xOf = (t: number) => PLOT.left + ((PLOT.right - PLOT.left) * (t - start)) / WINDOW_MS;
+
+  const grid = svg('g', { class: 'grid' });
+  for (let i = 0; i <= Y_INTERVALS; i++) {
+    const y = yOf(msgsScale.step * i, msgsScale);
+    grid.append(svg('line', { x1: PLOT.left, x2: PLOT.right, y1: y, y2: y }));
+  }
+
+  const x = svg('g', { class: 'x-axis' });
+  x.append(svg('line', { class: 'baseline', x1: PLOT.left, x2: PLOT.right, y1: PLOT.bottom, y2: PLOT.bottom }));
+  if (samples.length) {
+    for (let ago = 0; head - ago >= start; ago += X_TICK_MS) {
+      const tx = xOf(head - ago);
+      const tick = svg('g', { class: 'tick', 'data-value': ago / 1000 });
+      tick.append(
+        svg('line', { x1: tx, x2: tx, y1: PLOT.bottom, y2: PLOT.bottom + 4 }),
+        svg('text', { x: tx, y: PLOT.bottom + 15, 'text-anchor': 'middle' }, ago === 0 ? 'now' : String(ago / 1000)),
+      );
+      x.append(tick);
+    }
+  }
+  x.append(svg('text', { class: 'axis-title', x: (PLOT.left + PLOT.right) / 2, y: VIEW_H - 4, 'text-anchor': 'middle' }, 'time (seconds ago)'));
+
+  const times = samples.map((s) => s.t);
+  const xs = times.map(xOf);
+  const lines = svg('g', { class: 'lines' });
+  lines.append(
+    svg('path', { class: 'line conns', d: linePath(xs, samples.map((s) => yOf(s.connections, connsScale)), times) }),
+    svg('path', { class: 'line msgs', d: linePath(xs, samples.map((s) => yOf(s.msgs_per_sec, msgsScale)), times) }),
+  );
+  chart.replaceChildren(
+    grid,
+    x,
+    yAxis('left', msgsScale, 'messages delivered/s', 'msgs'),
+    yAxis('right', connsScale, 'connections', 'conns'),
+    lines,
+  );
 }
 
 function addSample(p: Publication): void {
   const s = p.data as Partial<Sample> | null;
   if (!s || typeof s.connections !== 'number' || typeof s.msgs_per_sec !== 'number') return;
-  samples.push({ t: Number(s.t) || Date.now(), connections: s.connections, msgs_per_sec: s.msgs_per_sec });
-  if (samples.length > CHART_SAMPLES) samples.shift();
+  const sample = { t: Number(s.t) || Date.now(), connections: s.connections, msgs_per_sec: s.msgs_per_sec };
+  // The server's clock stamps samples; one from before the newest (a reordered stream
+  // sample) would draw the line backwards.
+  if (samples.length && sample.t <= (samples.at(-1)?.t ?? 0)) return;
+  samples.push(sample);
+  while (samples.length > CHART_SAMPLES + 1 || samples[0].t < sample.t - WINDOW_MS) samples.shift();
   seen.samples++;
+  seen.lastSample = sample;
   $('msgs').textContent = s.msgs_per_sec.toFixed(1);
   $('conns').textContent = String(s.connections);
   $('samples').textContent = `${seen.samples} samples`;
-}
-
-function frame(): void {
   drawChart();
-  requestAnimationFrame(frame);
 }
 
 // --- connection ------------------------------------------------------------------------
@@ -235,7 +339,7 @@ function showState(e: StateEvent): void {
 
 async function main(): Promise<void> {
   $('me').textContent = user;
-  requestAnimationFrame(frame);
+  drawChart();
   const info = (await fetch('/demo/info').then((r) => r.json()).catch(() => ({}))) as { quic_port?: number | null };
   const asked = (params.get('transports') ?? '').split(',').filter(Boolean) as TransportName[];
   let transports: TransportName[] = asked.length ? asked : ['webtransport', 'websocket', 'sse'];
