@@ -54,33 +54,67 @@ function log(text, kind = '') {
         list.lastElementChild?.remove();
 }
 // --- chat ------------------------------------------------------------------------------
+/** Chat lines by key: `m<offset>` for messages with an offset (which de-duplicates
+ * history, live and recovered copies), `e<n>` for the rest. */
 const lines = new Map();
-let unordered = 0;
-function addLine(p) {
+/** Arrival counter: orders lines that have no offset of their own. */
+let arrivals = 0;
+/** Set when history came back empty: the pane says so until the first line. */
+let historyEmpty = false;
+/** Where a line without an offset goes: after the newest message the page knows of when
+ * it arrived (the subscription's position is the stream top even before history loads),
+ * in arrival order. */
+function orderNow(position) {
+    let top = position;
+    for (const { line } of lines.values())
+        top = Math.max(top, line.offset);
+    return [top, ++arrivals];
+}
+function addLine(p, position) {
     const data = (p.data ?? {});
     const text = typeof data.text === 'string' ? data.text : JSON.stringify(p.data);
     const who = p.info?.user || (typeof data.user === 'string' ? data.user : '');
-    const line = { offset: p.offset, user: who || 'server API', text, mine: who === user, server: !who };
+    const line = {
+        kind: 'message', offset: p.offset, user: who || 'server API', text, mine: who === user, server: !who, at: Date.now(),
+    };
     // Offsets order and de-duplicate history, live and recovered messages; a channel without
     // history (offset 0) just appends.
-    const key = p.offset > 0 ? p.offset : -(++unordered);
-    if (lines.has(key))
-        return;
-    lines.set(key, line);
+    if (p.offset > 0) {
+        if (lines.has(`m${p.offset}`))
+            return;
+        lines.set(`m${p.offset}`, { line, order: [p.offset, 0] });
+    }
+    else {
+        const order = orderNow(position);
+        lines.set(`e${order[1]}`, { line, order });
+    }
     renderChat();
 }
-function systemLine(text) {
-    const li = document.createElement('li');
-    li.className = 'system';
-    li.textContent = text;
-    $('messages').append(li);
+/** A muted line for someone joining or leaving the room. */
+function addEvent(kind, i, position) {
+    const sameUser = i.user === user;
+    const text = `${i.user}${sameUser ? ' (you, in another tab)' : ''} ${kind === 'join' ? 'joined' : 'left'}`;
+    const line = { kind, offset: 0, user: i.user, text, mine: sameUser, server: false, at: Date.now() };
+    const order = orderNow(position);
+    lines.set(`e${order[1]}`, { line, order });
+    renderChat();
 }
 function renderChat() {
     const list = $('messages');
-    const sorted = [...lines.entries()].sort((a, b) => (a[0] > 0 && b[0] > 0 ? a[0] - b[0] : 0)).map(([, l]) => l);
+    const sorted = [...lines.values()]
+        .sort((a, b) => a.order[0] - b.order[0] || a.order[1] - b.order[1])
+        .map((e) => e.line);
     seen.lines = sorted;
-    list.replaceChildren(...sorted.map((l) => {
+    const items = sorted.map((l) => {
         const li = document.createElement('li');
+        if (l.kind !== 'message') {
+            li.className = `event ${l.kind}`;
+            const time = document.createElement('span');
+            time.className = 'off';
+            time.textContent = new Date(l.at).toLocaleTimeString();
+            li.append(time, document.createTextNode(`${l.kind === 'join' ? '→' : '←'} ${l.text}`));
+            return li;
+        }
         li.className = l.mine ? 'mine' : l.server ? 'server' : '';
         li.dataset.offset = String(l.offset);
         const who = document.createElement('span');
@@ -91,7 +125,14 @@ function renderChat() {
         off.textContent = l.offset ? `#${l.offset}` : '';
         li.append(off, who, document.createTextNode(l.text));
         return li;
-    }));
+    });
+    if (historyEmpty && !sorted.some((l) => l.kind === 'message')) {
+        const li = document.createElement('li');
+        li.className = 'system';
+        li.textContent = 'No messages yet. Say hello!';
+        items.unshift(li);
+    }
+    list.replaceChildren(...items);
     list.scrollTop = list.scrollHeight;
 }
 // --- presence --------------------------------------------------------------------------
@@ -296,21 +337,30 @@ async function main() {
     });
     seen.client = client;
     client.on('state', showState);
+    // Every client id this page has had: after a reconnect the server may still announce the
+    // previous connection leaving, which is not someone else.
+    const ownClients = new Set();
+    client.on('connected', (e) => ownClients.add(e.client));
     client.on('error', (e) => log(`${e.type} error ${e.code}: ${e.message}`, 'skip'));
     const chat = client.subscribe(CHAT, {
         recover: true,
-        onPublication: addLine,
+        onPublication: (p) => addLine(p, chat.streamPosition.offset),
         onJoin: (i) => {
             online.set(i.client, i.user);
             renderPresence();
-            if (i.user !== user)
-                log(`${i.user} joined`);
+            // Our own subscription is not news; another tab of the same user is.
+            if (ownClients.has(i.client))
+                return;
+            addEvent('join', i, chat.streamPosition.offset);
+            log(`${i.user} joined`);
         },
         onLeave: (i) => {
             online.delete(i.client);
             renderPresence();
-            if (i.user !== user)
-                log(`${i.user} left`);
+            if (ownClients.has(i.client))
+                return;
+            addEvent('leave', i, chat.streamPosition.offset);
+            log(`${i.user} left`);
         },
         onSubscribed: async (e) => {
             seen.subscribed.push(e);
@@ -320,9 +370,10 @@ async function main() {
             if (!e.wasRecovering || !e.recovered) {
                 try {
                     const h = await chat.history({ limit: HISTORY_LIMIT, reverse: true });
-                    h.publications.reverse().forEach(addLine);
-                    if (!e.wasRecovering && h.publications.length === 0)
-                        systemLine('No messages yet. Say hello!');
+                    for (const p of h.publications.reverse())
+                        addLine(p, chat.streamPosition.offset);
+                    historyEmpty = !e.wasRecovering && h.publications.length === 0;
+                    renderChat();
                 }
                 catch (err) {
                     log(`history failed: ${String(err)}`, 'skip');

@@ -30,13 +30,17 @@ interface Sample {
   msgs_per_sec: number;
 }
 
-/** A chat line as the page keeps it. */
+/** A chat line as the page keeps it: a message, or someone joining or leaving. */
 interface Line {
+  kind: 'message' | 'join' | 'leave';
+  /** The message's offset in the channel (0 for events and channels without history). */
   offset: number;
   user: string;
   text: string;
   mine: boolean;
   server: boolean;
+  /** When the page saw it (events show it; messages carry no time). */
+  at: number;
 }
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -78,48 +82,86 @@ function log(text: string, kind = ''): void {
 
 // --- chat ------------------------------------------------------------------------------
 
-const lines = new Map<number, Line>();
-let unordered = 0;
+/** Chat lines by key: `m<offset>` for messages with an offset (which de-duplicates
+ * history, live and recovered copies), `e<n>` for the rest. */
+const lines = new Map<string, { line: Line; order: [number, number] }>();
+/** Arrival counter: orders lines that have no offset of their own. */
+let arrivals = 0;
+/** Set when history came back empty: the pane says so until the first line. */
+let historyEmpty = false;
 
-function addLine(p: Publication): void {
+/** Where a line without an offset goes: after the newest message the page knows of when
+ * it arrived (the subscription's position is the stream top even before history loads),
+ * in arrival order. */
+function orderNow(position: number): [number, number] {
+  let top = position;
+  for (const { line } of lines.values()) top = Math.max(top, line.offset);
+  return [top, ++arrivals];
+}
+
+function addLine(p: Publication, position: number): void {
   const data = (p.data ?? {}) as { text?: unknown; user?: unknown };
   const text = typeof data.text === 'string' ? data.text : JSON.stringify(p.data);
   const who = p.info?.user || (typeof data.user === 'string' ? data.user : '');
-  const line: Line = { offset: p.offset, user: who || 'server API', text, mine: who === user, server: !who };
+  const line: Line = {
+    kind: 'message', offset: p.offset, user: who || 'server API', text, mine: who === user, server: !who, at: Date.now(),
+  };
   // Offsets order and de-duplicate history, live and recovered messages; a channel without
   // history (offset 0) just appends.
-  const key = p.offset > 0 ? p.offset : -(++unordered);
-  if (lines.has(key)) return;
-  lines.set(key, line);
+  if (p.offset > 0) {
+    if (lines.has(`m${p.offset}`)) return;
+    lines.set(`m${p.offset}`, { line, order: [p.offset, 0] });
+  } else {
+    const order = orderNow(position);
+    lines.set(`e${order[1]}`, { line, order });
+  }
   renderChat();
 }
 
-function systemLine(text: string): void {
-  const li = document.createElement('li');
-  li.className = 'system';
-  li.textContent = text;
-  $('messages').append(li);
+/** A muted line for someone joining or leaving the room. */
+function addEvent(kind: 'join' | 'leave', i: ClientInfo, position: number): void {
+  const sameUser = i.user === user;
+  const text = `${i.user}${sameUser ? ' (you, in another tab)' : ''} ${kind === 'join' ? 'joined' : 'left'}`;
+  const line: Line = { kind, offset: 0, user: i.user, text, mine: sameUser, server: false, at: Date.now() };
+  const order = orderNow(position);
+  lines.set(`e${order[1]}`, { line, order });
+  renderChat();
 }
 
 function renderChat(): void {
   const list = $('messages');
-  const sorted = [...lines.entries()].sort((a, b) => (a[0] > 0 && b[0] > 0 ? a[0] - b[0] : 0)).map(([, l]) => l);
+  const sorted = [...lines.values()]
+    .sort((a, b) => a.order[0] - b.order[0] || a.order[1] - b.order[1])
+    .map((e) => e.line);
   seen.lines = sorted;
-  list.replaceChildren(
-    ...sorted.map((l) => {
-      const li = document.createElement('li');
-      li.className = l.mine ? 'mine' : l.server ? 'server' : '';
-      li.dataset.offset = String(l.offset);
-      const who = document.createElement('span');
-      who.className = 'who';
-      who.textContent = l.mine ? `${l.user} (you)` : l.user;
-      const off = document.createElement('span');
-      off.className = 'off';
-      off.textContent = l.offset ? `#${l.offset}` : '';
-      li.append(off, who, document.createTextNode(l.text));
+  const items = sorted.map((l) => {
+    const li = document.createElement('li');
+    if (l.kind !== 'message') {
+      li.className = `event ${l.kind}`;
+      const time = document.createElement('span');
+      time.className = 'off';
+      time.textContent = new Date(l.at).toLocaleTimeString();
+      li.append(time, document.createTextNode(`${l.kind === 'join' ? '→' : '←'} ${l.text}`));
       return li;
-    }),
-  );
+    }
+    li.className = l.mine ? 'mine' : l.server ? 'server' : '';
+    li.dataset.offset = String(l.offset);
+    const who = document.createElement('span');
+    who.className = 'who';
+    who.textContent = l.mine ? `${l.user} (you)` : l.user;
+    const off = document.createElement('span');
+    off.className = 'off';
+    off.textContent = l.offset ? `#${l.offset}` : '';
+    li.append(off, who, document.createTextNode(l.text));
+    return li;
+  });
+  if (historyEmpty && !sorted.some((l) => l.kind === 'message')) {
+    const li = document.createElement('li');
+    li.className = 'system';
+    li.textContent = 'No messages yet. Say hello!';
+    items.unshift(li);
+  }
+  list.replaceChildren(...items);
   list.scrollTop = list.scrollHeight;
 }
 
@@ -357,20 +399,29 @@ async function main(): Promise<void> {
   });
   seen.client = client;
   client.on('state', showState);
+  // Every client id this page has had: after a reconnect the server may still announce the
+  // previous connection leaving, which is not someone else.
+  const ownClients = new Set<string>();
+  client.on('connected', (e) => ownClients.add(e.client));
   client.on('error', (e) => log(`${e.type} error ${e.code}: ${e.message}`, 'skip'));
 
   const chat = client.subscribe(CHAT, {
     recover: true,
-    onPublication: addLine,
+    onPublication: (p) => addLine(p, chat.streamPosition.offset),
     onJoin: (i: ClientInfo) => {
       online.set(i.client, i.user);
       renderPresence();
-      if (i.user !== user) log(`${i.user} joined`);
+      // Our own subscription is not news; another tab of the same user is.
+      if (ownClients.has(i.client)) return;
+      addEvent('join', i, chat.streamPosition.offset);
+      log(`${i.user} joined`);
     },
     onLeave: (i: ClientInfo) => {
       online.delete(i.client);
       renderPresence();
-      if (i.user !== user) log(`${i.user} left`);
+      if (ownClients.has(i.client)) return;
+      addEvent('leave', i, chat.streamPosition.offset);
+      log(`${i.user} left`);
     },
     onSubscribed: async (e) => {
       seen.subscribed.push(e);
@@ -380,8 +431,9 @@ async function main(): Promise<void> {
       if (!e.wasRecovering || !e.recovered) {
         try {
           const h = await chat.history({ limit: HISTORY_LIMIT, reverse: true });
-          h.publications.reverse().forEach(addLine);
-          if (!e.wasRecovering && h.publications.length === 0) systemLine('No messages yet. Say hello!');
+          for (const p of h.publications.reverse()) addLine(p, chat.streamPosition.offset);
+          historyEmpty = !e.wasRecovering && h.publications.length === 0;
+          renderChat();
         } catch (err) {
           log(`history failed: ${String(err)}`, 'skip');
         }

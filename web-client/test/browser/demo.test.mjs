@@ -3,7 +3,8 @@
 // transport is forced in turn by page init scripts: WebTransport; WebTransport made
 // unavailable → WebSocket; WebSocket blocked too → SSE. On each: history on entry, API
 // publications appear, the page's own messages, presence, the live chart, and a forced
-// disconnect followed by reconnect and recovery with nothing missed or doubled, and the
+// disconnect followed by reconnect and recovery with nothing missed or doubled, a second
+// visitor joining and leaving (muted lines in the chat, in order with the messages), and the
 // chart's axes read back from its SVG (titles with units, tick values, each line drawn on
 // its labelled scale). Every
 // console message and page error is printed (QUIC failures reach JS only as "Opening
@@ -191,6 +192,33 @@ async function checkChart(page) {
   assert.ok(c.last.connections >= 1, 'this page is connected');
 }
 
+/** A second visitor joins and leaves: the page shows both in the chat, muted, in order with
+ * a message published while they were there; the visitor's page sees `user` online. */
+async function joinAndLeave(page, user, transport) {
+  const visitor = `bob-${transport}`;
+  const inChat = ([sel, text]) => [...document.querySelectorAll(sel)].some((li) => li.textContent.includes(text));
+  const { page: bob } = await openDemo(visitor);
+  await waitFor(page, (v) => window.tidewireDemo.presence.includes(v), visitor);
+  await waitFor(bob, (u) => window.tidewireDemo.presence.includes(u), user);
+  await waitFor(page, inChat, ['#messages li.event.join', `${visitor} joined`]);
+  const during = `while ${visitor} is here`;
+  await api('publish', { channel: CHAT, data: { text: during } });
+  await waitFor(page, (t) => window.tidewireDemo.lines.some((l) => l.text === t), during);
+  await bob.close();
+  await waitFor(page, (v) => !window.tidewireDemo.presence.includes(v), visitor);
+  await waitFor(page, inChat, ['#messages li.event.leave', `${visitor} left`]);
+
+  const d = await demo(page);
+  const joined = d.lines.findIndex((l) => l.kind === 'join' && l.user === visitor);
+  const left = d.lines.findIndex((l) => l.kind === 'leave' && l.user === visitor);
+  const msg = d.lines.findIndex((l) => l.text === during);
+  assert.ok(joined >= 0 && joined < msg && msg < left, `join, message, leave in that order: ${JSON.stringify(d.lines.slice(-6))}`);
+  assert.equal(d.lines.filter((l) => l.kind !== 'message' && l.user === visitor).length, 2, 'one join and one leave');
+  assert.ok(!d.lines.some((l) => l.kind !== 'message' && l.user === user), 'the page does not announce itself (nor its reconnect)');
+  const muted = await page.$$eval('#messages li.event', (els) => els.map((li) => getComputedStyle(li).fontStyle));
+  assert.ok(muted.every((f) => f === 'italic'), 'join/leave lines are styled apart from messages');
+}
+
 async function waitFor(page, fn, arg) {
   await page.waitForFunction(fn, arg, { timeout: WAIT_MS });
 }
@@ -261,6 +289,7 @@ async function exercise(transport, scripts, expectSkipped) {
   await waitFor(page, (n) => window.tidewireDemo.samples >= n + 5, samplesAfter);
 
   await checkChart(page);
+  await joinAndLeave(page, user, transport);
 
   await page.screenshot({ path: path.join(OUTPUT, `demo-${transport}.png`), fullPage: true });
   assert.deepEqual(errors, [], 'no page errors');
@@ -277,12 +306,6 @@ test('the page is the demo, with the SDK served beside it', async () => {
 
 test('over WebTransport: streams, a datagram chart, join and leave', async () => {
   const page = await exercise('webtransport', [], []);
-  // A second visitor joins and leaves: the first page sees both.
-  const { page: bob } = await openDemo('bob');
-  await waitFor(page, () => window.tidewireDemo.presence.includes('bob'));
-  await waitFor(bob, () => window.tidewireDemo.presence.includes('alice-webtransport'));
-  await bob.close();
-  await waitFor(page, () => !window.tidewireDemo.presence.includes('bob'));
   await page.close();
 });
 
