@@ -6,8 +6,9 @@
 //! - the demo page works in headless Debian Chromium (web-client/test/browser/, through
 //!   playwright-core) over each transport forced in turn — WebTransport, WebSocket with
 //!   WebTransport made unavailable, SSE with WebSocket blocked too — including API
-//!   publications, a forced disconnect, reconnect and recovery, and a screenshot under
-//!   test-output/.
+//!   publications, a forced disconnect, reconnect and recovery, a second visitor's join and
+//!   leave shown in the chat, the live chart's axes (units, tick values, each line on its
+//!   labelled scale) read from its SVG, and a screenshot under test-output/.
 //!
 //! scripts/test.sh installs Chromium and web-client's pinned npm packages first.
 
