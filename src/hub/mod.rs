@@ -507,9 +507,13 @@ impl BrokerHandler for Inner {
             {
                 continue;
             }
-            if let Control::Disconnect(_, whitelist, _) = &control
-                && whitelist.contains(&entry.client)
-            {
+            if let Control::Disconnect(_, whitelist, disconnect) = &control {
+                // Closed here, not queued for the session: a queued disconnect let the
+                // publications fanned out after the API call returned reach the client
+                // before the close (they were written with the batch the control came in).
+                if !whitelist.contains(&entry.client) {
+                    entry.outbox.close(disconnect.clone());
+                }
                 continue;
             }
             let _ = entry.outbox.push(Outgoing::Control(control.clone()));
