@@ -202,8 +202,9 @@ impl Session {
             CommandBody::PresenceStats(req) => self.presence(id, &req.channel, true).await,
             CommandBody::History(req) => self.history(id, req).await,
             CommandBody::Ping => self.reply(id, ReplyBody::Ping),
-            // Centrifugo OSS without an RPC proxy: no method is registered.
-            CommandBody::Rpc(_) => self.error(id, ClientError::MethodNotFound),
+            // No RPC proxy exists here, so no RPC handler is registered: the centrifuge core
+            // answers 108 "not available" then (104 is for a method no handler matches).
+            CommandBody::Rpc(_) => self.error(id, ClientError::NotAvailable),
             // Centrifugo OSS registers no `send` handler and disconnects.
             CommandBody::Send(_) => return Err(Disconnect::NOT_AVAILABLE),
             CommandBody::Refresh(req) => return self.refresh(id, &req.token, now_ms),
