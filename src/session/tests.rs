@@ -171,3 +171,67 @@ async fn insufficient_state_unsubscribes_client_side_and_disconnects_server_side
         Err(Disconnect::INSUFFICIENT_STATE)
     );
 }
+
+fn subscribe_cmd(id: u32, channel: &str, token: String) -> Command {
+    Command { id, body: CommandBody::Subscribe(SubscribeRequest { channel: channel.into(), token, ..Default::default() }) }
+}
+
+fn sub_refresh_cmd(id: u32, channel: &str, token: String) -> Command {
+    Command {
+        id,
+        body: CommandBody::SubRefresh(crate::protocol::SubRefreshRequest { channel: channel.into(), token }),
+    }
+}
+
+fn refresh_cmd(id: u32, token: String) -> Command {
+    Command { id, body: CommandBody::Refresh(crate::protocol::RefreshRequest { token }) }
+}
+
+/// The error code of the reply with `id` among the queued items.
+fn error_of(items: &[Outgoing], id: u32) -> Option<ClientError> {
+    items.iter().find_map(|o| match o {
+        Outgoing::Reply(Reply { id: rid, body: ReplyBody::Error(e) }) if *rid == id => Some(*e),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn connect_token_not_valid_yet_is_answered_109() {
+    let (hub, auth) = setup("");
+    let (mut s, outbox) = session(&hub, &auth);
+    let nbf = T0 / 1000 + 60;
+    s.handle(connect_cmd(json!({"sub": "1", "nbf": nbf})), T0).await.expect("answered, not closed");
+    let (items, _) = drain(&outbox);
+    assert_eq!(error_of(&items, 1), Some(ClientError::TokenExpired));
+    assert!(!s.is_connected());
+}
+
+#[tokio::test]
+async fn refresh_token_not_valid_yet_closes_with_3005() {
+    let (hub, auth) = setup("");
+    let (mut s, _) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1", "exp": T0 / 1000 + 60})), T0).await.expect("connect");
+    let later = token(json!({"sub": "1", "exp": T0 / 1000 + 600, "nbf": T0 / 1000 + 60}));
+    assert_eq!(s.handle(refresh_cmd(2, later), T0).await, Err(Disconnect::EXPIRED));
+}
+
+#[tokio::test]
+async fn subscription_tokens_not_valid_yet_are_answered_109() {
+    let (hub, auth) = setup("");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+    let nbf = T0 / 1000 + 60;
+    let later = token(json!({"sub": "1", "channel": "$p", "nbf": nbf}));
+    s.handle(subscribe_cmd(2, "$p", later.clone()), T0).await.expect("subscribe answered");
+    let (items, _) = drain(&outbox);
+    assert_eq!(error_of(&items, 2), Some(ClientError::TokenExpired));
+    assert_eq!(s.channels().count(), 0, "not subscribed");
+    // Subscribed with a valid token, a sub_refresh whose token is not valid yet is 109 too
+    // and leaves the subscription's expiry as it was.
+    let exp = T0 / 1000 + 30;
+    s.handle(subscribe_cmd(3, "$p", token(json!({"sub": "1", "channel": "$p", "exp": exp}))), T0).await.expect("sub");
+    s.handle(sub_refresh_cmd(4, "$p", later), T0).await.expect("sub_refresh answered");
+    let (items, _) = drain(&outbox);
+    assert_eq!(error_of(&items, 4), Some(ClientError::TokenExpired));
+    assert_eq!(s.subs["$p"].expire_at, Some(exp));
+}
