@@ -23,8 +23,24 @@ use crate::protocol::{ClientError, Command, CommandBody, Disconnect, Push, Reply
 /// Grace before a connection whose connect failed is dropped, in ms (clients close first).
 const FAILED_CLOSE_DELAY_MS: u64 = 5_000;
 
+/// How far ahead a connection's or subscription's expiry may lie, in seconds (one year).
+/// A later `exp`/`expire_at` — from a token, a proxy or the server API — is clamped to it,
+/// as Centrifugo's core does (centrifuge PR #495, "max ttl 1 year"): such a value is a bug
+/// in the issuer, and taken as is it broke timer arithmetic there (and wrapped here).
+pub const MAX_EXPIRY_AHEAD_SECS: u64 = 365 * 24 * 60 * 60;
+
+/// Clamps an expiry (unix seconds) to at most [`MAX_EXPIRY_AHEAD_SECS`] after `now_ms`.
+fn capped_expiry(expire_at: Option<u64>, now_ms: u64) -> Option<u64> {
+    expire_at.map(|at| at.min((now_ms / 1000).saturating_add(MAX_EXPIRY_AHEAD_SECS)))
+}
+
 /// Server version reported in connect and refresh results.
 pub const VERSION: &str = concat!("tidewire ", env!("CARGO_PKG_VERSION"));
+
+/// A config duration in ms, saturating (a duration too long for `u64` ms is "never").
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// What a transport can do, as far as the session cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,7 +358,7 @@ impl Session {
                 if let Some(info) = info {
                     self.conn_info = Some(info);
                 }
-                self.expire_at = expire_at;
+                self.expire_at = capped_expiry(expire_at, now_ms);
                 if !self.transport.bidirectional {
                     self.push(Push::Refresh(self.expiry(now_ms)));
                 }
@@ -356,13 +372,13 @@ impl Session {
         let cfg = &self.hub.config().client;
         match self.state {
             State::Connecting => {
-                if now_ms >= self.created_ms + cfg.stale_close_delay.0.as_millis() as u64 {
+                if now_ms >= self.created_ms.saturating_add(millis(cfg.stale_close_delay.0)) {
                     return Err(Disconnect::STALE);
                 }
                 return Ok(());
             }
             State::Failed => {
-                if now_ms >= self.failed_ms + FAILED_CLOSE_DELAY_MS {
+                if now_ms >= self.failed_ms.saturating_add(FAILED_CLOSE_DELAY_MS) {
                     return Err(Disconnect::BAD_REQUEST);
                 }
                 return Ok(());
@@ -374,20 +390,20 @@ impl Session {
         }
         if now_ms >= self.next_ping_ms {
             self.outbox.push(Outgoing::Ping);
-            self.next_ping_ms = now_ms + cfg.ping_interval.0.as_millis() as u64;
+            self.next_ping_ms = now_ms.saturating_add(millis(cfg.ping_interval.0));
             if self.pong_expected() && self.pong_deadline_ms.is_none() {
-                self.pong_deadline_ms = Some(now_ms + cfg.pong_timeout.0.as_millis() as u64);
+                self.pong_deadline_ms = Some(now_ms.saturating_add(millis(cfg.pong_timeout.0)));
             }
         }
         let now_s = now_ms / 1000;
-        if self.expire_at.is_some_and(|at| now_s >= at + cfg.expired_close_delay.0.as_secs()) {
+        if self.expire_at.is_some_and(|at| now_s >= at.saturating_add(cfg.expired_close_delay.0.as_secs())) {
             return Err(Disconnect::EXPIRED);
         }
         let grace = cfg.expired_sub_close_delay.0.as_secs();
         let expired: Vec<String> = self
             .subs
             .iter()
-            .filter(|(_, s)| s.expire_at.is_some_and(|at| now_s >= at + grace))
+            .filter(|(_, s)| s.expire_at.is_some_and(|at| now_s >= at.saturating_add(grace)))
             .map(|(ch, _)| ch.clone())
             .collect();
         for channel in expired {
@@ -401,14 +417,14 @@ impl Session {
     pub fn next_deadline(&self) -> u64 {
         let cfg = &self.hub.config().client;
         match self.state {
-            State::Connecting => self.created_ms + cfg.stale_close_delay.0.as_millis() as u64,
-            State::Failed => self.failed_ms + FAILED_CLOSE_DELAY_MS,
+            State::Connecting => self.created_ms.saturating_add(millis(cfg.stale_close_delay.0)),
+            State::Failed => self.failed_ms.saturating_add(FAILED_CLOSE_DELAY_MS),
             State::Connected => {
                 let mut next = self.next_ping_ms;
                 if let Some(d) = self.pong_deadline_ms {
                     next = next.min(d);
                 }
-                let to_ms = |at: u64, grace: u64| (at + grace).saturating_mul(1000);
+                let to_ms = |at: u64, grace: u64| at.saturating_add(grace).saturating_mul(1000);
                 if let Some(at) = self.expire_at {
                     next = next.min(to_ms(at, cfg.expired_close_delay.0.as_secs()));
                 }

@@ -88,7 +88,7 @@ fn queue_buffered(
         if offset != 0 && offset <= last {
             continue; // already in the reply
         }
-        if positioned && offset != 0 && offset != last + 1 {
+        if positioned && offset != 0 && last.checked_add(1) != Some(offset) {
             let _ = outbox.push(Outgoing::Control(Control::InsufficientState(channel.to_owned())));
             break;
         }
@@ -128,7 +128,11 @@ impl Session {
             {
                 return Err(ClientError::PermissionDenied);
             }
-            let sub = Sub { chan_info: claims.info, expire_at: claims.expire_at, ..Default::default() };
+            let sub = Sub {
+                chan_info: claims.info,
+                expire_at: super::capped_expiry(claims.expire_at, now_ms),
+                ..Default::default()
+            };
             return Ok((sub, claims.overrides));
         }
         if name.private && !insecure {
@@ -177,7 +181,7 @@ impl Session {
             let filter = HistoryFilter { since: Some(since), limit: limit.saturating_add(1), reverse: false };
             match self.hub.history(channel, &filter).await {
                 Ok(page) => {
-                    let contiguous = page.publications.first().is_none_or(|p| p.offset == req.offset + 1)
+                    let contiguous = page.publications.first().is_none_or(|p| req.offset.checked_add(1) == Some(p.offset))
                         && page.publications.last().is_none_or(|p| p.offset == page.position.offset);
                     let complete = page.position.offset == req.offset || !page.publications.is_empty();
                     result.recovered = page.publications.len() <= limit && contiguous && complete;
@@ -335,14 +339,15 @@ impl Session {
         if claims.channel != channel || claims.user != self.user || (!claims.client.is_empty() && claims.client != self.client) {
             return self.error(id, ClientError::PermissionDenied);
         }
+        let expire_at = super::capped_expiry(claims.expire_at, now_ms);
         if let Some(sub) = self.subs.get_mut(channel) {
-            sub.expire_at = claims.expire_at;
+            sub.expire_at = expire_at;
         }
-        self.reply(id, ReplyBody::SubRefresh(expiry(claims.expire_at, now_ms)));
+        self.reply(id, ReplyBody::SubRefresh(expiry(expire_at, now_ms)));
     }
 
     /// A subscription made by the server API: no permission check, a `subscribe` push.
-    pub(super) async fn server_subscribe(&mut self, req: ServerSubscribe, _now_ms: u64) -> Result<(), Disconnect> {
+    pub(super) async fn server_subscribe(&mut self, req: ServerSubscribe, now_ms: u64) -> Result<(), Disconnect> {
         if self.subs.contains_key(&req.channel) {
             return Ok(());
         }
@@ -371,7 +376,8 @@ impl Session {
             result.data = data;
             Outgoing::Push(Push::Subscribe { channel: push_channel, result: Box::new(result) })
         };
-        let sub = Sub { server_side: true, chan_info: req.info, expire_at: req.expire_at, ..Default::default() };
+        let expire_at = super::capped_expiry(req.expire_at, now_ms);
+        let sub = Sub { server_side: true, chan_info: req.info, expire_at, ..Default::default() };
         self.establish(&channel, sub, eff, &asked, answer).await.map_err(|_| Disconnect::INTERNAL)
     }
 

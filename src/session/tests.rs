@@ -235,3 +235,95 @@ async fn subscription_tokens_not_valid_yet_are_answered_109() {
     assert_eq!(error_of(&items, 4), Some(ClientError::TokenExpired));
     assert_eq!(s.subs["$p"].expire_at, Some(exp));
 }
+
+/// The connection or subscription ttl a reply reports.
+fn ttl_of(item: &Outgoing) -> Option<u32> {
+    match item {
+        Outgoing::Reply(Reply { body: ReplyBody::Connect(r), .. }) => Some(r.expiry.ttl),
+        Outgoing::Reply(Reply { body: ReplyBody::Refresh(r), .. }) => Some(r.expiry.ttl),
+        Outgoing::Reply(Reply { body: ReplyBody::Subscribe(r), .. }) => Some(r.expiry.ttl),
+        Outgoing::Reply(Reply { body: ReplyBody::SubRefresh(e), .. }) => Some(e.ttl),
+        _ => None,
+    }
+}
+
+const YEAR: u32 = MAX_EXPIRY_AHEAD_SECS as u32;
+
+#[tokio::test]
+async fn huge_connection_expiry_is_clamped_to_a_year_not_wrapped() {
+    for claims in [json!({"sub": "1", "exp": u64::MAX}), json!({"sub": "1", "expire_at": u64::MAX - 3})] {
+        let (hub, auth) = setup("");
+        let (mut s, outbox) = session(&hub, &auth);
+        s.handle(connect_cmd(claims.clone()), T0).await.expect("connect");
+        let (items, _) = drain(&outbox);
+        assert_eq!(ttl_of(&items[0]), Some(YEAR), "{claims}");
+        s.pong_deadline_ms = None;
+        s.next_ping_ms = u64::MAX;
+        assert_eq!(s.tick(T0 + 1_000).await, Ok(()), "not closed at once: {claims}");
+        let year_ms = MAX_EXPIRY_AHEAD_SECS * 1000;
+        assert_eq!(s.next_deadline(), T0 + year_ms + 25_000, "expires a year (plus grace) on");
+        assert_eq!(s.tick(T0 + year_ms + 25_000).await, Err(Disconnect::EXPIRED));
+    }
+}
+
+#[tokio::test]
+async fn huge_refresh_expiry_is_clamped_to_a_year() {
+    let (hub, auth) = setup("");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1", "exp": T0 / 1000 + 60})), T0).await.expect("connect");
+    drain(&outbox);
+    s.handle(refresh_cmd(2, token(json!({"sub": "1", "exp": u64::MAX}))), T0).await.expect("refresh");
+    let (items, _) = drain(&outbox);
+    assert_eq!(ttl_of(&items[0]), Some(YEAR));
+    s.pong_deadline_ms = None;
+    s.next_ping_ms = u64::MAX;
+    assert_eq!(s.tick(T0 + 120_000).await, Ok(()), "the refreshed connection outlives the old exp");
+    // The server API's refresh goes through the same clamp.
+    s.handle_control(
+        Control::Refresh {
+            target: crate::hub::Target { user: "1".into(), client: String::new(), session: String::new() },
+            expired: false,
+            expire_at: Some(u64::MAX),
+            info: None,
+        },
+        T0,
+    )
+    .await
+    .expect("api refresh");
+    assert_eq!(s.tick(T0 + 120_000).await, Ok(()));
+    assert_eq!(s.expire_at, Some(T0 / 1000 + MAX_EXPIRY_AHEAD_SECS));
+}
+
+#[tokio::test]
+async fn huge_subscription_expiry_is_clamped_to_a_year() {
+    let (hub, auth) = setup("");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+    let sub_token = token(json!({"sub": "1", "channel": "$p", "exp": u64::MAX}));
+    s.handle(subscribe_cmd(2, "$p", sub_token), T0).await.expect("subscribe");
+    let refreshed = token(json!({"sub": "1", "channel": "$p", "expire_at": u64::MAX - 1}));
+    s.handle(sub_refresh_cmd(3, "$p", refreshed), T0).await.expect("sub_refresh");
+    let (items, _) = drain(&outbox);
+    let ttls: Vec<_> = items.iter().filter_map(ttl_of).collect();
+    assert_eq!(ttls, vec![0, YEAR, YEAR], "connect (no expiry), subscribe, sub_refresh");
+    s.pong_deadline_ms = None;
+    s.next_ping_ms = u64::MAX;
+    s.tick(T0 + 1_000).await.expect("tick");
+    assert!(drain(&outbox).0.is_empty(), "no unsubscribe 2501 at once");
+    assert_eq!(s.channels().collect::<Vec<_>>(), vec!["$p"]);
+    assert_eq!(s.next_deadline(), (T0 / 1000 + MAX_EXPIRY_AHEAD_SECS + 25) * 1000);
+}
+
+#[tokio::test]
+async fn recover_from_an_offset_beyond_the_stream_is_not_recovered() {
+    let (hub, auth) = setup("[[channel.namespaces]]\nname = \"hist\"\nallow_subscribe_for_client = true\nhistory_size = 10\nhistory_ttl = \"60s\"\nforce_recovery = true");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+    hub.publish(crate::hub::PublishRequest { channel: "hist:x".into(), data: "1".into(), ..Default::default() })
+        .await
+        .expect("publish");
+    let req = SubscribeRequest { channel: "hist:x".into(), recover: true, offset: u64::MAX, ..Default::default() };
+    s.handle(Command { id: 2, body: CommandBody::Subscribe(req) }, T0).await.expect("subscribe");
+    let (items, _) = drain(&outbox);
+    assert!(matches!(&items[1], Outgoing::Reply(Reply { id: 2, body: ReplyBody::Subscribe(r) }) if !r.recovered));
+}
