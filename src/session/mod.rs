@@ -211,7 +211,7 @@ impl Session {
         let id = cmd.id;
         match cmd.body {
             CommandBody::Connect(_) => return Err(Disconnect::BAD_REQUEST),
-            CommandBody::Subscribe(req) => self.subscribe(id, req, now_ms).await,
+            CommandBody::Subscribe(req) => return self.subscribe(id, req, now_ms).await,
             CommandBody::Unsubscribe(req) => self.unsubscribe(id, &req.channel).await,
             CommandBody::Publish(req) => self.publish(id, req).await,
             CommandBody::Presence(req) => self.presence(id, &req.channel, false).await,
@@ -224,7 +224,7 @@ impl Session {
             // Centrifugo OSS registers no `send` handler and disconnects.
             CommandBody::Send(_) => return Err(Disconnect::NOT_AVAILABLE),
             CommandBody::Refresh(req) => return self.refresh(id, &req.token, now_ms),
-            CommandBody::SubRefresh(req) => self.sub_refresh(id, &req.channel, &req.token, now_ms),
+            CommandBody::SubRefresh(req) => return self.sub_refresh(id, &req.channel, &req.token, now_ms),
             CommandBody::Empty => return self.pong(),
             CommandBody::Unknown => self.error(id, ClientError::MethodNotFound),
         }

@@ -327,3 +327,58 @@ async fn recover_from_an_offset_beyond_the_stream_is_not_recovered() {
     let (items, _) = drain(&outbox);
     assert!(matches!(&items[1], Outgoing::Reply(Reply { id: 2, body: ReplyBody::Subscribe(r) }) if !r.recovered));
 }
+
+#[tokio::test]
+async fn subscription_token_for_another_channel_user_or_client_closes_with_3500() {
+    let others = [
+        json!({"sub": "1", "channel": "$other"}),
+        json!({"sub": "2", "channel": "$p"}),
+        json!({"sub": "1", "channel": "$p", "client": "someone-else"}),
+    ];
+    for claims in others {
+        let (hub, auth) = setup("");
+        let (mut s, outbox) = session(&hub, &auth);
+        s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+        drain(&outbox);
+        let got = s.handle(subscribe_cmd(2, "$p", token(claims.clone())), T0).await;
+        assert_eq!(got, Err(Disconnect::INVALID_TOKEN), "{claims}");
+        assert!(drain(&outbox).0.is_empty(), "no reply before the close: {claims}");
+        assert_eq!(hub.info().num_subs, 0);
+    }
+}
+
+#[tokio::test]
+async fn subscription_token_bad_signature_is_103_and_expired_is_109() {
+    let (hub, auth) = setup("");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+    let c = s.client_id().to_owned();
+    let forged = crate::auth::jwt::mint_hs256("not-the-secret", &json!({"sub": "1", "channel": "$p"})).expect("mint");
+    s.handle(subscribe_cmd(2, "$p", forged), T0).await.expect("answered");
+    let expired = token(json!({"sub": "1", "channel": "$p", "exp": T0 / 1000 - 1}));
+    s.handle(subscribe_cmd(3, "$p", expired), T0).await.expect("answered");
+    // Bound to this very client: accepted.
+    s.handle(subscribe_cmd(4, "$p", token(json!({"sub": "1", "channel": "$p", "client": c}))), T0).await.expect("ok");
+    let (items, _) = drain(&outbox);
+    assert_eq!(error_of(&items, 2), Some(ClientError::PermissionDenied));
+    assert_eq!(error_of(&items, 3), Some(ClientError::TokenExpired));
+    assert!(items.iter().any(|o| matches!(o, Outgoing::Reply(Reply { id: 4, body: ReplyBody::Subscribe(_) }))));
+}
+
+#[tokio::test]
+async fn sub_refresh_with_a_foreign_or_forged_token_closes_with_3500() {
+    let forged = crate::auth::jwt::mint_hs256("not-the-secret", &json!({"sub": "1", "channel": "$p"})).expect("mint");
+    let bad = [
+        token(json!({"sub": "1", "channel": "$other"})),
+        token(json!({"sub": "2", "channel": "$p"})),
+        token(json!({"sub": "1", "channel": "$p", "client": "someone-else"})),
+        forged,
+    ];
+    for t in bad {
+        let (hub, auth) = setup("");
+        let (mut s, _) = session(&hub, &auth);
+        s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+        s.handle(subscribe_cmd(2, "$p", token(json!({"sub": "1", "channel": "$p"}))), T0).await.expect("sub");
+        assert_eq!(s.handle(sub_refresh_cmd(3, "$p", t), T0).await, Err(Disconnect::INVALID_TOKEN));
+    }
+}
