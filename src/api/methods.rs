@@ -59,6 +59,17 @@ pub fn method_by_number(n: u64) -> Option<&'static str> {
 /// A method's answer: a result object or an error code.
 pub type Answer = Result<Value, ClientError>;
 
+/// Refuses params holding JSON nested deeper than [`wire::MAX_JSON_DEPTH`] levels (the
+/// params object itself is one more level). Payloads are relayed verbatim, so a deep one
+/// would reach every subscriber; the whole request is refused with a 400 saying why.
+pub fn check_depth(params: &RawValue) -> Result<(), Rejection> {
+    let limit = wire::MAX_JSON_DEPTH;
+    if wire::nested_deeper_than(params.get().as_bytes(), limit + 1) {
+        return Err(Rejection::TooDeep { limit });
+    }
+    Ok(())
+}
+
 fn parse<T: DeserializeOwned>(params: &RawValue) -> Result<T, Rejection> {
     serde_json::from_str(params.get()).map_err(|e| Rejection::BadRequest(e.to_string()))
 }
@@ -221,6 +232,7 @@ struct BatchParams {
 /// `error` object); `Err(rejection)` means the params did not parse (HTTP 400).
 pub async fn call(hub: &Hub, method: &str, params: &RawValue) -> Result<Answer, Rejection> {
     hub.metrics().api_calls.inc(method);
+    check_depth(params)?;
     let answer = match method {
         "publish" => {
             let p: PublishParams = parse(params)?;
@@ -356,6 +368,10 @@ pub fn error_json(e: ClientError) -> Value {
 pub async fn batch(hub: &Hub, params: &RawValue) -> Result<Value, Rejection> {
     hub.metrics().api_calls.inc("batch");
     let p: BatchParams = parse(params)?;
+    // All or nothing: one too-deep command refuses the batch before any command runs.
+    for params in p.commands.iter().flat_map(BTreeMap::values) {
+        check_depth(params)?;
+    }
     let mut replies = Vec::with_capacity(p.commands.len());
     for command in &p.commands {
         let reply = match command.iter().next() {

@@ -22,6 +22,13 @@ impl Session {
         if self.hub.is_shutting_down() {
             return Err(Disconnect::SHUTDOWN);
         }
+        if super::too_deep(req.data.as_ref()) || req.subs.values().any(|s| super::too_deep(s.data.as_ref())) {
+            // Answered like a refused token: the reply, then this connection is done.
+            self.error(id, ClientError::BadRequest);
+            self.state = State::Failed;
+            self.failed_ms = now_ms;
+            return Ok(());
+        }
         let cfg = self.hub.config().client.clone();
         let claims = if !req.token.is_empty() {
             match self.auth.connect.connect(&req.token, now_ms / 1000) {

@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 use crate::auth::Verifier;
 use crate::hub::{Control, Hub, Outbox, Outgoing};
+use crate::protocol::json::{MAX_JSON_DEPTH, nested_deeper_than};
 use crate::protocol::{ClientError, Command, CommandBody, Disconnect, Push, Reply, ReplyBody};
 
 /// Grace before a connection whose connect failed is dropped, in ms (clients close first).
@@ -40,6 +41,14 @@ pub const VERSION: &str = concat!("tidewire ", env!("CARGO_PKG_VERSION"));
 /// A config duration in ms, saturating (a duration too long for `u64` ms is "never").
 fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether client data is JSON nested deeper than [`MAX_JSON_DEPTH`] levels. JSON codecs
+/// hand over raw JSON; binary codecs may carry any bytes, which are relayed to JSON clients
+/// verbatim only when they are JSON — so a deep scan result is confirmed with a parse
+/// (serde_json skips raw values without recursing) before refusing binary data.
+fn too_deep(data: Option<&Bytes>) -> bool {
+    data.is_some_and(|d| nested_deeper_than(d, MAX_JSON_DEPTH) && crate::protocol::json::is_json(d))
 }
 
 /// What a transport can do, as far as the session cares.
@@ -220,6 +229,7 @@ impl Session {
             CommandBody::Ping => self.reply(id, ReplyBody::Ping),
             // No RPC proxy exists here, so no RPC handler is registered: the centrifuge core
             // answers 108 "not available" then (104 is for a method no handler matches).
+            CommandBody::Rpc(req) if too_deep(req.data.as_ref()) => self.error(id, ClientError::BadRequest),
             CommandBody::Rpc(_) => self.error(id, ClientError::NotAvailable),
             // Centrifugo OSS registers no `send` handler and disconnects.
             CommandBody::Send(_) => return Err(Disconnect::NOT_AVAILABLE),
@@ -300,7 +310,9 @@ impl Session {
                 return;
             }
         };
-        let Some(data) = req.data else {
+        let Some(data) = req.data.filter(|d| !too_deep(Some(d))) else {
+            // Missing, or nested past MAX_JSON_DEPTH: relayed verbatim, it could break
+            // every subscriber's parser.
             self.error(id, ClientError::BadRequest);
             return;
         };

@@ -302,6 +302,10 @@ impl Session {
             self.error(id, ClientError::AlreadySubscribed);
             return Ok(());
         }
+        if super::too_deep(req.data.as_ref()) {
+            self.error(id, ClientError::BadRequest);
+            return Ok(());
+        }
         let (sub, overrides) = match self.authorize_subscribe(&req, now_ms) {
             Ok(v) => v,
             Err(Refusal::Reply(e)) => {
