@@ -124,12 +124,17 @@ async fn subscription_token_grants_a_private_channel() {
     let good = token_with(&json!({"sub": "u1", "channel": "$room", "client": client, "info": {"role": "mod"}}));
     ws.send(&json!({"id": 2, "subscribe": {"channel": "$room", "token": good}})).await;
     assert!(ws.reply(2).await["subscribe"].is_object());
-    let wrong_user = token_with(&json!({"sub": "u2", "channel": "$other"}));
-    ws.send(&json!({"id": 3, "subscribe": {"channel": "$other", "token": wrong_user}})).await;
+    // A token that does not verify: 103, the connection stays.
+    let forged = tidewire::auth::jwt::mint_hs256("not-the-secret", &json!({"sub": "u1", "channel": "$other"}))
+        .expect("mint");
+    ws.send(&json!({"id": 3, "subscribe": {"channel": "$other", "token": forged}})).await;
     assert_eq!(ws.reply(3).await["error"]["code"], 103);
-    let wrong_channel = token_with(&json!({"sub": "u1", "channel": "$x"}));
-    ws.send(&json!({"id": 4, "subscribe": {"channel": "$y", "token": wrong_channel}})).await;
-    assert_eq!(ws.reply(4).await["error"]["code"], 103);
+    // A token for another user or channel costs the connection (3500), as in Centrifugo.
+    for (claims, channel) in [(json!({"sub": "u2", "channel": "$other"}), "$other"), (json!({"sub": "u1", "channel": "$x"}), "$y")] {
+        let (mut other, _) = srv.client("u1").await;
+        other.send(&json!({"id": 2, "subscribe": {"channel": channel, "token": token_with(&claims)}})).await;
+        assert_eq!(other.closed().await, Closed::Frame(3500, "invalid token".into()), "{claims}");
+    }
     let expired = token_with(&json!({"sub": "u1", "channel": "$z", "exp": common::now_secs() - 5}));
     ws.send(&json!({"id": 5, "subscribe": {"channel": "$z", "token": expired}})).await;
     assert_eq!(ws.reply(5).await["error"]["code"], 109);
