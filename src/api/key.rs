@@ -20,6 +20,12 @@ pub enum Rejection {
     /// The body is not the JSON the method takes (400).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// JSON in the request nests deeper than the limit (400, the body says so).
+    #[error("JSON nested deeper than {limit} levels")]
+    TooDeep {
+        /// The limit in levels (`protocol::json::MAX_JSON_DEPTH`).
+        limit: usize,
+    },
 }
 
 impl IntoResponse for Rejection {
@@ -28,6 +34,7 @@ impl IntoResponse for Rejection {
             Self::Unauthorized => StatusCode::UNAUTHORIZED.into_response(),
             Self::NotFound => (StatusCode::NOT_FOUND, "Not Found").into_response(),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad Request").into_response(),
+            Self::TooDeep { .. } => (StatusCode::BAD_REQUEST, self.to_string()).into_response(),
         }
     }
 }

@@ -59,6 +59,17 @@ pub fn method_by_number(n: u64) -> Option<&'static str> {
 /// A method's answer: a result object or an error code.
 pub type Answer = Result<Value, ClientError>;
 
+/// Refuses params holding JSON nested deeper than [`wire::MAX_JSON_DEPTH`] levels (the
+/// params object itself is one more level). Payloads are relayed verbatim, so a deep one
+/// would reach every subscriber; the whole request is refused with a 400 saying why.
+pub fn check_depth(params: &RawValue) -> Result<(), Rejection> {
+    let limit = wire::MAX_JSON_DEPTH;
+    if wire::nested_deeper_than(params.get().as_bytes(), limit + 1) {
+        return Err(Rejection::TooDeep { limit });
+    }
+    Ok(())
+}
+
 fn parse<T: DeserializeOwned>(params: &RawValue) -> Result<T, Rejection> {
     serde_json::from_str(params.get()).map_err(|e| Rejection::BadRequest(e.to_string()))
 }
@@ -221,6 +232,7 @@ struct BatchParams {
 /// `error` object); `Err(rejection)` means the params did not parse (HTTP 400).
 pub async fn call(hub: &Hub, method: &str, params: &RawValue) -> Result<Answer, Rejection> {
     hub.metrics().api_calls.inc(method);
+    check_depth(params)?;
     let answer = match method {
         "publish" => {
             let p: PublishParams = parse(params)?;
@@ -356,6 +368,10 @@ pub fn error_json(e: ClientError) -> Value {
 pub async fn batch(hub: &Hub, params: &RawValue) -> Result<Value, Rejection> {
     hub.metrics().api_calls.inc("batch");
     let p: BatchParams = parse(params)?;
+    // All or nothing: one too-deep command refuses the batch before any command runs.
+    for params in p.commands.iter().flat_map(BTreeMap::values) {
+        check_depth(params)?;
+    }
     let mut replies = Vec::with_capacity(p.commands.len());
     for command in &p.commands {
         let reply = match command.iter().next() {
@@ -372,4 +388,89 @@ pub async fn batch(hub: &Hub, params: &RawValue) -> Result<Value, Rejection> {
         replies.push(reply);
     }
     Ok(json!({"replies": replies}))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn config() -> ProptestConfig {
+        let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256);
+        ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+    }
+
+    /// Runs every params parser an API body can reach on `raw`.
+    fn parse_all(raw: &RawValue) {
+        let _ = check_depth(raw);
+        if let Ok(p) = parse::<PublishParams>(raw) {
+            let _ = p.payload();
+        }
+        if let Ok(p) = parse::<TargetParams>(raw) {
+            let _ = p.target();
+            let _ = raw_or_b64(p.data.as_deref(), p.b64data.as_deref());
+            let _ = raw_or_b64(p.info.as_deref(), p.b64info.as_deref());
+        }
+        let _ = parse::<ChannelParams>(raw);
+        if let Ok(b) = parse::<BatchParams>(raw) {
+            for params in b.commands.iter().flat_map(BTreeMap::values) {
+                let _ = check_depth(params);
+            }
+        }
+    }
+
+    fn publish_body() -> impl Strategy<Value = Vec<u8>> {
+        ("[a-z:]{0,10}", any::<i64>(), any::<bool>(), "[A-Za-z0-9+/=]{0,12}").prop_map(|(channel, n, skip, b64)| {
+            json!({"channel": channel, "channels": [channel], "data": {"n": n}, "b64data": b64,
+                   "skip_history": skip, "tags": {"t": channel}, "user": channel, "expire_at": n.unsigned_abs(),
+                   "commands": [{"publish": {"channel": channel, "data": n}}]})
+            .to_string()
+            .into_bytes()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn api_bodies_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(raw) = super::super::body_params(&bytes::Bytes::from(bytes)) {
+                parse_all(raw);
+            }
+        }
+
+        #[test]
+        fn mutated_api_bodies_never_panic(body in publish_body(), edits in prop::collection::vec((any::<usize>(), any::<u8>()), 1..5)) {
+            let mut body = body;
+            for (at, byte) in edits {
+                let i = at % body.len();
+                body[i] = byte;
+            }
+            if let Ok(raw) = super::super::body_params(&bytes::Bytes::from(body)) {
+                parse_all(raw);
+            }
+        }
+
+        #[test]
+        fn valid_publish_bodies_parse_with_their_data_verbatim(body in publish_body()) {
+            let body = bytes::Bytes::from(body);
+            let raw = super::super::body_params(&body).expect("valid JSON");
+            prop_assert!(check_depth(raw).is_ok());
+            let p: PublishParams = parse(raw).expect("publish params");
+            let sent: Value = serde_json::from_slice(&body).expect("json");
+            let want = sent["data"].to_string();
+            prop_assert_eq!(p.data.as_deref().map(RawValue::get), Some(want.as_str()));
+            let batch: BatchParams = parse(raw).expect("batch params");
+            prop_assert_eq!(batch.commands.len(), 1);
+        }
+
+        #[test]
+        fn depth_is_refused_exactly_past_the_limit(extra in 0usize..3) {
+            let depth = wire::MAX_JSON_DEPTH + extra;
+            let body = format!(r#"{{"channel":"c","data":{}{}}}"#, "[".repeat(depth), "]".repeat(depth));
+            let raw: Box<RawValue> = serde_json::from_str(&body).expect("valid JSON");
+            prop_assert_eq!(check_depth(&raw).is_ok(), extra == 0);
+        }
+    }
 }

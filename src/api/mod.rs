@@ -101,8 +101,17 @@ async fn legacy(
     key::check(&headers, query.as_deref(), &cfg.key, cfg.insecure)?;
     let mut answers = Vec::new();
     let empty = RawValue::from_string("{}".into()).map_err(|e| Rejection::BadRequest(e.to_string()))?;
-    for line in crate::protocol::framing::lines(&body) {
-        let cmd: LegacyCommand<'_> = serde_json::from_slice(line).map_err(|e| Rejection::BadRequest(e.to_string()))?;
+    // Every line is parsed and depth-checked before any runs: a bad line refuses the request
+    // without the lines before it having taken effect.
+    let commands = crate::protocol::framing::lines(&body)
+        .map(|line| serde_json::from_slice(line).map_err(|e| Rejection::BadRequest(e.to_string())))
+        .collect::<Result<Vec<LegacyCommand<'_>>, _>>()?;
+    for cmd in &commands {
+        if let Some(params) = cmd.params {
+            methods::check_depth(params)?;
+        }
+    }
+    for cmd in commands {
         let method = match &cmd.method {
             Value::String(s) => Some(s.to_ascii_lowercase()),
             Value::Number(n) => n.as_u64().and_then(methods::method_by_number).map(str::to_owned),

@@ -2,7 +2,8 @@
 //!
 //! The algorithm a token names must belong to a family we hold a key for (HMAC, RSA or
 //! ECDSA); `alg: none`, unknown algorithms and a family without a configured key are
-//! rejected. Expiry is checked against the `now` passed in (not the wall clock) so the
+//! rejected. Expiry (`exp`) and not-before (`nbf`, with a small leeway for clock skew)
+//! are checked against the `now` passed in (not the wall clock) so the
 //! session can distinguish "expired" (error 109, refresh) from "invalid" (3500), and tests
 //! can step time.
 
@@ -15,10 +16,15 @@ use serde_json::{Map, Value};
 
 use crate::config::TokenConfig;
 
+/// Clock skew tolerated on `nbf`, in seconds: a backend whose clock runs a little ahead of
+/// ours mints tokens whose `nbf` is "now" on its clock; refusing those would fail every
+/// fresh connection from it. Small enough that a token meant for later stays refused.
+pub const NBF_LEEWAY_SECS: u64 = 5;
+
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    /// Signature and claims are fine but `exp` has passed.
+    /// Signature and claims are fine but `exp` has passed or `nbf` has not come yet.
     #[error("token expired")]
     Expired,
     /// Anything else: bad signature, wrong algorithm, malformed, wrong claim.
@@ -158,6 +164,14 @@ impl Verifier {
         if let Some(exp) = claims.get("exp") {
             let exp = exp.as_u64().ok_or_else(|| TokenError::Invalid("exp is not a number".into()))?;
             if exp > 0 && exp <= now_secs {
+                return Err(TokenError::Expired);
+            }
+        }
+        // A token not valid yet is refused as Centrifugo refuses it: like an expired one
+        // (109 at connect and subscribe), so the SDK fetches a fresh token and retries.
+        if let Some(nbf) = claims.get("nbf").filter(|v| !v.is_null()) {
+            let nbf = nbf.as_u64().ok_or_else(|| TokenError::Invalid("nbf is not a number".into()))?;
+            if nbf > now_secs.saturating_add(NBF_LEEWAY_SECS) {
                 return Err(TokenError::Expired);
             }
         }
@@ -344,6 +358,26 @@ mod tests {
         let (_, claims, sig) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let rs = format!("{}.{claims}.{sig}", b64url(br#"{"alg":"RS256","typ":"JWT"}"#));
         assert!(matches!(v.connect(&rs, NOW), Err(TokenError::Invalid(_))));
+    }
+
+    #[test]
+    fn nbf_in_the_future_is_refused_like_an_expired_token() {
+        let v = hmac_verifier("s");
+        let later = mint_hs256("s", &json!({"sub":"1","nbf":NOW+60})).expect("mint");
+        assert_eq!(v.connect(&later, NOW), Err(TokenError::Expired));
+        let sub = mint_hs256("s", &json!({"sub":"1","channel":"$x","nbf":NOW+60})).expect("mint");
+        assert_eq!(v.subscribe(&sub, NOW).map(|_| ()), Err(TokenError::Expired));
+        // Within the leeway, at and after nbf: accepted.
+        for nbf in [NOW + NBF_LEEWAY_SECS, NOW, NOW - 60] {
+            let t = mint_hs256("s", &json!({"sub":"1","nbf":nbf})).expect("mint");
+            assert!(v.connect(&t, NOW).is_ok(), "nbf {nbf} at {NOW}");
+        }
+        assert_eq!(v.connect(&later, NOW + 60).map(|c| c.user), Ok("1".into()), "valid once nbf comes");
+        let bad = mint_hs256("s", &json!({"sub":"1","nbf":"soon"})).expect("mint");
+        assert!(matches!(v.connect(&bad, NOW), Err(TokenError::Invalid(_))));
+        let huge = mint_hs256("s", &json!({"sub":"1","nbf":u64::MAX})).expect("mint");
+        assert_eq!(v.connect(&huge, NOW), Err(TokenError::Expired));
+        assert!(v.connect(&huge, u64::MAX - 1).is_ok(), "the leeway saturates near 2^64 instead of wrapping");
     }
 
     #[test]

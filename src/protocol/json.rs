@@ -228,6 +228,48 @@ fn put_data(out: &mut Vec<u8>, data: &[u8]) {
     }
 }
 
+/// Deepest nesting of arrays and objects accepted in JSON from clients and the server API
+/// (publication, rpc, connect and subscribe data; API params), in levels: `1` and `{}` are
+/// depth 0 and 1, `[[1]]` is 2. Payloads are stored and relayed verbatim as raw JSON, so
+/// without a bound one publish could hand every subscriber a document its parser refuses
+/// or overflows its stack on (serde_json's own `Value` limit is 128; browsers vary). Real
+/// data rarely nests past a dozen levels; 64 leaves room and stays under those limits.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Whether the JSON text `data` nests arrays and objects deeper than `limit` levels.
+///
+/// A single byte scan that stops at the first level over the limit: brackets inside strings
+/// do not count (backslash escapes honoured). It does not validate; run it on text already
+/// known to be JSON, or treat a `true` on other bytes as "not acceptably shallow JSON".
+pub fn nested_deeper_than(data: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in data {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Whether `data` is one valid JSON value.
 pub fn is_json(data: &[u8]) -> bool {
     serde_json::from_slice::<&RawValue>(data).is_ok()
@@ -583,6 +625,22 @@ mod tests {
         let mut out = Vec::new();
         encode_push(&mut out, &Push::Publication(p), true);
         assert_eq!(out, br#"{"push":{"channel":"news","pub":{"data":{"x":1},"offset":7}}}"#);
+    }
+
+    #[test]
+    fn nesting_depth_counts_brackets_outside_strings_only() {
+        let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!nested_deeper_than(b"1", 0));
+        assert!(nested_deeper_than(b"{}", 0));
+        assert!(!nested_deeper_than(nest(MAX_JSON_DEPTH).as_bytes(), MAX_JSON_DEPTH));
+        assert!(nested_deeper_than(nest(MAX_JSON_DEPTH + 1).as_bytes(), MAX_JSON_DEPTH));
+        assert!(nested_deeper_than(nest(32_000).as_bytes(), MAX_JSON_DEPTH));
+        // Brackets in strings, escaped quotes and escaped backslashes before a quote.
+        let s = format!(r#"{{"a":"{}","b":"\"[[[","c":"\\","d":[1]}}"#, "[".repeat(100));
+        assert!(!nested_deeper_than(s.as_bytes(), 2));
+        assert!(nested_deeper_than(s.as_bytes(), 1));
+        // Siblings do not add up.
+        assert!(!nested_deeper_than(b"[[1],[2],{\"x\":3}]", 2));
     }
 
     #[test]

@@ -22,6 +22,13 @@ impl Session {
         if self.hub.is_shutting_down() {
             return Err(Disconnect::SHUTDOWN);
         }
+        if super::too_deep(req.data.as_ref()) || req.subs.values().any(|s| super::too_deep(s.data.as_ref())) {
+            // Answered like a refused token: the reply, then this connection is done.
+            self.error(id, ClientError::BadRequest);
+            self.state = State::Failed;
+            self.failed_ms = now_ms;
+            return Ok(());
+        }
         let cfg = self.hub.config().client.clone();
         let claims = if !req.token.is_empty() {
             match self.auth.connect.connect(&req.token, now_ms / 1000) {
@@ -50,7 +57,7 @@ impl Session {
         };
         self.user = claims.user;
         self.conn_info = claims.info;
-        self.expire_at = claims.expire_at;
+        self.expire_at = super::capped_expiry(claims.expire_at, now_ms);
         self.hub
             .register(ConnEntry {
                 conn: self.conn,
@@ -105,8 +112,8 @@ impl Session {
         }
         // The first ping is jittered between half and the whole interval, as Centrifugo
         // does, so connections opened together do not ping together.
-        let interval_ms = cfg.ping_interval.0.as_millis() as u64;
-        self.next_ping_ms = now_ms + rand::rng().random_range(interval_ms / 2..=interval_ms);
+        let interval_ms = super::millis(cfg.ping_interval.0);
+        self.next_ping_ms = now_ms.saturating_add(rand::rng().random_range(interval_ms / 2..=interval_ms));
         Ok(())
     }
 
@@ -116,7 +123,7 @@ impl Session {
                 if claims.user != self.user {
                     return Err(Disconnect::INVALID_TOKEN);
                 }
-                self.expire_at = claims.expire_at;
+                self.expire_at = super::capped_expiry(claims.expire_at, now_ms);
                 if claims.info.is_some() {
                     self.conn_info = claims.info;
                 }

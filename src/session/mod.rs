@@ -18,13 +18,38 @@ use bytes::Bytes;
 
 use crate::auth::Verifier;
 use crate::hub::{Control, Hub, Outbox, Outgoing};
+use crate::protocol::json::{MAX_JSON_DEPTH, nested_deeper_than};
 use crate::protocol::{ClientError, Command, CommandBody, Disconnect, Push, Reply, ReplyBody};
 
 /// Grace before a connection whose connect failed is dropped, in ms (clients close first).
 const FAILED_CLOSE_DELAY_MS: u64 = 5_000;
 
+/// How far ahead a connection's or subscription's expiry may lie, in seconds (one year).
+/// A later `exp`/`expire_at` — from a token, a proxy or the server API — is clamped to it,
+/// as Centrifugo's core does (centrifuge PR #495, "max ttl 1 year"): such a value is a bug
+/// in the issuer, and taken as is it broke timer arithmetic there (and wrapped here).
+pub const MAX_EXPIRY_AHEAD_SECS: u64 = 365 * 24 * 60 * 60;
+
+/// Clamps an expiry (unix seconds) to at most [`MAX_EXPIRY_AHEAD_SECS`] after `now_ms`.
+fn capped_expiry(expire_at: Option<u64>, now_ms: u64) -> Option<u64> {
+    expire_at.map(|at| at.min((now_ms / 1000).saturating_add(MAX_EXPIRY_AHEAD_SECS)))
+}
+
 /// Server version reported in connect and refresh results.
 pub const VERSION: &str = concat!("tidewire ", env!("CARGO_PKG_VERSION"));
+
+/// A config duration in ms, saturating (a duration too long for `u64` ms is "never").
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether client data is JSON nested deeper than [`MAX_JSON_DEPTH`] levels. JSON codecs
+/// hand over raw JSON; binary codecs may carry any bytes, which are relayed to JSON clients
+/// verbatim only when they are JSON — so a deep scan result is confirmed with a parse
+/// (serde_json skips raw values without recursing) before refusing binary data.
+fn too_deep(data: Option<&Bytes>) -> bool {
+    data.is_some_and(|d| nested_deeper_than(d, MAX_JSON_DEPTH) && crate::protocol::json::is_json(d))
+}
 
 /// What a transport can do, as far as the session cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,19 +220,21 @@ impl Session {
         let id = cmd.id;
         match cmd.body {
             CommandBody::Connect(_) => return Err(Disconnect::BAD_REQUEST),
-            CommandBody::Subscribe(req) => self.subscribe(id, req, now_ms).await,
+            CommandBody::Subscribe(req) => return self.subscribe(id, req, now_ms).await,
             CommandBody::Unsubscribe(req) => self.unsubscribe(id, &req.channel).await,
             CommandBody::Publish(req) => self.publish(id, req).await,
             CommandBody::Presence(req) => self.presence(id, &req.channel, false).await,
             CommandBody::PresenceStats(req) => self.presence(id, &req.channel, true).await,
             CommandBody::History(req) => self.history(id, req).await,
             CommandBody::Ping => self.reply(id, ReplyBody::Ping),
-            // Centrifugo OSS without an RPC proxy: no method is registered.
-            CommandBody::Rpc(_) => self.error(id, ClientError::MethodNotFound),
+            // No RPC proxy exists here, so no RPC handler is registered: the centrifuge core
+            // answers 108 "not available" then (104 is for a method no handler matches).
+            CommandBody::Rpc(req) if too_deep(req.data.as_ref()) => self.error(id, ClientError::BadRequest),
+            CommandBody::Rpc(_) => self.error(id, ClientError::NotAvailable),
             // Centrifugo OSS registers no `send` handler and disconnects.
             CommandBody::Send(_) => return Err(Disconnect::NOT_AVAILABLE),
             CommandBody::Refresh(req) => return self.refresh(id, &req.token, now_ms),
-            CommandBody::SubRefresh(req) => self.sub_refresh(id, &req.channel, &req.token, now_ms),
+            CommandBody::SubRefresh(req) => return self.sub_refresh(id, &req.channel, &req.token, now_ms),
             CommandBody::Empty => return self.pong(),
             CommandBody::Unknown => self.error(id, ClientError::MethodNotFound),
         }
@@ -283,7 +310,9 @@ impl Session {
                 return;
             }
         };
-        let Some(data) = req.data else {
+        let Some(data) = req.data.filter(|d| !too_deep(Some(d))) else {
+            // Missing, or nested past MAX_JSON_DEPTH: relayed verbatim, it could break
+            // every subscriber's parser.
             self.error(id, ClientError::BadRequest);
             return;
         };
@@ -341,7 +370,7 @@ impl Session {
                 if let Some(info) = info {
                     self.conn_info = Some(info);
                 }
-                self.expire_at = expire_at;
+                self.expire_at = capped_expiry(expire_at, now_ms);
                 if !self.transport.bidirectional {
                     self.push(Push::Refresh(self.expiry(now_ms)));
                 }
@@ -355,13 +384,13 @@ impl Session {
         let cfg = &self.hub.config().client;
         match self.state {
             State::Connecting => {
-                if now_ms >= self.created_ms + cfg.stale_close_delay.0.as_millis() as u64 {
+                if now_ms >= self.created_ms.saturating_add(millis(cfg.stale_close_delay.0)) {
                     return Err(Disconnect::STALE);
                 }
                 return Ok(());
             }
             State::Failed => {
-                if now_ms >= self.failed_ms + FAILED_CLOSE_DELAY_MS {
+                if now_ms >= self.failed_ms.saturating_add(FAILED_CLOSE_DELAY_MS) {
                     return Err(Disconnect::BAD_REQUEST);
                 }
                 return Ok(());
@@ -373,20 +402,20 @@ impl Session {
         }
         if now_ms >= self.next_ping_ms {
             self.outbox.push(Outgoing::Ping);
-            self.next_ping_ms = now_ms + cfg.ping_interval.0.as_millis() as u64;
+            self.next_ping_ms = now_ms.saturating_add(millis(cfg.ping_interval.0));
             if self.pong_expected() && self.pong_deadline_ms.is_none() {
-                self.pong_deadline_ms = Some(now_ms + cfg.pong_timeout.0.as_millis() as u64);
+                self.pong_deadline_ms = Some(now_ms.saturating_add(millis(cfg.pong_timeout.0)));
             }
         }
         let now_s = now_ms / 1000;
-        if self.expire_at.is_some_and(|at| now_s >= at + cfg.expired_close_delay.0.as_secs()) {
+        if self.expire_at.is_some_and(|at| now_s >= at.saturating_add(cfg.expired_close_delay.0.as_secs())) {
             return Err(Disconnect::EXPIRED);
         }
         let grace = cfg.expired_sub_close_delay.0.as_secs();
         let expired: Vec<String> = self
             .subs
             .iter()
-            .filter(|(_, s)| s.expire_at.is_some_and(|at| now_s >= at + grace))
+            .filter(|(_, s)| s.expire_at.is_some_and(|at| now_s >= at.saturating_add(grace)))
             .map(|(ch, _)| ch.clone())
             .collect();
         for channel in expired {
@@ -400,14 +429,14 @@ impl Session {
     pub fn next_deadline(&self) -> u64 {
         let cfg = &self.hub.config().client;
         match self.state {
-            State::Connecting => self.created_ms + cfg.stale_close_delay.0.as_millis() as u64,
-            State::Failed => self.failed_ms + FAILED_CLOSE_DELAY_MS,
+            State::Connecting => self.created_ms.saturating_add(millis(cfg.stale_close_delay.0)),
+            State::Failed => self.failed_ms.saturating_add(FAILED_CLOSE_DELAY_MS),
             State::Connected => {
                 let mut next = self.next_ping_ms;
                 if let Some(d) = self.pong_deadline_ms {
                     next = next.min(d);
                 }
-                let to_ms = |at: u64, grace: u64| (at + grace).saturating_mul(1000);
+                let to_ms = |at: u64, grace: u64| at.saturating_add(grace).saturating_mul(1000);
                 if let Some(at) = self.expire_at {
                     next = next.min(to_ms(at, cfg.expired_close_delay.0.as_secs()));
                 }

@@ -58,6 +58,28 @@ impl Effective {
     }
 }
 
+/// Why a client-side subscribe is refused: an error reply, or closing the connection.
+#[derive(Debug)]
+pub(super) enum Refusal {
+    /// Answer the command with this error; the connection stays.
+    Reply(ClientError),
+    /// Close the connection (a subscription token for another channel, user or client).
+    Close(Disconnect),
+}
+
+impl From<ClientError> for Refusal {
+    fn from(e: ClientError) -> Self {
+        Self::Reply(e)
+    }
+}
+
+/// Whether a verified subscription token was issued for this channel, user and client.
+/// Centrifugo closes the connection with 3500 when it was not (the client holds a token
+/// meant for someone or something else), while a token that does not verify is only 103.
+fn token_matches(claims: &crate::auth::SubscribeClaims, channel: &str, user: &str, client: &str) -> bool {
+    claims.channel == channel && claims.user == user && (claims.client.is_empty() || claims.client == client)
+}
+
 /// What the recovery step found.
 struct Recovery {
     result: SubscribeResult,
@@ -88,7 +110,7 @@ fn queue_buffered(
         if offset != 0 && offset <= last {
             continue; // already in the reply
         }
-        if positioned && offset != 0 && offset != last + 1 {
+        if positioned && offset != 0 && last.checked_add(1) != Some(offset) {
             let _ = outbox.push(Outgoing::Control(Control::InsufficientState(channel.to_owned())));
             break;
         }
@@ -107,39 +129,41 @@ impl Session {
 
     /// Decides whether a client-side subscribe is allowed; returns the subscription's
     /// token-derived state and overrides.
-    fn authorize_subscribe(&self, req: &SubscribeRequest, now_ms: u64) -> Result<(Sub, SubOverride), ClientError> {
+    fn authorize_subscribe(&self, req: &SubscribeRequest, now_ms: u64) -> Result<(Sub, SubOverride), Refusal> {
         let (name, resolved) = self.hub.channels().parse(&req.channel).map_err(|e| e.client_error())?;
         let o = &resolved.options;
         let insecure = self.hub.config().client.insecure;
         if let Some(re) = &resolved.regex
             && !re.is_match(name.name)
         {
-            return Err(ClientError::PermissionDenied);
+            return Err(ClientError::PermissionDenied.into());
         }
         if !req.token.is_empty() {
             let claims = match self.auth.subscribe.subscribe(&req.token, now_ms / 1000) {
                 Ok(c) => c,
-                Err(TokenError::Expired) => return Err(ClientError::TokenExpired),
-                Err(TokenError::Invalid(_)) => return Err(ClientError::PermissionDenied),
+                Err(TokenError::Expired) => return Err(ClientError::TokenExpired.into()),
+                Err(TokenError::Invalid(_)) => return Err(ClientError::PermissionDenied.into()),
             };
-            if claims.channel != req.channel
-                || claims.user != self.user
-                || (!claims.client.is_empty() && claims.client != self.client)
-            {
-                return Err(ClientError::PermissionDenied);
+            if !token_matches(&claims, &req.channel, &self.user, &self.client) {
+                tracing::info!(client = %self.client, channel = %req.channel, "subscription token for another channel, user or client");
+                return Err(Refusal::Close(Disconnect::INVALID_TOKEN));
             }
-            let sub = Sub { chan_info: claims.info, expire_at: claims.expire_at, ..Default::default() };
+            let sub = Sub {
+                chan_info: claims.info,
+                expire_at: super::capped_expiry(claims.expire_at, now_ms),
+                ..Default::default()
+            };
             return Ok((sub, claims.overrides));
         }
         if name.private && !insecure {
-            return Err(ClientError::PermissionDenied);
+            return Err(ClientError::PermissionDenied.into());
         }
         let allowed = insecure
             || (name.users.is_some() && o.allow_user_limited_channels && self.hub.channels().user_allowed(&name, &self.user))
             || (name.users.is_none()
                 && o.allow_subscribe_for_client
                 && (!self.user.is_empty() || o.allow_subscribe_for_anonymous));
-        if allowed { Ok((Sub::default(), SubOverride::default())) } else { Err(ClientError::PermissionDenied) }
+        if allowed { Ok((Sub::default(), SubOverride::default())) } else { Err(ClientError::PermissionDenied.into()) }
     }
 
     /// Whether this connection may call presence on a channel (also gates join/leave
@@ -177,7 +201,7 @@ impl Session {
             let filter = HistoryFilter { since: Some(since), limit: limit.saturating_add(1), reverse: false };
             match self.hub.history(channel, &filter).await {
                 Ok(page) => {
-                    let contiguous = page.publications.first().is_none_or(|p| p.offset == req.offset + 1)
+                    let contiguous = page.publications.first().is_none_or(|p| req.offset.checked_add(1) == Some(p.offset))
                         && page.publications.last().is_none_or(|p| p.offset == page.position.offset);
                     let complete = page.position.offset == req.offset || !page.publications.is_empty();
                     result.recovered = page.publications.len() <= limit && contiguous && complete;
@@ -272,19 +296,31 @@ impl Session {
         Ok(())
     }
 
-    pub(super) async fn subscribe(&mut self, id: u32, req: SubscribeRequest, now_ms: u64) {
+    /// `Err` means: close the connection with this code.
+    pub(super) async fn subscribe(&mut self, id: u32, req: SubscribeRequest, now_ms: u64) -> Result<(), Disconnect> {
         if self.subs.contains_key(&req.channel) {
-            return self.error(id, ClientError::AlreadySubscribed);
+            self.error(id, ClientError::AlreadySubscribed);
+            return Ok(());
+        }
+        if super::too_deep(req.data.as_ref()) {
+            self.error(id, ClientError::BadRequest);
+            return Ok(());
         }
         let (sub, overrides) = match self.authorize_subscribe(&req, now_ms) {
             Ok(v) => v,
-            Err(e) => return self.error(id, e),
+            Err(Refusal::Reply(e)) => {
+                self.error(id, e);
+                return Ok(());
+            }
+            Err(Refusal::Close(d)) => return Err(d),
         };
         if self.subs.len() >= self.hub.config().client.channel_limit {
-            return self.error(id, ClientError::LimitExceeded);
+            self.error(id, ClientError::LimitExceeded);
+            return Ok(());
         }
         let Ok((_, resolved)) = self.hub.channels().parse(&req.channel) else {
-            return self.error(id, ClientError::BadRequest);
+            self.error(id, ClientError::BadRequest);
+            return Ok(());
         };
         let eff = Effective::new(resolved, &overrides, &req, self.may_presence(resolved, &req.channel, true));
         let sub_expiry = expiry(sub.expire_at, now_ms);
@@ -296,6 +332,7 @@ impl Session {
         if let Err(e) = self.establish(&channel, sub, eff, &req, answer).await {
             self.error(id, e);
         }
+        Ok(())
     }
 
     /// Drops a subscription: registry, presence, leave event.
@@ -323,26 +360,39 @@ impl Session {
         self.reply(id, ReplyBody::Unsubscribe);
     }
 
-    pub(super) fn sub_refresh(&mut self, id: u32, channel: &str, token: &str, now_ms: u64) {
+    /// `Err` means: close the connection with this code. As in Centrifugo, a refresh token
+    /// that does not verify, or was issued for another channel, user or client, costs the
+    /// connection (3500); an expired one is error 109.
+    pub(super) fn sub_refresh(&mut self, id: u32, channel: &str, token: &str, now_ms: u64) -> Result<(), Disconnect> {
         if !self.subs.contains_key(channel) {
-            return self.error(id, ClientError::PermissionDenied);
+            self.error(id, ClientError::PermissionDenied);
+            return Ok(());
         }
         let claims = match self.auth.subscribe.subscribe(token, now_ms / 1000) {
             Ok(c) => c,
-            Err(TokenError::Expired) => return self.error(id, ClientError::TokenExpired),
-            Err(TokenError::Invalid(_)) => return self.error(id, ClientError::PermissionDenied),
+            Err(TokenError::Expired) => {
+                self.error(id, ClientError::TokenExpired);
+                return Ok(());
+            }
+            Err(TokenError::Invalid(reason)) => {
+                tracing::info!(client = %self.client, channel, %reason, "invalid subscription refresh token");
+                return Err(Disconnect::INVALID_TOKEN);
+            }
         };
-        if claims.channel != channel || claims.user != self.user || (!claims.client.is_empty() && claims.client != self.client) {
-            return self.error(id, ClientError::PermissionDenied);
+        if !token_matches(&claims, channel, &self.user, &self.client) {
+            tracing::info!(client = %self.client, channel, "sub_refresh token for another channel, user or client");
+            return Err(Disconnect::INVALID_TOKEN);
         }
+        let expire_at = super::capped_expiry(claims.expire_at, now_ms);
         if let Some(sub) = self.subs.get_mut(channel) {
-            sub.expire_at = claims.expire_at;
+            sub.expire_at = expire_at;
         }
-        self.reply(id, ReplyBody::SubRefresh(expiry(claims.expire_at, now_ms)));
+        self.reply(id, ReplyBody::SubRefresh(expiry(expire_at, now_ms)));
+        Ok(())
     }
 
     /// A subscription made by the server API: no permission check, a `subscribe` push.
-    pub(super) async fn server_subscribe(&mut self, req: ServerSubscribe, _now_ms: u64) -> Result<(), Disconnect> {
+    pub(super) async fn server_subscribe(&mut self, req: ServerSubscribe, now_ms: u64) -> Result<(), Disconnect> {
         if self.subs.contains_key(&req.channel) {
             return Ok(());
         }
@@ -371,7 +421,8 @@ impl Session {
             result.data = data;
             Outgoing::Push(Push::Subscribe { channel: push_channel, result: Box::new(result) })
         };
-        let sub = Sub { server_side: true, chan_info: req.info, expire_at: req.expire_at, ..Default::default() };
+        let expire_at = super::capped_expiry(req.expire_at, now_ms);
+        let sub = Sub { server_side: true, chan_info: req.info, expire_at, ..Default::default() };
         self.establish(&channel, sub, eff, &asked, answer).await.map_err(|_| Disconnect::INTERNAL)
     }
 

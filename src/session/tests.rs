@@ -171,3 +171,214 @@ async fn insufficient_state_unsubscribes_client_side_and_disconnects_server_side
         Err(Disconnect::INSUFFICIENT_STATE)
     );
 }
+
+fn subscribe_cmd(id: u32, channel: &str, token: String) -> Command {
+    Command { id, body: CommandBody::Subscribe(SubscribeRequest { channel: channel.into(), token, ..Default::default() }) }
+}
+
+fn sub_refresh_cmd(id: u32, channel: &str, token: String) -> Command {
+    Command {
+        id,
+        body: CommandBody::SubRefresh(crate::protocol::SubRefreshRequest { channel: channel.into(), token }),
+    }
+}
+
+fn refresh_cmd(id: u32, token: String) -> Command {
+    Command { id, body: CommandBody::Refresh(crate::protocol::RefreshRequest { token }) }
+}
+
+/// The error code of the reply with `id` among the queued items.
+fn error_of(items: &[Outgoing], id: u32) -> Option<ClientError> {
+    items.iter().find_map(|o| match o {
+        Outgoing::Reply(Reply { id: rid, body: ReplyBody::Error(e) }) if *rid == id => Some(*e),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn connect_token_not_valid_yet_is_answered_109() {
+    let (hub, auth) = setup("");
+    let (mut s, outbox) = session(&hub, &auth);
+    let nbf = T0 / 1000 + 60;
+    s.handle(connect_cmd(json!({"sub": "1", "nbf": nbf})), T0).await.expect("answered, not closed");
+    let (items, _) = drain(&outbox);
+    assert_eq!(error_of(&items, 1), Some(ClientError::TokenExpired));
+    assert!(!s.is_connected());
+}
+
+#[tokio::test]
+async fn refresh_token_not_valid_yet_closes_with_3005() {
+    let (hub, auth) = setup("");
+    let (mut s, _) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1", "exp": T0 / 1000 + 60})), T0).await.expect("connect");
+    let later = token(json!({"sub": "1", "exp": T0 / 1000 + 600, "nbf": T0 / 1000 + 60}));
+    assert_eq!(s.handle(refresh_cmd(2, later), T0).await, Err(Disconnect::EXPIRED));
+}
+
+#[tokio::test]
+async fn subscription_tokens_not_valid_yet_are_answered_109() {
+    let (hub, auth) = setup("");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+    let nbf = T0 / 1000 + 60;
+    let later = token(json!({"sub": "1", "channel": "$p", "nbf": nbf}));
+    s.handle(subscribe_cmd(2, "$p", later.clone()), T0).await.expect("subscribe answered");
+    let (items, _) = drain(&outbox);
+    assert_eq!(error_of(&items, 2), Some(ClientError::TokenExpired));
+    assert_eq!(s.channels().count(), 0, "not subscribed");
+    // Subscribed with a valid token, a sub_refresh whose token is not valid yet is 109 too
+    // and leaves the subscription's expiry as it was.
+    let exp = T0 / 1000 + 30;
+    s.handle(subscribe_cmd(3, "$p", token(json!({"sub": "1", "channel": "$p", "exp": exp}))), T0).await.expect("sub");
+    s.handle(sub_refresh_cmd(4, "$p", later), T0).await.expect("sub_refresh answered");
+    let (items, _) = drain(&outbox);
+    assert_eq!(error_of(&items, 4), Some(ClientError::TokenExpired));
+    assert_eq!(s.subs["$p"].expire_at, Some(exp));
+}
+
+/// The connection or subscription ttl a reply reports.
+fn ttl_of(item: &Outgoing) -> Option<u32> {
+    match item {
+        Outgoing::Reply(Reply { body: ReplyBody::Connect(r), .. }) => Some(r.expiry.ttl),
+        Outgoing::Reply(Reply { body: ReplyBody::Refresh(r), .. }) => Some(r.expiry.ttl),
+        Outgoing::Reply(Reply { body: ReplyBody::Subscribe(r), .. }) => Some(r.expiry.ttl),
+        Outgoing::Reply(Reply { body: ReplyBody::SubRefresh(e), .. }) => Some(e.ttl),
+        _ => None,
+    }
+}
+
+const YEAR: u32 = MAX_EXPIRY_AHEAD_SECS as u32;
+
+#[tokio::test]
+async fn huge_connection_expiry_is_clamped_to_a_year_not_wrapped() {
+    for claims in [json!({"sub": "1", "exp": u64::MAX}), json!({"sub": "1", "expire_at": u64::MAX - 3})] {
+        let (hub, auth) = setup("");
+        let (mut s, outbox) = session(&hub, &auth);
+        s.handle(connect_cmd(claims.clone()), T0).await.expect("connect");
+        let (items, _) = drain(&outbox);
+        assert_eq!(ttl_of(&items[0]), Some(YEAR), "{claims}");
+        s.pong_deadline_ms = None;
+        s.next_ping_ms = u64::MAX;
+        assert_eq!(s.tick(T0 + 1_000).await, Ok(()), "not closed at once: {claims}");
+        let year_ms = MAX_EXPIRY_AHEAD_SECS * 1000;
+        assert_eq!(s.next_deadline(), T0 + year_ms + 25_000, "expires a year (plus grace) on");
+        assert_eq!(s.tick(T0 + year_ms + 25_000).await, Err(Disconnect::EXPIRED));
+    }
+}
+
+#[tokio::test]
+async fn huge_refresh_expiry_is_clamped_to_a_year() {
+    let (hub, auth) = setup("");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1", "exp": T0 / 1000 + 60})), T0).await.expect("connect");
+    drain(&outbox);
+    s.handle(refresh_cmd(2, token(json!({"sub": "1", "exp": u64::MAX}))), T0).await.expect("refresh");
+    let (items, _) = drain(&outbox);
+    assert_eq!(ttl_of(&items[0]), Some(YEAR));
+    s.pong_deadline_ms = None;
+    s.next_ping_ms = u64::MAX;
+    assert_eq!(s.tick(T0 + 120_000).await, Ok(()), "the refreshed connection outlives the old exp");
+    // The server API's refresh goes through the same clamp.
+    s.handle_control(
+        Control::Refresh {
+            target: crate::hub::Target { user: "1".into(), client: String::new(), session: String::new() },
+            expired: false,
+            expire_at: Some(u64::MAX),
+            info: None,
+        },
+        T0,
+    )
+    .await
+    .expect("api refresh");
+    assert_eq!(s.tick(T0 + 120_000).await, Ok(()));
+    assert_eq!(s.expire_at, Some(T0 / 1000 + MAX_EXPIRY_AHEAD_SECS));
+}
+
+#[tokio::test]
+async fn huge_subscription_expiry_is_clamped_to_a_year() {
+    let (hub, auth) = setup("");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+    let sub_token = token(json!({"sub": "1", "channel": "$p", "exp": u64::MAX}));
+    s.handle(subscribe_cmd(2, "$p", sub_token), T0).await.expect("subscribe");
+    let refreshed = token(json!({"sub": "1", "channel": "$p", "expire_at": u64::MAX - 1}));
+    s.handle(sub_refresh_cmd(3, "$p", refreshed), T0).await.expect("sub_refresh");
+    let (items, _) = drain(&outbox);
+    let ttls: Vec<_> = items.iter().filter_map(ttl_of).collect();
+    assert_eq!(ttls, vec![0, YEAR, YEAR], "connect (no expiry), subscribe, sub_refresh");
+    s.pong_deadline_ms = None;
+    s.next_ping_ms = u64::MAX;
+    s.tick(T0 + 1_000).await.expect("tick");
+    assert!(drain(&outbox).0.is_empty(), "no unsubscribe 2501 at once");
+    assert_eq!(s.channels().collect::<Vec<_>>(), vec!["$p"]);
+    assert_eq!(s.next_deadline(), (T0 / 1000 + MAX_EXPIRY_AHEAD_SECS + 25) * 1000);
+}
+
+#[tokio::test]
+async fn recover_from_an_offset_beyond_the_stream_is_not_recovered() {
+    let (hub, auth) = setup("[[channel.namespaces]]\nname = \"hist\"\nallow_subscribe_for_client = true\nhistory_size = 10\nhistory_ttl = \"60s\"\nforce_recovery = true");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+    hub.publish(crate::hub::PublishRequest { channel: "hist:x".into(), data: "1".into(), ..Default::default() })
+        .await
+        .expect("publish");
+    let req = SubscribeRequest { channel: "hist:x".into(), recover: true, offset: u64::MAX, ..Default::default() };
+    s.handle(Command { id: 2, body: CommandBody::Subscribe(req) }, T0).await.expect("subscribe");
+    let (items, _) = drain(&outbox);
+    assert!(matches!(&items[1], Outgoing::Reply(Reply { id: 2, body: ReplyBody::Subscribe(r) }) if !r.recovered));
+}
+
+#[tokio::test]
+async fn subscription_token_for_another_channel_user_or_client_closes_with_3500() {
+    let others = [
+        json!({"sub": "1", "channel": "$other"}),
+        json!({"sub": "2", "channel": "$p"}),
+        json!({"sub": "1", "channel": "$p", "client": "someone-else"}),
+    ];
+    for claims in others {
+        let (hub, auth) = setup("");
+        let (mut s, outbox) = session(&hub, &auth);
+        s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+        drain(&outbox);
+        let got = s.handle(subscribe_cmd(2, "$p", token(claims.clone())), T0).await;
+        assert_eq!(got, Err(Disconnect::INVALID_TOKEN), "{claims}");
+        assert!(drain(&outbox).0.is_empty(), "no reply before the close: {claims}");
+        assert_eq!(hub.info().num_subs, 0);
+    }
+}
+
+#[tokio::test]
+async fn subscription_token_bad_signature_is_103_and_expired_is_109() {
+    let (hub, auth) = setup("");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+    let c = s.client_id().to_owned();
+    let forged = crate::auth::jwt::mint_hs256("not-the-secret", &json!({"sub": "1", "channel": "$p"})).expect("mint");
+    s.handle(subscribe_cmd(2, "$p", forged), T0).await.expect("answered");
+    let expired = token(json!({"sub": "1", "channel": "$p", "exp": T0 / 1000 - 1}));
+    s.handle(subscribe_cmd(3, "$p", expired), T0).await.expect("answered");
+    // Bound to this very client: accepted.
+    s.handle(subscribe_cmd(4, "$p", token(json!({"sub": "1", "channel": "$p", "client": c}))), T0).await.expect("ok");
+    let (items, _) = drain(&outbox);
+    assert_eq!(error_of(&items, 2), Some(ClientError::PermissionDenied));
+    assert_eq!(error_of(&items, 3), Some(ClientError::TokenExpired));
+    assert!(items.iter().any(|o| matches!(o, Outgoing::Reply(Reply { id: 4, body: ReplyBody::Subscribe(_) }))));
+}
+
+#[tokio::test]
+async fn sub_refresh_with_a_foreign_or_forged_token_closes_with_3500() {
+    let forged = crate::auth::jwt::mint_hs256("not-the-secret", &json!({"sub": "1", "channel": "$p"})).expect("mint");
+    let bad = [
+        token(json!({"sub": "1", "channel": "$other"})),
+        token(json!({"sub": "2", "channel": "$p"})),
+        token(json!({"sub": "1", "channel": "$p", "client": "someone-else"})),
+        forged,
+    ];
+    for t in bad {
+        let (hub, auth) = setup("");
+        let (mut s, _) = session(&hub, &auth);
+        s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+        s.handle(subscribe_cmd(2, "$p", token(json!({"sub": "1", "channel": "$p"}))), T0).await.expect("sub");
+        assert_eq!(s.handle(sub_refresh_cmd(3, "$p", t), T0).await, Err(Disconnect::INVALID_TOKEN));
+    }
+}

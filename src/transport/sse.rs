@@ -437,6 +437,16 @@ struct EmulationRequest {
     data: String,
 }
 
+/// Parses an `/emulation` body: `{session, node, data}` with both ids present.
+fn emulation_request(body: &[u8]) -> Option<EmulationRequest> {
+    serde_json::from_slice::<EmulationRequest>(body).ok().filter(|r| !r.session.is_empty() && !r.node.is_empty())
+}
+
+/// Decodes the newline-joined commands an emulation request's `data` carries.
+fn emulation_commands(data: &str) -> Option<Vec<Command>> {
+    framing::lines(data.as_bytes()).map(json::decode_command).collect::<Result<Vec<_>, _>>().ok()
+}
+
 /// `POST /emulation`: hands the commands in `data` to the session they belong to.
 async fn emulate(State(ctx): State<Ctx>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
     debug_assert_eq!(method, Method::POST);
@@ -444,18 +454,15 @@ async fn emulate(State(ctx): State<Ctx>, method: Method, headers: HeaderMap, bod
         Ok(h) => h,
         Err(r) => return r.into_response(),
     };
-    let Ok(req) = serde_json::from_slice::<EmulationRequest>(&body) else {
+    let Some(req) = emulation_request(&body) else {
         return (StatusCode::BAD_REQUEST, out, "Bad Request").into_response();
     };
-    if req.session.is_empty() || req.node.is_empty() {
-        return (StatusCode::BAD_REQUEST, out, "Bad Request").into_response();
-    }
     if req.node != ctx.hub.node_id() {
         // Another node's session: with a multi-node engine this is forwarded through the
         // broker's control channel; on one node the node is simply unknown.
         return (StatusCode::NOT_FOUND, out, "unknown node").into_response();
     }
-    let Ok(commands) = framing::lines(req.data.as_bytes()).map(json::decode_command).collect::<Result<Vec<_>, _>>() else {
+    let Some(commands) = emulation_commands(&req.data) else {
         return (StatusCode::BAD_REQUEST, out, "Bad Request").into_response();
     };
     let sender = ctx.sessions.lock().get(&req.session).cloned();
@@ -506,5 +513,75 @@ mod tests {
         assert!(uni_command(b"").is_ok());
         assert!(uni_command(b"[1]").is_err());
         assert!(uni_command(br#"{"token":5}"#).is_err());
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn config() -> ProptestConfig {
+            let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256);
+            ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+        }
+
+        /// `%XX` for every byte: what a client's encodeURIComponent-style escaping yields.
+        fn escape_all(s: &str) -> String {
+            s.bytes().map(|b| format!("%{b:02X}")).collect()
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn parsers_never_panic_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+                let _ = bidi_commands(&bytes);
+                let _ = uni_command(&bytes);
+                let _ = uni_connect_request(&bytes);
+                if let Some(req) = emulation_request(&bytes) {
+                    let _ = emulation_commands(&req.data);
+                }
+                let text = String::from_utf8_lossy(&bytes);
+                let _ = emulation_commands(&text);
+                let _ = percent_decode(&text);
+                let _ = cf_connect(Some(&text));
+            }
+
+            #[test]
+            fn percent_encoding_round_trips(s in any::<String>()) {
+                prop_assert_eq!(percent_decode(&escape_all(&s)), Some(s.clone()));
+                let query = format!("a=1&cf_connect={}&b=2", escape_all(&s));
+                prop_assert_eq!(cf_connect(Some(&query)), Some(s));
+            }
+
+            #[test]
+            fn a_connect_request_survives_cf_connect(token in "[A-Za-z0-9._-]{0,40}", name in "[a-z]{0,8}") {
+                let body = serde_json::json!({"token": token, "name": name}).to_string();
+                let query = format!("cf_connect={}", escape_all(&body));
+                let decoded = cf_connect(Some(&query)).expect("decodes");
+                let req = uni_connect_request(decoded.as_bytes()).expect("parses");
+                prop_assert_eq!((req.token, req.name), (token, name));
+            }
+
+            #[test]
+            fn emulation_bodies_carry_their_commands(session in "[a-z0-9-]{1,36}", ids in prop::collection::vec(1u32..1000, 0..5)) {
+                let data: Vec<String> = ids.iter().map(|id| serde_json::json!({"id": id, "ping": {}}).to_string()).collect();
+                let body = serde_json::json!({"session": session, "node": "n", "data": data.join("\n")}).to_string();
+                let req = emulation_request(body.as_bytes()).expect("parses");
+                prop_assert_eq!(&req.session, &session);
+                let commands = emulation_commands(&req.data).expect("decodes");
+                prop_assert_eq!(commands.iter().map(|c| c.id).collect::<Vec<_>>(), ids);
+            }
+
+            #[test]
+            fn emulation_without_session_or_node_is_refused(data in "[a-z]{0,8}", which in any::<bool>()) {
+                let body = if which {
+                    serde_json::json!({"node": "n", "data": data})
+                } else {
+                    serde_json::json!({"session": "s", "data": data})
+                };
+                prop_assert!(emulation_request(body.to_string().as_bytes()).is_none());
+            }
+        }
     }
 }
