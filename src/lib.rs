@@ -15,6 +15,7 @@
 //! - [`web`]: the browser SDK's modules and, in demo mode, the demo page (embedded from
 //!   `web-client/dist/`), its token route and stats ticker.
 //! - [`config`], [`metrics`]: typed configuration, Prometheus metrics.
+//! - [`log`]: rate limits for warnings the network can trigger once per connection.
 //! - [`server`]: the only place that names concrete types and starts long-lived tasks.
 //!
 //! # Dependency rules (checked by `tests/architecture.rs`)
@@ -32,6 +33,7 @@ pub mod broker;
 pub mod client;
 pub mod config;
 pub mod hub;
+pub mod log;
 pub mod metrics;
 pub mod protocol;
 pub mod server;

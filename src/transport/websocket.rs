@@ -100,6 +100,7 @@ fn accept(ctx: Ctx, headers: &HeaderMap, ws: WebSocketUpgrade, mode: Mode) -> Re
     // Over the node's connection limit: 503 before the upgrade, so SDKs back off and retry.
     let limit = ctx.hub.config().client.connection_limit;
     if limit > 0 && ctx.hub.metrics().total_connections() >= limit as i64 {
+        crate::log::limited_warn!("client.connection_limit", limit, "client.connection_limit reached; refusing a connection");
         return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
     }
     let limit = ctx.hub.config().websocket.message_size_limit;

@@ -108,6 +108,9 @@ pub async fn run(ctx: mux::Ctx, incoming: wtransport::endpoint::IncomingSessionF
     }
     let limit = cfg.client.connection_limit;
     if ctx.hub.is_shutting_down() || (limit > 0 && ctx.hub.metrics().total_connections() >= limit as i64) {
+        if !ctx.hub.is_shutting_down() {
+            crate::log::limited_warn!("client.connection_limit", limit, "client.connection_limit reached; refusing a connection");
+        }
         request.too_many_requests().await;
         return;
     }
