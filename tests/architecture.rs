@@ -12,6 +12,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("transport", &["transport", "session", "hub", "protocol", "config", "metrics", "log"]),
     ("api", &["api", "session", "hub", "protocol", "config", "metrics", "log"]),
     ("log", &["log"]),
+    ("fd_limit", &[]),
     ("broker", &["broker", "hub", "protocol", "config"]),
     ("tls", &["tls", "config"]),
     ("client", &["client", "protocol"]),
