@@ -265,14 +265,25 @@ async fn handle_frame(
     Ok(())
 }
 
-/// The close to send after a read error, when the socket can still take one.
+/// The close to send after a read error, when the socket can still take one. A frame
+/// that breaks RFC 6455 (unmasked, RSV bits set, unknown opcode, control frame over 125
+/// bytes or fragmented, continuation without a start) fails the connection with 1002, as
+/// section 7.4.1 asks; the code comes from tungstenite's registry of RFC 6455 codes.
 fn read_error_close(e: axum::Error) -> Option<Disconnect> {
+    use tungstenite::error::ProtocolError;
     let inner = e.into_inner();
     match inner.downcast_ref::<tungstenite::Error>() {
         Some(tungstenite::Error::Capacity(_)) => {
             Some(Disconnect { code: WS_MESSAGE_TOO_BIG, reason: "message size limit exceeded".into() })
         }
         Some(tungstenite::Error::Utf8(_)) => Some(Disconnect::BAD_REQUEST),
+        // The peer is gone: nobody to tell.
+        Some(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => None,
+        Some(tungstenite::Error::Protocol(p)) => {
+            tracing::debug!(error = %p, "websocket protocol violation");
+            let code = u16::from(tungstenite::protocol::frame::coding::CloseCode::Protocol);
+            Some(Disconnect { code, reason: "protocol error".into() })
+        }
         _ => None,
     }
 }
