@@ -118,6 +118,6 @@ mod tests {
         assert_eq!(limit.check("b", t0), Some(0), "another key has its own budget");
         assert_eq!(limit.check("b", t0), None);
         assert_eq!(limit.check("a", t0 + Duration::from_millis(999)), None, "the window is a full second");
-        assert_eq!(limit.check("a", t0 + Duration::from_secs(1)), Some(1));
+        assert_eq!(limit.check("a", t0 + Duration::from_secs(1)), Some(2), "both held-back lines are reported");
     }
 }
