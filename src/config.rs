@@ -206,11 +206,28 @@ pub struct HttpServer {
     pub tls: TlsConfig,
     /// The server API over HTTP/3 on its own UDP port.
     pub http3: Http3Config,
+    /// Longest a TCP connection may take to send a request's headers: from accept for
+    /// the first request (HTTP/1.1 or HTTP/2), from the end of the previous response for
+    /// the next HTTP/1.1 one — so it is also how long an idle HTTP/1.1 keep-alive
+    /// connection stays open. Default 10s (Centrifugo's `ReadHeaderTimeout`): protects
+    /// the fd table from clients that open connections and never finish a request.
+    pub header_read_timeout: Dur,
+    /// Interval of HTTP/2 keep-alive PINGs; a connection whose peer does not answer one
+    /// within the same time is closed. 0 disables. Default 20s: dead peers behind NATs
+    /// otherwise hold an fd and a task until TCP gives up, which takes many minutes.
+    pub http2_keep_alive_interval: Dur,
 }
 
 impl Default for HttpServer {
     fn default() -> Self {
-        Self { address: "127.0.0.1".into(), port: 8000, tls: TlsConfig::default(), http3: Http3Config::default() }
+        Self {
+            address: "127.0.0.1".into(),
+            port: 8000,
+            tls: TlsConfig::default(),
+            http3: Http3Config::default(),
+            header_read_timeout: Dur::secs(10),
+            http2_keep_alive_interval: Dur::secs(20),
+        }
     }
 }
 
@@ -464,7 +481,10 @@ pub struct ClientConfig {
     pub recovery_max_publication_limit: usize,
     /// Connections per user on this node; 0 = unlimited. Default 0.
     pub user_connection_limit: usize,
-    /// Connections on this node; 0 = unlimited. Default 0.
+    /// Client connections (WebSocket, SSE, HTTP-stream, WebTransport, QUIC) on this node;
+    /// 0 = unlimited. Default: the process's open-file soft limit minus a 5 % reserve
+    /// (64 to 1,024 descriptors; see `fd_limit.rs`), so clients cannot take the fds that
+    /// `/health`, the API and the listeners need; 0 when that limit is unknown.
     pub connection_limit: usize,
     /// Interval at which connections refresh their presence. Default 27s.
     pub presence_update_interval: Dur,
@@ -489,7 +509,7 @@ impl Default for ClientConfig {
             history_max_publication_limit: 300,
             recovery_max_publication_limit: 300,
             user_connection_limit: 0,
-            connection_limit: 0,
+            connection_limit: crate::fd_limit::default_connection_limit(),
             presence_update_interval: Dur::secs(27),
         }
     }
@@ -812,6 +832,9 @@ impl Config {
         }
         if self.quic.max_uni_streams < 3 {
             return Err(ConfigError::invalid("quic.max_uni_streams", "must be at least 3 (HTTP/3 opens 3)"));
+        }
+        if self.http_server.header_read_timeout.0.is_zero() {
+            return Err(ConfigError::invalid("http_server.header_read_timeout", "must be greater than 0"));
         }
         if self.http_api.max_request_body_size == 0 {
             return Err(ConfigError::invalid("http_api.max_request_body_size", "must be greater than 0"));

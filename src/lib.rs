@@ -15,6 +15,8 @@
 //! - [`web`]: the browser SDK's modules and, in demo mode, the demo page (embedded from
 //!   `web-client/dist/`), its token route and stats ticker.
 //! - [`config`], [`metrics`]: typed configuration, Prometheus metrics.
+//! - [`fd_limit`]: the process's open-file limit and the client connection limit derived from it.
+//! - [`log`]: rate limits for warnings the network can trigger once per connection.
 //! - [`server`]: the only place that names concrete types and starts long-lived tasks.
 //!
 //! # Dependency rules (checked by `tests/architecture.rs`)
@@ -31,7 +33,9 @@ pub mod auth;
 pub mod broker;
 pub mod client;
 pub mod config;
+pub mod fd_limit;
 pub mod hub;
+pub mod log;
 pub mod metrics;
 pub mod protocol;
 pub mod server;

@@ -211,20 +211,17 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let listener = TcpListener::bind(&addr).await.map_err(|source| StartError::Bind { addr: addr.clone(), key, source })?;
     let http_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, key, source })?;
 
+    let tcp_limits = crate::api::tcp::Limits::from_config(&config.http_server);
+    log_connection_limit(config.client.connection_limit);
+
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let shutdown_timeout = config.shutdown.timeout.0;
     let task_hub = hub.clone();
     let task = tokio::spawn(async move {
         let (accepting_tx, accepting_rx) = oneshot::channel::<()>();
-        let serve = axum::serve(listener, app.into_make_service())
-            .with_graceful_shutdown(async move {
-                let _ = accepting_rx.await;
-            });
-        let serve = tokio::spawn(async move {
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "http server failed");
-            }
-        });
+        let serve = tokio::spawn(crate::api::tcp::run(listener, app, tcp_limits, async move {
+            let _ = accepting_rx.await;
+        }));
         let _ = stop_rx.await;
         // QUIC connections that have not connected yet are not in the hub's index: the
         // watch reaches them too. New QUIC connections are refused from here on.
@@ -242,6 +239,19 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         }
     });
     Ok(Running { http_addr, hub, quic_addr, quic_addr_v6, h3_addr, certs, stop: Some(stop_tx), task })
+}
+
+/// Logs the client connection limit next to the open-file limit it must stay under.
+fn log_connection_limit(limit: usize) {
+    let fds = crate::fd_limit::current();
+    let (soft, hard) = (fds.and_then(|l| l.soft), fds.and_then(|l| l.hard));
+    if limit == 0 {
+        tracing::warn!(?soft, ?hard, "client.connection_limit is 0 (unlimited): clients can exhaust the open-file limit and starve /health and the API");
+    } else if soft.is_some_and(|s| limit as u64 >= s) {
+        tracing::warn!(limit, ?soft, ?hard, "client.connection_limit is not below the open-file limit: clients can starve /health and the API");
+    } else {
+        tracing::info!(limit, ?soft, ?hard, "client connection limit (open-file limit soft/hard)");
+    }
 }
 
 /// Stop accepting, ask every connection to close with 3001 after flushing, wait for them.

@@ -27,7 +27,7 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 pub async fn run(endpoint: quinn::Endpoint, app: Router, max_body: usize, max_connections: usize) {
     while let Some(incoming) = endpoint.accept().await {
         if endpoint.open_connections() >= max_connections {
-            tracing::warn!(max_connections, "http3 API connection limit reached; refusing");
+            crate::log::limited_warn!("h3.max_connections", max_connections, "http3 API connection limit reached; refusing");
             incoming.refuse();
             continue;
         }

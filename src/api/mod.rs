@@ -1,10 +1,12 @@
 //! The server HTTP API as one axum service: `POST /api/<method>`, the legacy `POST /api`
-//! (newline-delimited `{id, method, params}`), `/health` and `/metrics`. HTTP/1.1 and
-//! HTTP/2 (h2c) listeners serve this same router, and so does the HTTP/3 listener (`h3`).
+//! (newline-delimited `{id, method, params}`), `/health` and `/metrics`. The TCP listener
+//! (`tcp`: HTTP/1.1 and HTTP/2, h2c) serves this same router, and so does the HTTP/3
+//! listener (`h3`).
 
 pub mod h3;
 pub mod key;
 pub mod methods;
+pub mod tcp;
 
 use axum::Router;
 use axum::body::Bytes;

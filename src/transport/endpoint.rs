@@ -78,7 +78,7 @@ pub async fn run(endpoint: quinn::Endpoint, ctx: mux::Ctx) {
     let max = cfg.quic.max_connections;
     while let Some(incoming) = endpoint.accept().await {
         if endpoint.open_connections() >= max {
-            tracing::warn!(max, "quic.max_connections reached; refusing");
+            crate::log::limited_warn!("quic.max_connections", max, "quic.max_connections reached; refusing");
             incoming.refuse();
             continue;
         }

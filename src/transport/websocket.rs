@@ -100,6 +100,7 @@ fn accept(ctx: Ctx, headers: &HeaderMap, ws: WebSocketUpgrade, mode: Mode) -> Re
     // Over the node's connection limit: 503 before the upgrade, so SDKs back off and retry.
     let limit = ctx.hub.config().client.connection_limit;
     if limit > 0 && ctx.hub.metrics().total_connections() >= limit as i64 {
+        crate::log::limited_warn!("client.connection_limit", limit, "client.connection_limit reached; refusing a connection");
         return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
     }
     let limit = ctx.hub.config().websocket.message_size_limit;
@@ -264,14 +265,25 @@ async fn handle_frame(
     Ok(())
 }
 
-/// The close to send after a read error, when the socket can still take one.
+/// The close to send after a read error, when the socket can still take one. A frame
+/// that breaks RFC 6455 (unmasked, RSV bits set, unknown opcode, control frame over 125
+/// bytes or fragmented, continuation without a start) fails the connection with 1002, as
+/// section 7.4.1 asks; the code comes from tungstenite's registry of RFC 6455 codes.
 fn read_error_close(e: axum::Error) -> Option<Disconnect> {
+    use tungstenite::error::ProtocolError;
     let inner = e.into_inner();
     match inner.downcast_ref::<tungstenite::Error>() {
         Some(tungstenite::Error::Capacity(_)) => {
             Some(Disconnect { code: WS_MESSAGE_TOO_BIG, reason: "message size limit exceeded".into() })
         }
         Some(tungstenite::Error::Utf8(_)) => Some(Disconnect::BAD_REQUEST),
+        // The peer is gone: nobody to tell.
+        Some(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => None,
+        Some(tungstenite::Error::Protocol(p)) => {
+            tracing::debug!(error = %p, "websocket protocol violation");
+            let code = u16::from(tungstenite::protocol::frame::coding::CloseCode::Protocol);
+            Some(Disconnect { code, reason: "protocol error".into() })
+        }
         _ => None,
     }
 }

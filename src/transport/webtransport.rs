@@ -5,7 +5,8 @@
 //!   transport speaks: the client opens one bidirectional stream and both sides write
 //!   newline-delimited Centrifugo JSON on it (the server ends every write with `\n`). A
 //!   disconnect is a `disconnect` push on the stream, then the session close carries the
-//!   code and reason (browsers often lose the latter, so the push is what counts).
+//!   code and reason (browsers often lose the latter, so the push is what counts: the
+//!   server finishes the stream and waits, bounded, for the client to close first).
 //! - `/connection/webtransport/native` — **native multiplexed mode** (see `mux.rs`): a
 //!   postcard control stream, one server-opened stream per subscription, datagrams.
 //!
@@ -39,6 +40,12 @@ pub const NATIVE_PATH: &str = "/connection/webtransport/native";
 
 /// Bytes read from the stream per call (see `mux.rs`).
 const READ_CHUNK_BYTES: usize = 4096;
+
+/// Longest the server waits, after its disconnect push was acknowledged, for the client to
+/// end the session itself (see `await_peer_close`): the SDK does so within milliseconds of
+/// reading the push; 2 s leaves room for a page on a loaded machine, and bounds what a
+/// client that never closes can hold.
+const PEER_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 const COMPAT: TransportInfo = TransportInfo { name: "webtransport", bidirectional: true, emulation: false };
 const NATIVE: TransportInfo = TransportInfo { name: "webtransport", bidirectional: true, emulation: false };
@@ -108,6 +115,9 @@ pub async fn run(ctx: mux::Ctx, incoming: wtransport::endpoint::IncomingSessionF
     }
     let limit = cfg.client.connection_limit;
     if ctx.hub.is_shutting_down() || (limit > 0 && ctx.hub.metrics().total_connections() >= limit as i64) {
+        if !ctx.hub.is_shutting_down() {
+            crate::log::limited_warn!("client.connection_limit", limit, "client.connection_limit reached; refusing a connection");
+        }
         request.too_many_requests().await;
         return;
     }
@@ -207,19 +217,46 @@ async fn run_compat(
         if d == Disconnect::SLOW {
             metrics.slow_disconnects.fetch_add(1, Ordering::Relaxed);
         }
-        // The disconnect push carries the code (browsers often lose the session close),
-        // and the stream is finished so the push is delivered before the close.
+        // The disconnect push carries the code (browsers often lose the session close).
         let mut out = Vec::new();
         json::encode_push(&mut out, &Push::Disconnect(d.clone()), true);
         out.push(b'\n');
-        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        let delivered = tokio::time::timeout(CLOSE_GRACE, async {
             if SendHalf::write_all(&mut send, &out).await.is_ok() {
+                // Completes once the peer's QUIC stack has acknowledged every byte.
                 SendHalf::finish(&mut send).await;
+                true
+            } else {
+                false
             }
         })
         .await;
+        if matches!(delivered, Ok(true)) {
+            await_peer_close(conn, &mut recv).await;
+        }
         conn.close(wtransport::VarInt::from_u32(u32::from(d.code)), d.reason.as_bytes());
     }
+}
+
+/// Waits, at most [`PEER_CLOSE_WAIT`], until the peer ends its side: its stream's FIN (or
+/// reset) or the session's close. An acknowledged push is in the peer's QUIC stack, not
+/// yet in the page: Chromium discards stream data the page has not read when the session
+/// closes under it, so closing first lost the disconnect push about one time in five.
+/// centrifuge-js ends its stream and closes the session once it has handled the push,
+/// so its close is the signal that the push arrived. What the peer still sends meanwhile
+/// is read and dropped (the session is over; QUIC flow control bounds it).
+async fn await_peer_close(conn: &wtransport::Connection, recv: &mut wtransport::RecvStream) {
+    let mut chunk = [0u8; READ_CHUNK_BYTES];
+    let stream_ended = async {
+        while let Ok(Some(_)) = RecvHalf::read(recv, &mut chunk).await {}
+    };
+    let _ = tokio::time::timeout(PEER_CLOSE_WAIT, async {
+        tokio::select! {
+            () = stream_ended => {}
+            _ = conn.closed() => {}
+        }
+    })
+    .await;
 }
 
 /// Splits whole lines off `inbuf` and hands their commands to the session in order.

@@ -187,3 +187,53 @@ test('a page in native mode gets one stream per subscription and a datagram chan
   await page.evaluate(() => window.__tw.close());
   await page.close();
 });
+
+// Issue 9, item 9: a server disconnect over WebTransport was lost about one run in five
+// (the session closed before Chromium handed the push to the page). Twenty in a row, each
+// on a fresh client in one page, must all arrive as `disconnected` with the API's code.
+test('centrifuge-js over webtransport gets every API disconnect (20 in a row)', async () => {
+  const ROUNDS = 20;
+  const page = await openPage('disconnects');
+  await page.addScriptTag({ url: '/centrifuge.js' });
+  await page.evaluate(({ hash }) => {
+    const value = new Uint8Array(hash.match(/../g).map((h) => parseInt(h, 16)));
+    const Native = globalThis.WebTransport;
+    globalThis.WebTransport = class PinnedWebTransport extends Native {
+      constructor(url, options) {
+        super(url, { ...(options || {}), serverCertificateHashes: [{ algorithm: 'sha-256', value }] });
+      }
+    };
+  }, { hash: HASH });
+  const lost = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const transport = await page.evaluate(({ port, token }) => {
+      const endpoint = `https://127.0.0.1:${port}/connection/webtransport`;
+      const c = new Centrifuge([{ transport: 'webtransport', endpoint }], { token });
+      window.__c = c;
+      window.__d = null;
+      c.on('disconnected', (ctx) => { window.__d = ctx; });
+      return new Promise((resolve, reject) => {
+        c.on('connected', (ctx) => resolve(ctx.transport));
+        setTimeout(() => reject(new Error('not connected in time')), 10000);
+        c.connect();
+      });
+    }, { port: QUIC_PORT, token: TOKEN });
+    assert.equal(transport, 'webtransport', `round ${round}`);
+    const body = await api('disconnect', { user: 'browser', disconnect: { code: 4500, reason: `bye ${round}` } });
+    assert.ok(!body.error, JSON.stringify(body));
+    const arrived = await page
+      .waitForFunction(() => window.__d !== null, null, { timeout: 5000 })
+      .then(() => true, () => false);
+    if (!arrived) {
+      lost.push(round);
+      await page.evaluate(() => window.__c.disconnect());
+      continue;
+    }
+    const d = await page.evaluate(() => window.__d);
+    assert.equal(d.code, 4500, `round ${round}: ${JSON.stringify(d)}`);
+    assert.equal(d.reason, `bye ${round}`, `round ${round}`);
+  }
+  console.log(`disconnects: ${ROUNDS - lost.length} of ${ROUNDS} arrived; lost in rounds [${lost}]`);
+  assert.deepEqual(lost, [], `no disconnected event within 5 s in rounds ${lost} of ${ROUNDS}`);
+  await page.close();
+});
