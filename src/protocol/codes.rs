@@ -204,6 +204,11 @@ pub const MAX_REASON_BYTES: usize = 123;
 /// Close code a WebSocket sends when an inbound message is over the size limit (RFC 6455).
 pub const WS_MESSAGE_TOO_BIG: u16 = 1009;
 
+/// Close code a WebSocket sends when the peer broke the framing rules: unmasked client
+/// frame, reserved bits or opcodes, an oversized or fragmented control frame (RFC 6455
+/// section 7.4.1).
+pub const WS_PROTOCOL_ERROR: u16 = 1002;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use axum::Router;
 
 use super::{Framing, apply_controls, drain_json, now_ms, write_failure};
 use crate::hub::{Codec, Drained, Hub, Outbox};
-use crate::protocol::codes::WS_MESSAGE_TOO_BIG;
+use crate::protocol::codes::{WS_MESSAGE_TOO_BIG, WS_PROTOCOL_ERROR};
 use crate::protocol::{Command, CommandBody, ConnectRequest, Disconnect, Push, framing, json};
 use crate::session::{Auth, Session, TransportInfo};
 
@@ -268,7 +268,7 @@ async fn handle_frame(
 /// The close to send after a read error, when the socket can still take one. A frame
 /// that breaks RFC 6455 (unmasked, RSV bits set, unknown opcode, control frame over 125
 /// bytes or fragmented, continuation without a start) fails the connection with 1002, as
-/// section 7.4.1 asks; the code comes from tungstenite's registry of RFC 6455 codes.
+/// section 7.4.1 asks.
 fn read_error_close(e: axum::Error) -> Option<Disconnect> {
     use tungstenite::error::ProtocolError;
     let inner = e.into_inner();
@@ -281,8 +281,7 @@ fn read_error_close(e: axum::Error) -> Option<Disconnect> {
         Some(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => None,
         Some(tungstenite::Error::Protocol(p)) => {
             tracing::debug!(error = %p, "websocket protocol violation");
-            let code = u16::from(tungstenite::protocol::frame::coding::CloseCode::Protocol);
-            Some(Disconnect { code, reason: "protocol error".into() })
+            Some(Disconnect { code: WS_PROTOCOL_ERROR, reason: "protocol error".into() })
         }
         _ => None,
     }
