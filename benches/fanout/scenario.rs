@@ -38,7 +38,11 @@
 //! target/limit-server/release/limit-server --port 18400 --lifetime 600 &
 //! cargo bench --bench fanout -- --rate 100 --target http://127.0.0.1:18400 --target-pid $!
 //! # limit-server, then Tidewire, in one run, figures side by side with ratios
+//! # (the DESIGN.md "Performance targets" comparisons)
+//! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 100 --compare-limit
 //! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 1000 --compare-limit
+//! cargo bench --bench fanout -- --subscribers 10000 --channels 1 --rate 100 --compare-limit
+//! cargo bench --bench fanout -- --subscribers 19900 --idle-only --compare-limit
 //! ```
 
 use std::net::SocketAddr;
