@@ -45,7 +45,9 @@
 //!   after all subscribed (+ settle), and at the end (before closing them);
 //!   bytes/connection = (idle − before) ÷ N.
 //! - **cpu seconds**: utime + stime from `/proc/<pid>/stat` of the server and of
-//!   the bench, from publish start to drain end.
+//!   the bench, from publish start to drain end; server CPU µs per delivery
+//!   = server CPU seconds × 10⁶ ÷ delivered. Server RSS and CPU are
+//!   "unknown" (JSON `null`) for a `--target` without `--target-pid`.
 //! - **sustainable**: no loss, no disconnects, no failed or unsent
 //!   publications, and latency p99 ≤ 100 ms (the criterion DESIGN.md uses for
 //!   "max sustainable"); raise `--rate` until it turns false.
