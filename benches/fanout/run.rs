@@ -1,0 +1,293 @@
+//! The run: one scenario against one server, phase by phase, and the three
+//! ways of choosing the server — spawn Tidewire, drive a `--target`, or
+//! `--compare-limit` (limit-server, then Tidewire, in one invocation).
+//!
+//! Phases: make sure the server answers · read its RSS · open the
+//! subscribers · settle `--settle` s and read the idle RSS · publish for
+//! `--duration` s · drain until every expected delivery arrived or `--drain`
+//! s passed · read the end RSS and CPU · merge the subscribers' tallies ·
+//! derive the figures (report.rs). A spawned server is stopped by PID when
+//! its run returns, on every path (`ServerProcess::stop`, else its `Drop`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+
+use crate::publishers::{PUBLISH_GRACE, PUBLISH_LEAD, fill_history, publish_all};
+use crate::report::{Comparison, Summary, Timing, expected_deliveries};
+use crate::scenario::{Args, Scenario, target_addr};
+use crate::server::{
+    Server, ServerProcess, limit_server_bin, raise_fd_limit, read_cpu_secs, read_rss, resolve_server_bin,
+};
+use crate::subscribers::{SubscriberContext, finish_tasks, native_context, run_native_subscriber, run_subscriber};
+
+/// limit-server's `--lifetime` beyond the scenario's own time: room for
+/// start-up, connecting (see `LIMIT_LIFETIME_PER_1000_SUBSCRIBERS`), the
+/// summary, and a loaded machine. It is killed by PID long before, normally.
+const LIMIT_LIFETIME_SLACK_SECS: u64 = 120;
+/// Extra limit-server lifetime per 1,000 subscribers, for connecting them.
+const LIMIT_LIFETIME_PER_1000_SUBSCRIBERS: u64 = 10;
+
+/// What one invocation produced.
+pub(crate) enum Outcome {
+    /// One server's run.
+    Single(Box<Summary>),
+    /// `--compare-limit`: both runs and the ratios.
+    Compare(Box<Comparison>),
+}
+
+/// Shared counters read by the progress line and the drain check.
+#[derive(Default)]
+pub(crate) struct Progress {
+    /// Publications acknowledged so far.
+    pub(crate) published: AtomicU64,
+    /// Unique deliveries so far.
+    pub(crate) delivered: AtomicU64,
+    /// Subscribers that completed connect + subscribe.
+    pub(crate) connected: AtomicUsize,
+    /// Subscribers currently open (connected and not yet closed).
+    pub(crate) open: AtomicUsize,
+    /// Current phase, one of `PHASES`.
+    pub(crate) phase: AtomicU8,
+}
+
+/// Names of the phases shown in the progress line.
+const PHASES: [&str; 5] = ["starting", "connecting", "settling", "publishing", "draining"];
+
+impl Progress {
+    /// Switches the phase shown in the progress line.
+    pub(crate) fn set_phase(&self, name: &str) {
+        let idx = PHASES.iter().position(|p| *p == name).unwrap_or(0);
+        self.phase.store(idx as u8, Ordering::Relaxed);
+    }
+}
+
+/// Runs the invocation's scenario: against `--target`, as a comparison, or
+/// against a spawned Tidewire.
+pub(crate) async fn run(args: Args) -> anyhow::Result<Outcome> {
+    raise_fd_limit(args.subscribers);
+    if let Some(url) = &args.target {
+        let server = Server::target(url, target_addr(url)?, args.target_pid).await?;
+        if args.fill_channels > 0 {
+            fill_history(&args, &server).await?;
+            std::process::exit(0);
+        }
+        let summary = run_with_server(&args, &server, false).await?;
+        return Ok(Outcome::Single(Box::new(summary)));
+    }
+    if args.compare_limit {
+        let bin = limit_server_bin(args.limit_bin.as_deref())?;
+        // Resolve Tidewire's binary before spending a run on the reference.
+        let tidewire_bin = resolve_server_bin(args.server_bin.as_deref())?;
+        let limit = ServerProcess::start_limit(&bin, limit_lifetime_secs(&args)).await?;
+        eprintln!("limit-server (PID {}) on {}", limit.server().pid.unwrap_or(0), limit.server().addr);
+        let reference = run_spawned(&args, limit, false).await?;
+        let tidewire = ServerProcess::start_tidewire(&tidewire_bin, args.queue_max_size, 0, false).await?;
+        eprintln!("tidewire (PID {}) on {}", tidewire.server().pid.unwrap_or(0), tidewire.server().addr);
+        let summary = run_spawned(&args, tidewire, true).await?;
+        return Ok(Outcome::Compare(Box::new(Comparison::new(reference, summary))));
+    }
+    let bin = resolve_server_bin(args.server_bin.as_deref())?;
+    let server = ServerProcess::start_tidewire(&bin, args.queue_max_size, args.history_size, args.datagram).await?;
+    if args.fill_channels > 0 {
+        let result = fill_history(&args, server.server()).await;
+        server.stop(result.is_ok());
+        result?;
+        std::process::exit(0);
+    }
+    let summary = run_spawned(&args, server, true).await?;
+    Ok(Outcome::Single(Box::new(summary)))
+}
+
+/// Runs the scenario against a spawned server and stops it (by PID) on every
+/// path; a failed run keeps the server log and quotes its tail.
+async fn run_spawned(args: &Args, server: ServerProcess, tidewire_config: bool) -> anyhow::Result<Summary> {
+    match run_with_server(args, server.server(), tidewire_config).await {
+        Ok(summary) => {
+            server.stop(true);
+            Ok(summary)
+        }
+        Err(err) => {
+            let note = server.log_note();
+            server.stop(false);
+            Err(anyhow!("{err:#}\n{note}"))
+        }
+    }
+}
+
+/// limit-server's `--lifetime`: the scenario's own time (settle, publishing,
+/// grace, drain) plus connecting and slack; bounded, so it exits on its own
+/// even if the bench is killed before it could kill it.
+fn limit_lifetime_secs(args: &Args) -> u64 {
+    let scenario = args.settle + PUBLISH_LEAD.as_secs_f64() + args.duration + PUBLISH_GRACE.as_secs_f64() + args.drain;
+    let connecting = (args.subscribers as u64).div_ceil(1000) * LIMIT_LIFETIME_PER_1000_SUBSCRIBERS;
+    scenario.ceil() as u64 + connecting + LIMIT_LIFETIME_SLACK_SECS
+}
+
+/// The part of the run that needs a live server.
+async fn run_with_server(args: &Args, server: &Server, tidewire_config: bool) -> anyhow::Result<Summary> {
+    let origin = Instant::now();
+    let progress = Arc::new(Progress::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let reporter = tokio::spawn(report_progress(Arc::clone(&progress), origin, stop_rx.clone()));
+
+    let mut summary = Summary { scenario: Scenario::new(args, &server.name, tidewire_config), ..Summary::default() };
+    let rss_before = server.rss()?;
+    // Subscribers.
+    progress.set_phase("connecting");
+    let connect_start = Instant::now();
+    let ctx = Arc::new(SubscriberContext {
+        server: server.addr,
+        url: format!("ws://{}/connection/websocket", server.addr),
+        source_ips: args.source_ips,
+        channels: args.channels,
+        batch: args.batch as u64,
+        publishers: args.publishers as u64,
+        ws_read_buffer: args.ws_read_buffer,
+        connect_gate: Semaphore::new(args.connect_concurrency),
+        origin,
+        progress: Arc::clone(&progress),
+    });
+    let (ready_tx, mut ready_rx) = mpsc::channel::<Result<(), String>>(1024);
+    let mut subscribers = Vec::with_capacity(args.subscribers);
+    let mut stoppers = Vec::with_capacity(args.subscribers);
+    let native = native_context(args, server).await?;
+    for i in 0..args.subscribers {
+        let (stopper, stopped) = oneshot::channel();
+        match &native {
+            None => {
+                let task = run_subscriber(Arc::clone(&ctx), i, stop_rx.clone(), stopped, ready_tx.clone());
+                subscribers.push(tokio::spawn(task));
+            }
+            Some(n) => {
+                let task = run_native_subscriber(Arc::clone(&ctx), Arc::clone(n), i, stopped, ready_tx.clone());
+                subscribers.push(tokio::spawn(task));
+            }
+        }
+        stoppers.push(stopper);
+    }
+    drop(ready_tx);
+    let mut ready = 0usize;
+    let mut first_error: Option<String> = None;
+    while ready < args.subscribers {
+        match ready_rx.recv().await {
+            Some(Ok(())) => ready += 1,
+            Some(Err(e)) => {
+                // Stop at the first failure: no point in opening the rest.
+                first_error = Some(e);
+                break;
+            }
+            None => break,
+        }
+    }
+    drop(ready_rx);
+    summary.connect_secs = connect_start.elapsed().as_secs_f64();
+    if ready < args.subscribers {
+        let _ = stop_tx.send(true);
+        for task in &subscribers {
+            task.abort();
+        }
+        let _ = reporter.await;
+        bail!(
+            "only {ready} of {} subscribers connected and subscribed; first error: {}",
+            args.subscribers,
+            first_error.unwrap_or_else(|| "subscriber tasks ended early".into())
+        );
+    }
+
+    // Idle memory.
+    progress.set_phase("settling");
+    tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
+    summary.set_rss(rss_before, server.rss()?);
+    summary.bench_rss_idle = read_rss(std::process::id())?;
+
+    if !args.idle_only {
+        progress.set_phase("publishing");
+        let cpu_start = (server.cpu_secs(), read_cpu_secs("/proc/self/stat"));
+        let publish = publish_all(args, server, origin, &progress).await;
+        summary.published = publish.ok;
+        summary.publish_errors = publish.failed;
+        summary.unsent = publish.unsent;
+        summary.first_publish_error = publish.first_error.clone();
+        summary.publisher_lag_ms = publish.lag.percentiles_ms();
+        let expected = expected_deliveries(&publish.ok_per_channel, args.subscribers, args.channels);
+
+        // Drain: wait until everything expected arrived, or the drain time ran out.
+        progress.set_phase("draining");
+        let drain_end = Instant::now() + Duration::from_secs_f64(args.drain);
+        while Instant::now() < drain_end && progress.delivered.load(Ordering::Relaxed) < expected {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        summary.server_cpu_secs = match (server.cpu_secs(), cpu_start.0) {
+            (Some(end), Some(start)) => Some(end - start),
+            _ => None,
+        };
+        summary.bench_cpu_secs = read_cpu_secs("/proc/self/stat") - cpu_start.1;
+
+        summary.rss_end = server.rss()?;
+        let _ = stop_tx.send(true);
+        let merged = finish_tasks(subscribers, stoppers).await;
+        summary.delivered = merged.delivered;
+        summary.frames = merged.frames;
+        summary.out_of_order = merged.out_of_order;
+        summary.slow_disconnects = merged.slow_disconnects;
+        summary.other_disconnects = merged.other_disconnects;
+        summary.first_disconnect = merged.first_disconnect;
+        summary.other_messages = merged.other_messages;
+        summary.unparsed = merged.unparsed;
+        summary.pings = merged.pings;
+        summary.pongs = merged.pongs;
+        summary.latency_ms = merged.latency.percentiles_ms();
+        let timing = Timing {
+            first_send_us: publish.first_send_us,
+            last_ack_us: publish.last_ack_us,
+            last_rx_us: merged.last_rx_us,
+        };
+        summary.derive(&publish.ok_per_channel, timing);
+    } else {
+        summary.rss_end = summary.rss_idle;
+        let _ = stop_tx.send(true);
+        let merged = finish_tasks(subscribers, stoppers).await;
+        summary.other_disconnects = merged.other_disconnects + merged.slow_disconnects;
+        summary.first_disconnect = merged.first_disconnect;
+        summary.pings = merged.pings;
+        summary.pongs = merged.pongs;
+    }
+    let _ = stop_tx.send(true);
+    let _ = reporter.await;
+    Ok(summary)
+}
+
+/// Prints a progress line to stderr every second, overwriting it with `\r`.
+async fn report_progress(progress: Arc<Progress>, origin: Instant, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_delivered = 0u64;
+    let mut last_at = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        let delivered = progress.delivered.load(Ordering::Relaxed);
+        let now = Instant::now();
+        let rate = (delivered - last_delivered.min(delivered)) as f64 / now.duration_since(last_at).as_secs_f64().max(1e-3);
+        (last_delivered, last_at) = (delivered, now);
+        let phase = PHASES[usize::from(progress.phase.load(Ordering::Relaxed)).min(PHASES.len() - 1)];
+        eprint!(
+            "\r[{:6.1}s] {:<10} published {:>9}  delivered {:>11}  {:>10.0}/s  connections {:>6} open / {:>6} subscribed   ",
+            origin.elapsed().as_secs_f64(),
+            phase,
+            progress.published.load(Ordering::Relaxed),
+            delivered,
+            rate,
+            progress.open.load(Ordering::Relaxed),
+            progress.connected.load(Ordering::Relaxed),
+        );
+    }
+    eprintln!();
+}
+
