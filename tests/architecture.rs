@@ -87,6 +87,65 @@ fn rooms_import_only_what_design_allows() {
     assert!(violations.is_empty(), "dependency rule violations:\n{}", violations.join("\n"));
 }
 
+/// The `protocol` modules `text` names: `crate::protocol::json::…`, `protocol::{json, …}`,
+/// `super::json` inside protocol's own files does not count (hub files only use this).
+fn protocol_modules(text: &str) -> BTreeSet<String> {
+    let mut modules = BTreeSet::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(i) = rest.find("protocol::") {
+            rest = &rest[i + "protocol::".len()..];
+            let items: Vec<&str> = match rest.strip_prefix('{') {
+                Some(grouped) => grouped.split('}').next().unwrap_or("").split(',').collect(),
+                None => vec![rest],
+            };
+            for item in items {
+                let name: String = item.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if !name.is_empty() {
+                    modules.insert(name);
+                }
+            }
+        }
+    }
+    modules
+}
+
+#[test]
+fn the_hub_names_no_codec() {
+    // The hub reaches wire formats only through the codec seam (protocol::codec): it may
+    // use the model and `codec`, never a format's module or serializer.
+    let formats = ["json", "native", "protobuf"];
+    let libraries = ["serde_json", "postcard", "prost"];
+    let mut files = Vec::new();
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/hub"), &mut files);
+    assert!(!files.is_empty());
+    let mut violations = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read");
+        for m in protocol_modules(&text) {
+            if formats.contains(&m.as_str()) {
+                violations.push(format!("{}: protocol::{m}", file.display()));
+            }
+        }
+        for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for lib in libraries {
+                if line.contains(&format!("{lib}::")) || line.contains(&format!("use {lib}")) {
+                    violations.push(format!("{}: {}", file.display(), line.trim()));
+                }
+            }
+        }
+    }
+    assert!(violations.is_empty(), "the hub names a codec:\n{}", violations.join("\n"));
+}
+
+#[test]
+fn the_codec_scanner_sees_grouped_and_nested_paths() {
+    let found = protocol_modules("use crate::protocol::{Publication, Push, json, native};\nlet x = crate::protocol::protobuf::encode(); // protocol::gone");
+    let want: BTreeSet<String> = ["Publication", "Push", "json", "native", "protobuf"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(found, want);
+}
+
 #[test]
 fn protocol_hub_and_session_name_no_transport_framework_or_engine() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

@@ -25,7 +25,7 @@ pub use broker::{
 };
 pub use channel::{ChannelName, Channels, Resolved};
 pub use outbox::{Drained, Outbox, Outgoing, Pushed};
-pub use publication::{Codec, SharedPublication};
+pub use publication::SharedPublication;
 pub use registry::{Registry, StreamState, Subscriber};
 
 use crate::config::Config;

@@ -1,39 +1,29 @@
 //! A publication as fan-out carries it: the model record behind one `Arc`, plus the bytes
 //! of its push in each codec, encoded by the first subscriber that needs them and shared
-//! (as cheap `Bytes` clones) by every other one. Nothing here is per subscriber.
+//! (as cheap `Bytes` clones) by every other one. Nothing here is per subscriber, and no
+//! wire format is named: the cache is keyed by [`Codec`], which encodes (the codec seam,
+//! `protocol::codec`).
 
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use crate::protocol::{Publication, Push, json, native};
-
-/// Wire formats a connection may speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// Centrifugo JSON, pushes wrapped in `{"push":…}` (bidirectional transports).
-    Json,
-    /// Centrifugo JSON, bare push objects (unidirectional transports).
-    JsonUni,
-    /// Tidewire native (postcard): the publication body without length prefix or
-    /// subscription id, which each connection's stream or datagram adds.
-    Native,
-}
+use crate::protocol::codec::Codec;
+use crate::protocol::Publication;
 
 /// A publication shared by every subscriber it is delivered to.
 #[derive(Debug)]
 pub struct SharedPublication {
     /// The record.
     pub publication: Arc<Publication>,
-    json: OnceLock<Bytes>,
-    json_uni: OnceLock<Bytes>,
-    native: OnceLock<Bytes>,
+    /// The push's bytes per codec ([`Codec::slot`]), each encoded at most once.
+    encoded: [OnceLock<Bytes>; Codec::COUNT],
 }
 
 impl SharedPublication {
     /// Wraps a publication for fan-out.
     pub fn new(publication: Arc<Publication>) -> Arc<Self> {
-        Arc::new(Self { publication, json: OnceLock::new(), json_uni: OnceLock::new(), native: OnceLock::new() })
+        Arc::new(Self { publication, encoded: Default::default() })
     }
 
     /// Bytes the outbox charges for this publication: payload plus envelope, an estimate
@@ -45,16 +35,7 @@ impl SharedPublication {
 
     /// The encoded push in `codec`, encoded at most once per publication.
     pub fn encoded(&self, codec: Codec) -> &Bytes {
-        let (cell, wrapped) = match codec {
-            Codec::Json => (&self.json, true),
-            Codec::JsonUni => (&self.json_uni, false),
-            Codec::Native => return self.native.get_or_init(|| Bytes::from(native::encode_publication(&self.publication))),
-        };
-        cell.get_or_init(|| {
-            let mut out = Vec::with_capacity(self.cost() + 16);
-            json::encode_push(&mut out, &Push::Publication(self.publication.clone()), wrapped);
-            Bytes::from(out)
-        })
+        self.encoded[codec.slot()].get_or_init(|| codec.encode_publication(&self.publication, self.cost()))
     }
 }
 

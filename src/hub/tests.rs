@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::protocol::codec::Codec;
 use crate::broker::MemoryBroker;
 
 fn hub() -> Hub {

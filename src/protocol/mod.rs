@@ -5,6 +5,7 @@
 //! This room depends on nothing else in the crate and does no I/O. Payloads (`data`,
 //! `info`) are opaque [`Bytes`]: raw JSON text for JSON clients, raw bytes for binary ones.
 
+pub mod codec;
 pub mod codes;
 pub mod framing;
 pub mod json;

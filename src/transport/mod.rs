@@ -18,7 +18,8 @@ pub mod websocket;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::hub::{Codec, Control, Drained, Outbox, Outgoing};
+use crate::hub::{Control, Drained, Outbox, Outgoing};
+use crate::protocol::codec::Codec;
 use crate::protocol::{Disconnect, json};
 use crate::session::Session;
 

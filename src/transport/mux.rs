@@ -27,7 +27,8 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
 use super::{now_ms, write_failure};
-use crate::hub::{Codec, Control, Drained, Hub, Outbox, Outgoing};
+use crate::hub::{Control, Drained, Hub, Outbox, Outgoing};
+use crate::protocol::codec::Codec;
 use crate::protocol::native::{self, ServerFrame, StreamHeader, WireReply};
 use crate::protocol::{ClientError, Command, CommandBody, Disconnect, PublishRequest, ReplyBody};
 use crate::session::{Auth, Session, TransportInfo};

@@ -30,7 +30,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::{Framing, apply_controls, drain_json, now_ms};
-use crate::hub::{Codec, Drained, Hub, Outbox};
+use crate::hub::{Drained, Hub, Outbox};
+use crate::protocol::codec::Codec;
 use crate::protocol::{Command, CommandBody, ConnectRequest, Disconnect, Push, framing, json};
 use crate::session::{Auth, Session, TransportInfo};
 

@@ -17,7 +17,8 @@ use axum::routing::get;
 use axum::Router;
 
 use super::{Framing, apply_controls, drain_json, now_ms, write_failure};
-use crate::hub::{Codec, Drained, Hub, Outbox};
+use crate::hub::{Drained, Hub, Outbox};
+use crate::protocol::codec::Codec;
 use crate::protocol::codes::{WS_MESSAGE_TOO_BIG, WS_PROTOCOL_ERROR};
 use crate::protocol::{Command, CommandBody, ConnectRequest, Disconnect, Push, framing, json};
 use crate::session::{Auth, Session, TransportInfo};

@@ -28,7 +28,8 @@ use axum::routing::get;
 
 use super::mux::{self, CLOSE_GRACE, RecvHalf, SendHalf};
 use super::{Framing, apply_controls, drain_json, now_ms, write_failure};
-use crate::hub::{Codec, Drained, Outbox};
+use crate::hub::{Drained, Outbox};
+use crate::protocol::codec::Codec;
 use crate::protocol::framing::{self, LineCheck};
 use crate::protocol::{Disconnect, Push, json};
 use crate::session::{Session, TransportInfo};
