@@ -61,6 +61,31 @@ pub(crate) struct SubscriberContext {
 
 type Ws = WebSocketStream<TcpStream>;
 
+/// Tells the bench how subscriber `i`'s handshake (bounded by [`HANDSHAKE_TIMEOUT`]) went
+/// and counts it as connected and open when it succeeded; the opened connection, if any.
+async fn report_handshake<T>(
+    ctx: &SubscriberContext,
+    i: usize,
+    handshake: Result<anyhow::Result<T>, tokio::time::error::Elapsed>,
+    ready: mpsc::Sender<Result<(), String>>,
+) -> Option<T> {
+    let opened = match handshake {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(e)) => {
+            let _ = ready.send(Err(format!("subscriber {i}: {e:#}"))).await;
+            return None;
+        }
+        Err(_) => {
+            let _ = ready.send(Err(format!("subscriber {i}: handshake took over {HANDSHAKE_TIMEOUT:?}"))).await;
+            return None;
+        }
+    };
+    ctx.progress.connected.fetch_add(1, Ordering::Relaxed);
+    ctx.progress.open.fetch_add(1, Ordering::Relaxed);
+    let _ = ready.send(Ok(())).await;
+    Some(opened)
+}
+
 /// One subscriber: connect, subscribe, report ready, then count deliveries
 /// until told to stop or the server closes the connection.
 pub(crate) async fn run_subscriber(
@@ -80,21 +105,7 @@ pub(crate) async fn run_subscriber(
         }
         tokio::time::timeout(HANDSHAKE_TIMEOUT, open_subscriber(&ctx, i)).await
     };
-    let (mut ws, pong) = match handshake {
-        Ok(Ok(opened)) => opened,
-        Ok(Err(e)) => {
-            let _ = ready.send(Err(format!("subscriber {i}: {e:#}"))).await;
-            return stats;
-        }
-        Err(_) => {
-            let _ = ready.send(Err(format!("subscriber {i}: handshake took over {HANDSHAKE_TIMEOUT:?}"))).await;
-            return stats;
-        }
-    };
-    ctx.progress.connected.fetch_add(1, Ordering::Relaxed);
-    ctx.progress.open.fetch_add(1, Ordering::Relaxed);
-    let _ = ready.send(Ok(())).await;
-    drop(ready);
+    let Some((mut ws, pong)) = report_handshake(&ctx, i, handshake, ready).await else { return stats };
 
     let mut seqs = SeqTracker::new(ctx.batch, ctx.publishers);
     loop {
@@ -217,21 +228,8 @@ pub(crate) async fn run_native_subscriber(
         let sub = client.subscribe(&channel).await.map_err(|e| anyhow!("subscribe: {e}"))?;
         anyhow::Ok((client, sub))
     };
-    let (client, mut sub) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, opened).await {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            let _ = ready.send(Err(format!("subscriber {i}: {e:#}"))).await;
-            return stats;
-        }
-        Err(_) => {
-            let _ = ready.send(Err(format!("subscriber {i}: handshake took over {HANDSHAKE_TIMEOUT:?}"))).await;
-            return stats;
-        }
-    };
-    ctx.progress.connected.fetch_add(1, Ordering::Relaxed);
-    ctx.progress.open.fetch_add(1, Ordering::Relaxed);
-    let _ = ready.send(Ok(())).await;
-    drop(ready);
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, opened).await;
+    let Some((client, mut sub)) = report_handshake(&ctx, i, handshake, ready).await else { return stats };
     let mut seqs = SeqTracker::new(ctx.batch, ctx.publishers);
     loop {
         let publication = tokio::select! {
