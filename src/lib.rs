@@ -22,7 +22,7 @@
 //! # Dependency rules (checked by `tests/architecture.rs`)
 //! - `protocol` depends on nothing of ours.
 //! - `hub` depends on `config`, `metrics` and `protocol` only; it owns the `Broker` trait and `broker` implements it.
-//! - `session` depends on `hub`, `protocol`, `auth` (and `config`, `metrics`).
+//! - `session` depends on `hub`, `protocol`, `auth` (and `config`, `metrics`, `log` for rate-limited lines).
 //! - `transport` and `api` depend on `session`/`hub`/`protocol`, never on `broker`.
 //! - Only `server` names concrete brokers and listeners.
 //! - `web` depends on `hub`, `config`, `auth` (token minting) and `metrics`; never on a transport or `broker`.

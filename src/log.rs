@@ -89,6 +89,17 @@ macro_rules! limited_warn {
 }
 pub(crate) use limited_warn;
 
+/// `tracing::info!` through [`NETWORK`], for what one client can cause once per
+/// connection attempt (a refused token, a rejected origin): as [`limited_warn!`].
+macro_rules! limited_info {
+    ($key:literal, $($rest:tt)+) => {
+        if let Some(suppressed) = $crate::log::NETWORK.check($key, ::std::time::Instant::now()) {
+            ::tracing::info!(suppressed, $($rest)+);
+        }
+    };
+}
+pub(crate) use limited_info;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,7 +46,7 @@ impl Session {
                     return Ok(());
                 }
                 Err(TokenError::Invalid(reason)) => {
-                    tracing::info!(client = %self.client, %reason, "invalid connection token");
+                    crate::log::limited_info!("client.invalid_token", client = %self.client, %reason, "invalid connection token");
                     return Err(Disconnect::INVALID_TOKEN);
                 }
             }

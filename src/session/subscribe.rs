@@ -145,7 +145,7 @@ impl Session {
                 Err(TokenError::Invalid(_)) => return Err(ClientError::PermissionDenied.into()),
             };
             if !token_matches(&claims, &req.channel, &self.user, &self.client) {
-                tracing::info!(client = %self.client, channel = %req.channel, "subscription token for another channel, user or client");
+                crate::log::limited_info!("client.sub_token_mismatch", client = %self.client, channel = %req.channel, "subscription token for another channel, user or client");
                 return Err(Refusal::Close(Disconnect::INVALID_TOKEN));
             }
             let sub = Sub {
@@ -375,12 +375,12 @@ impl Session {
                 return Ok(());
             }
             Err(TokenError::Invalid(reason)) => {
-                tracing::info!(client = %self.client, channel, %reason, "invalid subscription refresh token");
+                crate::log::limited_info!("client.invalid_sub_token", client = %self.client, channel, %reason, "invalid subscription refresh token");
                 return Err(Disconnect::INVALID_TOKEN);
             }
         };
         if !token_matches(&claims, channel, &self.user, &self.client) {
-            tracing::info!(client = %self.client, channel, "sub_refresh token for another channel, user or client");
+            crate::log::limited_info!("client.sub_token_mismatch", client = %self.client, channel, "sub_refresh token for another channel, user or client");
             return Err(Disconnect::INVALID_TOKEN);
         }
         let expire_at = super::capped_expiry(claims.expire_at, now_ms);
@@ -456,7 +456,7 @@ impl Session {
         let mut pending = Vec::new();
         for (channel, mut sub, overrides) in subs {
             let Ok((_, resolved)) = self.hub.channels().parse(&channel) else {
-                tracing::warn!(client = %self.client, channel, "skipping an invalid token channel");
+                crate::log::limited_warn!("client.token_channel", client = %self.client, channel, "skipping an invalid token channel");
                 continue;
             };
             let req = asked.get(&channel).cloned().map_or_else(

@@ -92,7 +92,7 @@ async fn upgrade_uni(
 
 fn accept(ctx: Ctx, headers: &HeaderMap, ws: WebSocketUpgrade, mode: Mode) -> Response {
     if !origin_allowed(&ctx.hub.config().client.allowed_origins, headers) {
-        tracing::info!(origin = ?headers.get("origin"), "websocket origin rejected");
+        crate::log::limited_info!("client.origin", origin = ?headers.get("origin"), "websocket origin rejected");
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     if ctx.hub.is_shutting_down() {

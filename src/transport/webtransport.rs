@@ -93,13 +93,13 @@ pub async fn run(ctx: mux::Ctx, incoming: wtransport::endpoint::IncomingSessionF
         COMPAT_PATH => false,
         NATIVE_PATH => true,
         _ => {
-            tracing::info!(path = %path, "webtransport: unknown path");
+            crate::log::limited_info!("webtransport.path", path = %path, "webtransport: unknown path");
             request.not_found().await;
             return;
         }
     };
     if query.split('&').any(|kv| kv == "cf_protocol=protobuf") {
-        tracing::info!("webtransport: Protobuf is not served; use JSON");
+        crate::log::limited_info!("webtransport.protobuf", "webtransport: Protobuf is not served; use JSON");
         request.forbidden().await;
         return;
     }
@@ -110,7 +110,7 @@ pub async fn run(ctx: mux::Ctx, incoming: wtransport::endpoint::IncomingSessionF
         headers.insert(header::ORIGIN, v);
     }
     if !super::websocket::origin_allowed(&cfg.client.allowed_origins, &headers) {
-        tracing::info!(origin = ?request.origin(), "webtransport origin rejected");
+        crate::log::limited_info!("client.origin", origin = ?request.origin(), "webtransport origin rejected");
         request.forbidden().await;
         return;
     }
