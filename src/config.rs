@@ -569,6 +569,13 @@ pub struct ChannelOptions {
     pub channel_regex: String,
     /// Tidewire: `stream` (default, every publication) or `datagram` (latest value over QUIC datagrams).
     pub delivery: String,
+    /// Coalescing window (Centrifugo PRO's key): a connection holds this namespace's
+    /// publications up to this long to send more of them per frame and write. Trades
+    /// latency for throughput; 0 (the default) sends at once. At most 1 s.
+    pub batch_max_delay: Dur,
+    /// With `batch_max_delay`: send as soon as this many messages are held (0: no count
+    /// limit, the delay alone decides).
+    pub batch_max_size: usize,
 }
 
 /// One entry of `channel.namespaces`.
@@ -862,6 +869,9 @@ impl Config {
     }
 }
 
+/// Longest coalescing window: past it, a "batch" is a stall.
+const MAX_BATCH_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl ChannelOptions {
     fn validate(&self, key: &str) -> Result<(), ConfigError> {
         if (self.history_size > 0) == self.history_ttl.0.is_zero() {
@@ -879,6 +889,9 @@ impl ChannelOptions {
         }
         if !matches!(self.delivery.as_str(), "" | "stream" | "datagram") {
             return Err(ConfigError::invalid(format!("{key}.delivery"), "must be \"stream\" or \"datagram\""));
+        }
+        if self.batch_max_delay.0 > MAX_BATCH_DELAY {
+            return Err(ConfigError::invalid(format!("{key}.batch_max_delay"), "must be at most 1s"));
         }
         Ok(())
     }

@@ -25,7 +25,7 @@ pub use broker::{
 };
 pub use channel::{ChannelName, Channels, Resolved};
 pub use outbox::{Drained, Outbox, Outgoing, Pushed};
-pub use publication::SharedPublication;
+pub use publication::{Coalesce, SharedPublication};
 pub use registry::{Registry, StreamState, Subscriber};
 
 use crate::config::Config;
@@ -478,7 +478,15 @@ impl Hub {
 
 impl BrokerHandler for Inner {
     fn handle_publication(&self, publication: Arc<Publication>) {
-        let shared = SharedPublication::new(publication);
+        // One namespace lookup per publication (not per subscriber) for its coalescing window.
+        let coalesce = self.channels.parse(&publication.channel).map_or_else(
+            |_| Coalesce::default(),
+            |(_, r)| Coalesce {
+                max_delay_ms: u32::try_from(r.options.batch_max_delay.0.as_millis()).unwrap_or(u32::MAX),
+                max_size: u32::try_from(r.options.batch_max_size).unwrap_or(u32::MAX),
+            },
+        );
+        let shared = SharedPublication::with_coalesce(publication, coalesce);
         // A full outbox turns its connection slow by itself; the writer reports it.
         self.registry.fan_out(&shared, self.config.client.queue_max_size);
     }

@@ -6,24 +6,39 @@
 
 use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
-
-use crate::protocol::codec::Codec;
+use crate::protocol::codec::{Codec, Framed};
 use crate::protocol::Publication;
+
+/// How long a connection may hold a publication to send it with the next ones (the
+/// namespace's `batch_max_delay` / `batch_max_size`); zero delay: send at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Coalesce {
+    /// Longest hold, in ms.
+    pub max_delay_ms: u32,
+    /// Send once this many messages are held (0: no count limit).
+    pub max_size: u32,
+}
 
 /// A publication shared by every subscriber it is delivered to.
 #[derive(Debug)]
 pub struct SharedPublication {
     /// The record.
     pub publication: Arc<Publication>,
-    /// The push's bytes per codec ([`Codec::slot`]), each encoded at most once.
-    encoded: [OnceLock<Bytes>; Codec::COUNT],
+    /// Its namespace's coalescing window.
+    pub coalesce: Coalesce,
+    /// The push's framed bytes per codec ([`Codec::slot`]), each encoded at most once.
+    encoded: [OnceLock<Framed>; Codec::COUNT],
 }
 
 impl SharedPublication {
     /// Wraps a publication for fan-out.
     pub fn new(publication: Arc<Publication>) -> Arc<Self> {
-        Arc::new(Self { publication, encoded: Default::default() })
+        Self::with_coalesce(publication, Coalesce::default())
+    }
+
+    /// Wraps a publication for fan-out in a namespace with a coalescing window.
+    pub fn with_coalesce(publication: Arc<Publication>, coalesce: Coalesce) -> Arc<Self> {
+        Arc::new(Self { publication, coalesce, encoded: Default::default() })
     }
 
     /// Bytes the outbox charges for this publication: payload plus envelope, an estimate
@@ -34,13 +49,20 @@ impl SharedPublication {
     }
 
     /// The encoded push in `codec`, encoded at most once per publication.
-    pub fn encoded(&self, codec: Codec) -> &Bytes {
-        self.encoded[codec.slot()].get_or_init(|| codec.encode_publication(&self.publication, self.cost()))
+    pub fn encoded(&self, codec: Codec) -> &[u8] {
+        self.framed(codec).body()
+    }
+
+    /// The encoded push in `codec` with its stream framing (see [`Framed`]), shared.
+    pub fn framed(&self, codec: Codec) -> &Framed {
+        self.encoded[codec.slot()].get_or_init(|| codec.frame_publication(&self.publication, self.cost()))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     #[test]
@@ -50,10 +72,11 @@ mod tests {
             data: Bytes::from_static(b"1"),
             ..Default::default()
         }));
-        let a = p.encoded(Codec::Json).clone();
-        let b = p.encoded(Codec::Json).clone();
+        let a = p.framed(Codec::Json).frame().clone();
+        let b = p.framed(Codec::Json).frame().clone();
         assert_eq!(a.as_ptr(), b.as_ptr(), "second subscriber must share the first encoding");
-        assert_eq!(&a[..], br#"{"push":{"channel":"c","pub":{"data":1}}}"#);
-        assert_eq!(&p.encoded(Codec::JsonUni)[..], br#"{"channel":"c","pub":{"data":1}}"#);
+        let a = p.encoded(Codec::Json);
+        assert_eq!(a, br#"{"push":{"channel":"c","pub":{"data":1}}}"#);
+        assert_eq!(p.encoded(Codec::JsonUni), br#"{"channel":"c","pub":{"data":1}}"#);
     }
 }

@@ -95,6 +95,37 @@ pub fn put_varint(out: &mut Vec<u8>, mut len: usize) {
     out.push(len as u8);
 }
 
+/// WebSocket opcode of a text frame.
+pub const WS_TEXT: u8 = 0x1;
+/// WebSocket opcode of a binary frame.
+pub const WS_BINARY: u8 = 0x2;
+
+/// Length of a server (unmasked) WebSocket frame header for a `len`-byte payload.
+pub fn ws_header_len(len: usize) -> usize {
+    match len {
+        0..=125 => 2,
+        126..=0xffff => 4,
+        _ => 10,
+    }
+}
+
+/// Appends the header of a final, unmasked WebSocket frame (RFC 6455 section 5.2) with
+/// `opcode` and a `len`-byte payload: what a server puts before every frame it sends.
+pub fn put_ws_header(out: &mut Vec<u8>, opcode: u8, len: usize) {
+    out.push(0x80 | (opcode & 0x0f));
+    match len {
+        0..=125 => out.push(len as u8),
+        126..=0xffff => {
+            out.push(126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +142,21 @@ mod tests {
         assert_eq!(check_line(b"{}\n{", 10), Ok(LineCheck::Complete { len: 2 }));
         assert_eq!(check_line(b"0123456789x", 10), Err(FrameError::TooLarge { limit: 10 }));
         assert_eq!(check_line(b"0123456789\n", 10), Ok(LineCheck::Complete { len: 10 }));
+    }
+
+    #[test]
+    fn websocket_headers_use_the_shortest_length_form() {
+        for (len, want) in [(0, vec![0x81, 0]), (125, vec![0x81, 125]), (126, vec![0x81, 126, 0, 126])] {
+            let mut out = Vec::new();
+            put_ws_header(&mut out, WS_TEXT, len);
+            assert_eq!(out, want);
+            assert_eq!(ws_header_len(len), out.len());
+        }
+        let mut out = Vec::new();
+        put_ws_header(&mut out, WS_BINARY, 65_536);
+        assert_eq!(out, vec![0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+        assert_eq!(ws_header_len(65_535), 4);
+        assert_eq!(ws_header_len(65_536), 10);
     }
 
     #[test]

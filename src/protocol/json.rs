@@ -24,6 +24,9 @@ pub enum DecodeError {
     /// Not JSON, or a field of the wrong type.
     #[error("malformed JSON command: {0}")]
     Malformed(#[from] serde_json::Error),
+    /// A unidirectional connect request that is not one.
+    #[error("not a connect request")]
+    NotConnect,
 }
 
 #[derive(Deserialize)]
@@ -153,6 +156,22 @@ impl RawSubscribe<'_> {
             delta: self.delta,
             flag: self.flag,
         }
+    }
+}
+
+/// Decodes a unidirectional transport's connect request: a bare `ConnectRequest` object
+/// (an empty body is an empty request), the `connect` member of a command on its own.
+pub fn decode_connect_request(body: &[u8]) -> Result<crate::protocol::ConnectRequest, DecodeError> {
+    let body = body.trim_ascii();
+    let body = if body.is_empty() { &b"{}"[..] } else { body };
+    // Wrapped into a command to reuse its decoder (and its checks).
+    let mut wrapped = Vec::with_capacity(body.len() + 16);
+    wrapped.extend_from_slice(b"{\"id\":1,\"connect\":");
+    wrapped.extend_from_slice(body);
+    wrapped.push(b'}');
+    match decode_command(&wrapped)?.body {
+        crate::protocol::CommandBody::Connect(req) => Ok(req),
+        _ => Err(DecodeError::NotConnect),
     }
 }
 

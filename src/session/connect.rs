@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use rand::Rng;
 
 use super::{Session, State, Sub, VERSION};
 use crate::auth::TokenError;
@@ -110,10 +109,6 @@ impl Session {
         for p in pending {
             p.go_live(&self.outbox);
         }
-        // The first ping is jittered between half and the whole interval, as Centrifugo
-        // does, so connections opened together do not ping together.
-        let interval_ms = super::millis(cfg.ping_interval.0);
-        self.next_ping_ms = now_ms.saturating_add(rand::rng().random_range(interval_ms / 2..=interval_ms));
         Ok(())
     }
 

@@ -2,11 +2,14 @@
 //!
 //! A transport decodes commands and hands them to [`Session::handle`] with the current
 //! time; the session checks them, talks to the hub, and queues replies and pushes in the
-//! connection's [`Outbox`]. Timers (pings, pong deadline, stale and expiry checks) are
-//! driven by [`Session::tick`] at [`Session::next_deadline`], so tests step time instead of
-//! sleeping. A returned [`Disconnect`] tells the transport to close after flushing.
+//! connection's [`Outbox`]. Timers (stale and expiry checks) are driven by
+//! [`Session::tick`] at [`Session::next_deadline`], so tests step time instead of sleeping;
+//! pings and pongs are the [`heartbeat::Heartbeat`]'s, which the connection driver runs
+//! even while the session waits on the engine. A returned [`Disconnect`] tells the
+//! transport to close after flushing.
 
 mod connect;
+pub mod heartbeat;
 mod subscribe;
 #[cfg(test)]
 mod tests;
@@ -127,8 +130,6 @@ pub struct Session {
     subs: HashMap<String, Sub>,
     created_ms: u64,
     failed_ms: u64,
-    next_ping_ms: u64,
-    pong_deadline_ms: Option<u64>,
 }
 
 impl Session {
@@ -150,9 +151,12 @@ impl Session {
             subs: HashMap::new(),
             created_ms: now_ms,
             failed_ms: 0,
-            next_ping_ms: u64::MAX,
-            pong_deadline_ms: None,
         }
+    }
+
+    /// The hub this session lives in.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     /// The client id.
@@ -212,7 +216,7 @@ impl Session {
         }
         if cmd.id == 0 {
             return match cmd.body {
-                CommandBody::Empty => self.pong(),
+                // Pongs are the heartbeat's (the driver's); one reaching the session was not asked for.
                 CommandBody::Send(_) => Err(Disconnect::NOT_AVAILABLE),
                 _ => Err(Disconnect::BAD_REQUEST),
             };
@@ -235,7 +239,7 @@ impl Session {
             CommandBody::Send(_) => return Err(Disconnect::NOT_AVAILABLE),
             CommandBody::Refresh(req) => return self.refresh(id, &req.token, now_ms),
             CommandBody::SubRefresh(req) => return self.sub_refresh(id, &req.channel, &req.token, now_ms),
-            CommandBody::Empty => return self.pong(),
+            CommandBody::Empty => return Err(Disconnect::BAD_REQUEST),
             CommandBody::Unknown => self.error(id, ClientError::MethodNotFound),
         }
         Ok(())
@@ -291,14 +295,6 @@ impl Session {
                 }),
             ),
             Err(e) => self.error(id, e.client_error()),
-        }
-    }
-
-    fn pong(&mut self) -> Result<(), Disconnect> {
-        // A pong nobody asked for is a protocol violation (Centrifugo: 3501).
-        match self.pong_deadline_ms.take() {
-            Some(_) => Ok(()),
-            None => Err(Disconnect::BAD_REQUEST),
         }
     }
 
@@ -397,16 +393,6 @@ impl Session {
             }
             State::Connected => {}
         }
-        if self.pong_deadline_ms.is_some_and(|d| now_ms >= d) {
-            return Err(Disconnect::NO_PONG);
-        }
-        if now_ms >= self.next_ping_ms {
-            self.outbox.push(Outgoing::Ping);
-            self.next_ping_ms = now_ms.saturating_add(millis(cfg.ping_interval.0));
-            if self.pong_expected() && self.pong_deadline_ms.is_none() {
-                self.pong_deadline_ms = Some(now_ms.saturating_add(millis(cfg.pong_timeout.0)));
-            }
-        }
         let now_s = now_ms / 1000;
         if self.expire_at.is_some_and(|at| now_s >= at.saturating_add(cfg.expired_close_delay.0.as_secs())) {
             return Err(Disconnect::EXPIRED);
@@ -432,10 +418,7 @@ impl Session {
             State::Connecting => self.created_ms.saturating_add(millis(cfg.stale_close_delay.0)),
             State::Failed => self.failed_ms.saturating_add(FAILED_CLOSE_DELAY_MS),
             State::Connected => {
-                let mut next = self.next_ping_ms;
-                if let Some(d) = self.pong_deadline_ms {
-                    next = next.min(d);
-                }
+                let mut next = u64::MAX;
                 let to_ms = |at: u64, grace: u64| at.saturating_add(grace).saturating_mul(1000);
                 if let Some(at) = self.expire_at {
                     next = next.min(to_ms(at, cfg.expired_close_delay.0.as_secs()));
@@ -452,6 +435,13 @@ impl Session {
 
     fn pong_expected(&self) -> bool {
         self.transport.bidirectional && !self.hub.config().client.pong_timeout.0.is_zero()
+    }
+
+    /// This connection's ping and pong timers (`client.ping_interval`, `client.pong_timeout`;
+    /// pongs only on bidirectional transports), for the driver to run.
+    pub fn heartbeat(&self) -> heartbeat::Heartbeat {
+        let cfg = &self.hub.config().client;
+        heartbeat::Heartbeat::new(millis(cfg.ping_interval.0), self.pong_expected().then(|| millis(cfg.pong_timeout.0)))
     }
 
     /// Releases everything the connection holds in the hub. Call once when it ends.

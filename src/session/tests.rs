@@ -79,22 +79,15 @@ async fn stale_connection_times_out_at_its_deadline() {
 }
 
 #[tokio::test]
-async fn pings_and_the_pong_deadline() {
+async fn the_heartbeat_follows_the_config_and_the_transport() {
     let (hub, auth) = setup("[client]\nping_interval = \"10s\"\npong_timeout = \"4s\"");
-    let (mut s, outbox) = session(&hub, &auth);
-    s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
-    drain(&outbox);
-    let first = s.next_deadline();
-    assert!((T0 + 5_000..=T0 + 10_000).contains(&first), "first ping is jittered into [interval/2, interval]");
-    s.tick(first).await.expect("ping");
-    let (items, _) = drain(&outbox);
-    assert!(matches!(items.as_slice(), [Outgoing::Ping]));
-    assert_eq!(s.next_deadline(), first + 4_000, "the pong deadline comes before the next ping");
-    // A pong in time clears it.
-    s.handle(Command { id: 0, body: CommandBody::Empty }, first + 1_000).await.expect("pong");
-    assert_eq!(s.next_deadline(), first + 10_000);
-    s.tick(first + 10_000).await.expect("second ping");
-    assert_eq!(s.tick(first + 14_000).await, Err(Disconnect::NO_PONG));
+    let (s, _) = session(&hub, &auth);
+    let mut h = s.heartbeat();
+    h.start(T0);
+    let first = h.next_deadline();
+    assert!((T0 + 5_000..=T0 + 10_000).contains(&first), "ping_interval is the heartbeat's");
+    h.tick(first);
+    assert_eq!(h.next_deadline(), first + 4_000, "pong_timeout is the heartbeat's");
 }
 
 #[tokio::test]
@@ -106,10 +99,8 @@ async fn connection_expires_after_the_grace_period() {
     let (items, _) = drain(&outbox);
     let Outgoing::Reply(Reply { body: ReplyBody::Connect(result), .. }) = &items[0] else { panic!("connect reply") };
     assert_eq!((result.expiry.expires, result.expiry.ttl), (true, 60));
-    assert_eq!(s.tick(exp * 1000 + 24_000).await.err().filter(|d| *d != Disconnect::NO_PONG), None);
-    let mut s2 = s;
-    s2.pong_deadline_ms = None;
-    assert_eq!(s2.tick(exp * 1000 + 25_000).await, Err(Disconnect::EXPIRED));
+    assert_eq!(s.tick(exp * 1000 + 24_000).await, Ok(()), "within expired_close_delay");
+    assert_eq!(s.tick(exp * 1000 + 25_000).await, Err(Disconnect::EXPIRED));
 }
 
 #[tokio::test]
@@ -125,8 +116,6 @@ async fn expired_subscription_token_unsubscribes_with_2501() {
     };
     s.handle(cmd, T0).await.expect("subscribe");
     drain(&outbox);
-    s.pong_deadline_ms = None;
-    s.next_ping_ms = u64::MAX;
     assert_eq!(s.next_deadline(), (exp + 25) * 1000);
     s.tick((exp + 25) * 1000).await.expect("tick");
     let (items, _) = drain(&outbox);
@@ -257,8 +246,6 @@ async fn huge_connection_expiry_is_clamped_to_a_year_not_wrapped() {
         s.handle(connect_cmd(claims.clone()), T0).await.expect("connect");
         let (items, _) = drain(&outbox);
         assert_eq!(ttl_of(&items[0]), Some(YEAR), "{claims}");
-        s.pong_deadline_ms = None;
-        s.next_ping_ms = u64::MAX;
         assert_eq!(s.tick(T0 + 1_000).await, Ok(()), "not closed at once: {claims}");
         let year_ms = MAX_EXPIRY_AHEAD_SECS * 1000;
         assert_eq!(s.next_deadline(), T0 + year_ms + 25_000, "expires a year (plus grace) on");
@@ -275,8 +262,6 @@ async fn huge_refresh_expiry_is_clamped_to_a_year() {
     s.handle(refresh_cmd(2, token(json!({"sub": "1", "exp": u64::MAX}))), T0).await.expect("refresh");
     let (items, _) = drain(&outbox);
     assert_eq!(ttl_of(&items[0]), Some(YEAR));
-    s.pong_deadline_ms = None;
-    s.next_ping_ms = u64::MAX;
     assert_eq!(s.tick(T0 + 120_000).await, Ok(()), "the refreshed connection outlives the old exp");
     // The server API's refresh goes through the same clamp.
     s.handle_control(
@@ -306,8 +291,6 @@ async fn huge_subscription_expiry_is_clamped_to_a_year() {
     let (items, _) = drain(&outbox);
     let ttls: Vec<_> = items.iter().filter_map(ttl_of).collect();
     assert_eq!(ttls, vec![0, YEAR, YEAR], "connect (no expiry), subscribe, sub_refresh");
-    s.pong_deadline_ms = None;
-    s.next_ping_ms = u64::MAX;
     s.tick(T0 + 1_000).await.expect("tick");
     assert!(drain(&outbox).0.is_empty(), "no unsubscribe 2501 at once");
     assert_eq!(s.channels().collect::<Vec<_>>(), vec!["$p"]);

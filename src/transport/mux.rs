@@ -1,9 +1,10 @@
 //! The multiplexed (native) mode, written once against a small trait that both
 //! WebTransport sessions (wtransport) and raw QUIC connections (quinn) implement.
 //!
-//! One task per connection, like every transport: it selects over the outbox, the control
-//! stream, client datagrams, finished stream writes and the session's timer. Replies and
-//! non-publication pushes go on the control stream. Each subscription gets a server-opened
+//! One task per connection runs the connection driver (`driver.rs`), like every transport;
+//! this is its framing: control frames in, finished stream writes and client datagrams
+//! watched while it waits for them. Replies and non-publication pushes go on the control
+//! stream. Each subscription gets a server-opened
 //! unidirectional stream (a *lane*) that starts with a [`StreamHeader`]; its publications
 //! are appended to the lane's buffer and written by a future that owns the stream, so a
 //! lane blocked by flow control never delays another lane or the control stream. All bytes
@@ -26,9 +27,10 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
-use super::{now_ms, write_failure};
-use crate::hub::{Control, Drained, Hub, Outbox, Outgoing};
-use crate::protocol::codec::Codec;
+use super::driver::{self, Inbound, Transport, WriteError};
+use super::now_ms;
+use crate::hub::{Hub, Outbox, Outgoing};
+use crate::protocol::codec::{Codec, Framed};
 use crate::protocol::native::{self, ServerFrame, StreamHeader, WireReply};
 use crate::protocol::{ClientError, Command, CommandBody, Disconnect, PublishRequest, ReplyBody};
 use crate::session::{Auth, Session, TransportInfo};
@@ -330,10 +332,11 @@ impl<M: Mux> Lanes<M> {
     }
 
     /// Queues a publication body for `channel`. Err(SLOW) when the connection's bound is passed.
-    fn publish(&mut self, channel: &str, body: &Bytes) -> Result<bool, Disconnect> {
+    fn publish(&mut self, channel: &str, framed: &Framed) -> Result<bool, Disconnect> {
         let Some(&sub) = self.by_channel.get(channel) else { return Ok(false) };
         let Some(lane) = self.lanes.get_mut(&sub) else { return Ok(false) };
         if lane.datagram {
+            let body = framed.body();
             let mut d = Vec::with_capacity(body.len() + 5);
             native::put_datagram(&mut d, sub, body);
             let fits = self.mux.max_datagram_size().is_some_and(|max| d.len() <= max);
@@ -341,10 +344,9 @@ impl<M: Mux> Lanes<M> {
                 return Ok(true);
             }
         }
-        let before = lane.pending.len();
-        crate::protocol::framing::put_varint(&mut lane.pending, body.len());
-        lane.pending.extend_from_slice(body);
-        self.queued += lane.pending.len() - before;
+        // The varint-framed bytes every subscriber of this publication shares.
+        lane.pending.extend_from_slice(framed.frame());
+        self.queued += framed.frame().len();
         if self.queued > self.max_queued {
             return Err(Disconnect::SLOW);
         }
@@ -420,188 +422,251 @@ enum PendingCommand {
     Unsubscribe(String),
 }
 
-/// Drives one native-mode connection whose control stream is `control` until it closes.
+/// Serves one native-mode connection whose control stream is `control` until it closes.
 pub async fn run<M: Mux>(ctx: Ctx, mux: M, control: (M::Send, M::Recv), info: TransportInfo) {
-    let metrics = ctx.hub.metrics().clone();
-    let tm = metrics.transport(info.name);
     let cfg = ctx.hub.config().clone();
     let outbox = Outbox::new(cfg.client.queue_max_size);
-    let mut session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), info, now_ms());
-    let (mut send, mut recv) = control;
+    let session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), info, now_ms());
+    let (send, recv) = control;
     send.set_priority(CONTROL_PRIORITY);
-    let mut lanes = Lanes::new(mux.clone(), cfg.client.queue_max_size);
-    let write_timeout = cfg.websocket.write_timeout.0;
-    let mut shutdown = ctx.shutdown.clone();
-    let mut pending: VecDeque<(u32, PendingCommand)> = VecDeque::new();
-    let mut drained = Vec::new();
-    let mut controls = Vec::new();
-    let mut out = Vec::new();
-    let mut inbuf: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; READ_CHUNK_BYTES];
-    let mut notices = 0u32;
-    let mut next_datagram_id = native::RESERVED_ID_BASE;
-
-    let close: Option<Disconnect> = loop {
-        let wait = Duration::from_millis(session.next_deadline().saturating_sub(now_ms()));
-        tokio::select! {
-            biased;
-            () = outbox.notified() => {
-                let status = outbox.drain(&mut drained);
-                let mut slow = None;
-                for item in drained.drain(..) {
-                    match item {
-                        Outgoing::Publication(p) => {
-                            let body = p.encoded(Codec::Native);
-                            match lanes.publish(&p.publication.channel, body) {
-                                Ok(true) => { tm.messages_sent.fetch_add(1, Ordering::Relaxed); }
-                                Ok(false) => {}
-                                Err(d) => { slow = Some(d); break; }
-                            }
-                        }
-                        Outgoing::Reply(r) => {
-                            if r.id >= native::RESERVED_ID_BASE {
-                                // A datagram publish: only failures are reported.
-                                if let ReplyBody::Error(e) = r.body {
-                                    notices += 1;
-                                    native::put_frame(&mut out, &ServerFrame::Notice(e.code(), format!("datagram publish: {}", e.message())));
-                                }
-                                continue;
-                            }
-                            let mut sub = 0;
-                            let cmd = pending.iter().position(|(id, _)| *id == r.id).and_then(|i| pending.remove(i));
-                            match (cmd, &r.body) {
-                                (Some((_, PendingCommand::Subscribe(ch))), ReplyBody::Subscribe(_)) => {
-                                    sub = lanes.open(&ch, datagram_delivery(&ctx.hub, &ch));
-                                }
-                                (Some((_, PendingCommand::Unsubscribe(ch))), ReplyBody::Unsubscribe)
-                                    if !session.channels().any(|c| c == ch) =>
-                                {
-                                    lanes.close(&ch);
-                                }
-                                (_, ReplyBody::Connect(result)) => {
-                                    for ch in result.subs.keys() {
-                                        lanes.open(ch, datagram_delivery(&ctx.hub, ch));
-                                    }
-                                }
-                                _ => {}
-                            }
-                            let wire: WireReply = native::reply_to_wire(&r, sub, &|ch| lanes.sub_of(ch));
-                            native::put_frame(&mut out, &ServerFrame::Reply(wire));
-                            tm.messages_sent.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Outgoing::Push(p) => {
-                            let mut sub = 0;
-                            match &p {
-                                crate::protocol::Push::Subscribe { channel, .. } => {
-                                    sub = lanes.open(channel, datagram_delivery(&ctx.hub, channel));
-                                }
-                                crate::protocol::Push::Unsubscribe { channel, .. } => lanes.close(channel),
-                                _ => {}
-                            }
-                            if let Some(frame) = native::push_to_frame(&p, sub) {
-                                native::put_frame(&mut out, &frame);
-                                tm.messages_sent.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        Outgoing::Ping => native::put_frame(&mut out, &ServerFrame::Ping),
-                        Outgoing::Control(c) => controls.push(c),
-                    }
-                }
-                if let Some(d) = slow {
-                    break Some(d);
-                }
-                if !write_control(&mut send, &mut out, write_timeout, tm).await {
-                    break Some(write_failure(&outbox));
-                }
-                if let Drained::Close(d) = status {
-                    break Some(d);
-                }
-                for control in controls.drain(..) {
-                    apply_control(&mut session, &outbox, control).await;
-                }
-                if notices > MAX_NOTICES {
-                    break Some(Disconnect::TOO_MANY_ERRORS);
-                }
-                if drained.capacity() > 64 {
-                    drained = Vec::new();
-                }
-            }
-            Some(w) = lanes.in_flight.next(), if !lanes.in_flight.is_empty() => {
-                lanes.written(w);
-            }
-            read = recv.read(&mut chunk) => {
-                let Ok(Some(n)) = read else { break None };
-                if outbox.is_closing() {
-                    continue;
-                }
-                tm.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
-                inbuf.extend_from_slice(&chunk[..n]);
-                if let Err(d) = handle_control_bytes(&mut session, &mut inbuf, &mut pending, ctx.message_size_limit, tm).await {
-                    outbox.close(d);
-                }
-                if inbuf.is_empty() && inbuf.capacity() > READ_CHUNK_BYTES {
-                    inbuf = Vec::new();
-                }
-            }
-            datagram = mux.read_datagram() => {
-                let Ok(datagram) = datagram else { break None };
-                if outbox.is_closing() || !session.is_connected() {
-                    continue;
-                }
-                let target = match native::split_datagram(&datagram) {
-                    Err(_) => Err("malformed datagram".to_string()),
-                    Ok((sub, data)) => match lanes.channel_of(sub) {
-                        Some(ch) => Ok((ch.to_string(), Bytes::copy_from_slice(data))),
-                        None => Err(format!("datagram for unknown subscription {sub}")),
-                    },
-                };
-                match target {
-                    Ok((channel, data)) => {
-                        next_datagram_id = next_datagram_id.checked_add(1).unwrap_or(native::RESERVED_ID_BASE);
-                        let body = CommandBody::Publish(PublishRequest { channel, data: Some(data) });
-                        if let Err(d) = session.handle(Command { id: next_datagram_id, body }, now_ms()).await {
-                            outbox.close(d);
-                        }
-                    }
-                    Err(message) => {
-                        notices += 1;
-                        native::put_frame(&mut out, &ServerFrame::Notice(ClientError::BadRequest.code(), message));
-                    }
-                }
-                if !write_control(&mut send, &mut out, write_timeout, tm).await {
-                    break Some(write_failure(&outbox));
-                }
-                if notices > MAX_NOTICES {
-                    break Some(Disconnect::TOO_MANY_ERRORS);
-                }
-            }
-            _ = shutdown.changed() => {
-                outbox.close(Disconnect::SHUTDOWN);
-            }
-            () = tokio::time::sleep(wait) => {
-                if let Err(d) = session.tick(now_ms()).await {
-                    outbox.close(d);
-                }
-            }
-        }
+    let native = Native {
+        lanes: Lanes::new(mux.clone(), cfg.client.queue_max_size),
+        mux,
+        send,
+        recv,
+        info,
+        hub: ctx.hub.clone(),
+        limit: ctx.message_size_limit,
+        shutdown: Some(ctx.shutdown.clone()),
+        pending: VecDeque::new(),
+        out: Vec::new(),
+        inbuf: Vec::new(),
+        chunk: vec![0; READ_CHUNK_BYTES].into_boxed_slice(),
+        notices: 0,
+        next_datagram_id: native::RESERVED_ID_BASE,
+        connected: false,
     };
+    driver::run(native, session, outbox, Vec::new()).await;
+}
 
-    session.close().await;
-    tracing::debug!(client = %session.client_id(), streams = lanes.opened, "native connection ends");
-    if let Some(d) = close {
-        metrics.disconnects.inc(&d.code.to_string());
-        if d == Disconnect::SLOW {
-            metrics.slow_disconnects.fetch_add(1, Ordering::Relaxed);
+/// The framing of one native-mode connection: postcard frames on the control stream, a
+/// stream per subscription, datagrams.
+struct Native<M: Mux> {
+    mux: M,
+    lanes: Lanes<M>,
+    send: M::Send,
+    recv: M::Recv,
+    info: TransportInfo,
+    hub: Hub,
+    limit: usize,
+    /// Server shutdown, until it has been seen.
+    shutdown: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Subscribe/unsubscribe commands whose replies are not written yet.
+    pending: VecDeque<(u32, PendingCommand)>,
+    /// Control-stream bytes waiting for the next write.
+    out: Vec<u8>,
+    inbuf: Vec<u8>,
+    chunk: Box<[u8]>,
+    notices: u32,
+    next_datagram_id: u32,
+    /// The connect reply went out: datagram publishes are taken from now on.
+    connected: bool,
+}
+
+impl<M: Mux> Native<M> {
+    fn tm(&self) -> &crate::metrics::TransportMetrics {
+        self.hub.metrics().transport(self.info.name)
+    }
+
+    /// The next whole control frame in `inbuf`, if one is there.
+    fn take_frame(&mut self) -> Result<Option<Bytes>, Disconnect> {
+        match crate::protocol::framing::check_varint(&self.inbuf, self.limit) {
+            Err(_) => Err(Disconnect::custom(Disconnect::BAD_REQUEST.code, "message size limit exceeded")),
+            Ok(crate::protocol::framing::VarintCheck::Incomplete) => Ok(None),
+            Ok(crate::protocol::framing::VarintCheck::Complete { header, len }) => {
+                let frame = Bytes::copy_from_slice(&self.inbuf[header..header + len]);
+                self.inbuf.drain(..header + len);
+                if self.inbuf.is_empty() && self.inbuf.capacity() > READ_CHUNK_BYTES {
+                    self.inbuf = Vec::new();
+                }
+                Ok(Some(frame))
+            }
         }
-        out.clear();
-        native::put_frame(&mut out, &ServerFrame::Disconnect(d.code, d.reason.to_string()));
+    }
+
+    fn notice(&mut self, code: u32, message: String) {
+        self.notices += 1;
+        native::put_frame(&mut self.out, &ServerFrame::Notice(code, message));
+    }
+
+    /// A client datagram: a fire-and-forget publish into its subscription's channel.
+    fn datagram(&mut self, datagram: &[u8]) -> Inbound {
+        if !self.connected {
+            return Inbound::Commands(Vec::new());
+        }
+        let target = match native::split_datagram(datagram) {
+            Err(_) => Err("malformed datagram".to_string()),
+            Ok((sub, data)) => match self.lanes.channel_of(sub) {
+                Some(ch) => Ok((ch.to_string(), Bytes::copy_from_slice(data))),
+                None => Err(format!("datagram for unknown subscription {sub}")),
+            },
+        };
+        match target {
+            Ok((channel, data)) => {
+                self.next_datagram_id = self.next_datagram_id.checked_add(1).unwrap_or(native::RESERVED_ID_BASE);
+                let body = CommandBody::Publish(PublishRequest { channel, data: Some(data) });
+                Inbound::Commands(vec![Command { id: self.next_datagram_id, body }])
+            }
+            Err(message) => {
+                self.notice(ClientError::BadRequest.code(), message);
+                if self.notices > MAX_NOTICES { Inbound::Close(Disconnect::TOO_MANY_ERRORS) } else { Inbound::Flush }
+            }
+        }
+    }
+
+    /// Encodes one outgoing item: publications into their lanes, the rest into `out`.
+    fn put(&mut self, item: Outgoing) -> Result<(), Disconnect> {
+        match item {
+            Outgoing::Publication(p) => {
+                if self.lanes.publish(&p.publication.channel, p.framed(Codec::Native))? {
+                    self.tm().messages_sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Outgoing::Reply(r) => {
+                if r.id >= native::RESERVED_ID_BASE {
+                    // A datagram publish: only failures are reported.
+                    if let ReplyBody::Error(e) = r.body {
+                        self.notice(e.code(), format!("datagram publish: {}", e.message()));
+                    }
+                    return Ok(());
+                }
+                let mut sub = 0;
+                let cmd = self.pending.iter().position(|(id, _)| *id == r.id).and_then(|i| self.pending.remove(i));
+                match (cmd, &r.body) {
+                    (Some((_, PendingCommand::Subscribe(ch))), ReplyBody::Subscribe(_)) => {
+                        sub = self.lanes.open(&ch, datagram_delivery(&self.hub, &ch));
+                    }
+                    (Some((_, PendingCommand::Unsubscribe(ch))), ReplyBody::Unsubscribe) => self.lanes.close(&ch),
+                    (_, ReplyBody::Connect(result)) => {
+                        self.connected = true;
+                        for ch in result.subs.keys() {
+                            self.lanes.open(ch, datagram_delivery(&self.hub, ch));
+                        }
+                    }
+                    _ => {}
+                }
+                let wire: WireReply = native::reply_to_wire(&r, sub, &|ch| self.lanes.sub_of(ch));
+                native::put_frame(&mut self.out, &ServerFrame::Reply(wire));
+                self.tm().messages_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Outgoing::Push(p) => {
+                let mut sub = 0;
+                match &p {
+                    crate::protocol::Push::Subscribe { channel, .. } => {
+                        sub = self.lanes.open(channel, datagram_delivery(&self.hub, channel));
+                    }
+                    crate::protocol::Push::Unsubscribe { channel, .. } => self.lanes.close(channel),
+                    _ => {}
+                }
+                if let Some(frame) = native::push_to_frame(&p, sub) {
+                    native::put_frame(&mut self.out, &frame);
+                    self.tm().messages_sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Outgoing::Ping => native::put_frame(&mut self.out, &ServerFrame::Ping),
+            Outgoing::Control(_) => {}
+        }
+        Ok(())
+    }
+}
+
+impl<M: Mux> Transport for Native<M> {
+    fn info(&self) -> TransportInfo {
+        self.info
+    }
+
+    fn codec(&self) -> Codec {
+        Codec::Native
+    }
+
+    async fn recv(&mut self) -> Inbound {
+        loop {
+            match self.take_frame() {
+                Err(d) => return Inbound::Close(d),
+                Ok(Some(frame)) => return Inbound::Message(frame),
+                Ok(None) => {}
+            }
+            let shutdown = async {
+                match self.shutdown.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(w) = self.lanes.in_flight.next(), if !self.lanes.in_flight.is_empty() => self.lanes.written(w),
+                read = self.recv.read(&mut self.chunk) => {
+                    let Ok(Some(n)) = read else { return Inbound::Gone };
+                    self.hub.metrics().transport(self.info.name).bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                    self.inbuf.extend_from_slice(&self.chunk[..n]);
+                }
+                datagram = self.mux.read_datagram() => {
+                    let Ok(datagram) = datagram else { return Inbound::Gone };
+                    return self.datagram(&datagram);
+                }
+                changed = shutdown => {
+                    self.shutdown = None;
+                    if changed {
+                        return Inbound::Close(Disconnect::SHUTDOWN);
+                    }
+                }
+            }
+        }
+    }
+
+    fn inbound(&mut self, cmd: &Command) {
+        let remembered = match &cmd.body {
+            CommandBody::Subscribe(s) => PendingCommand::Subscribe(s.channel.clone()),
+            CommandBody::Unsubscribe(s) => PendingCommand::Unsubscribe(s.channel.clone()),
+            _ => return,
+        };
+        if self.pending.len() >= MAX_PENDING_COMMANDS {
+            self.pending.pop_front();
+        }
+        self.pending.push_back((cmd.id, remembered));
+    }
+
+    async fn write(&mut self, items: &mut Vec<Outgoing>) -> Result<(), WriteError> {
+        for item in items.drain(..) {
+            self.put(item).map_err(WriteError::Close)?;
+        }
+        if self.notices > MAX_NOTICES {
+            return Err(WriteError::Close(Disconnect::TOO_MANY_ERRORS));
+        }
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = self.send.write_all(&self.out).await;
+        self.tm().bytes_sent.fetch_add(self.out.len() as u64, Ordering::Relaxed);
+        self.out.clear();
+        if self.out.capacity() > READ_CHUNK_BYTES {
+            self.out = Vec::new();
+        }
+        result.map_err(|_| WriteError::Io)
+    }
+
+    async fn close(&mut self, reason: Option<&Disconnect>) {
+        tracing::debug!(streams = self.lanes.opened, "native connection ends");
+        let Some(d) = reason else { return };
+        self.out.clear();
+        native::put_frame(&mut self.out, &ServerFrame::Disconnect(d.code, d.reason.to_string()));
+        let (send, out) = (&mut self.send, &self.out);
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            if send.write_all(&out).await.is_ok() {
+            if send.write_all(out).await.is_ok() {
                 send.finish().await;
             }
         })
         .await;
-        mux.close(u32::from(d.code), d.reason.as_bytes());
+        self.mux.close(u32::from(d.code), d.reason.as_bytes());
     }
 }
 
@@ -609,76 +674,3 @@ pub async fn run<M: Mux>(ctx: Ctx, mux: M, control: (M::Send, M::Recv), info: Tr
 fn datagram_delivery(hub: &Hub, channel: &str) -> bool {
     hub.channels().parse(channel).is_ok_and(|(_, r)| r.options.delivery == "datagram")
 }
-
-/// Writes what the control buffer holds; false when the write failed or timed out.
-async fn write_control<S: SendHalf>(
-    send: &mut S,
-    out: &mut Vec<u8>,
-    timeout: Duration,
-    tm: &crate::metrics::TransportMetrics,
-) -> bool {
-    if out.is_empty() {
-        return true;
-    }
-    let ok = matches!(tokio::time::timeout(timeout, send.write_all(out)).await, Ok(Ok(())));
-    tm.bytes_sent.fetch_add(out.len() as u64, Ordering::Relaxed);
-    out.clear();
-    if out.capacity() > READ_CHUNK_BYTES {
-        *out = Vec::new();
-    }
-    ok
-}
-
-async fn apply_control(session: &mut Session, outbox: &Outbox, control: Control) {
-    if let Err(d) = session.handle_control(control, now_ms()).await {
-        outbox.close(d);
-    }
-}
-
-/// Decodes every whole frame in `inbuf` and hands the commands to the session in order.
-async fn handle_control_bytes(
-    session: &mut Session,
-    inbuf: &mut Vec<u8>,
-    pending: &mut VecDeque<(u32, PendingCommand)>,
-    limit: usize,
-    tm: &crate::metrics::TransportMetrics,
-) -> Result<(), Disconnect> {
-    let mut used = 0;
-    let result = loop {
-        let frame = match crate::protocol::framing::check_varint(&inbuf[used..], limit) {
-            Err(_) => break Err(Disconnect::custom(Disconnect::BAD_REQUEST.code, "message size limit exceeded")),
-            Ok(crate::protocol::framing::VarintCheck::Incomplete) => break Ok(()),
-            Ok(crate::protocol::framing::VarintCheck::Complete { header, len }) => {
-                let body = &inbuf[used + header..used + header + len];
-                used += header + len;
-                body
-            }
-        };
-        let cmd = match native::decode_command(frame) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(error = %e, "bad native command");
-                break Err(Disconnect::BAD_REQUEST);
-            }
-        };
-        tm.messages_received.fetch_add(1, Ordering::Relaxed);
-        match &cmd.body {
-            CommandBody::Subscribe(s) => remember(pending, cmd.id, PendingCommand::Subscribe(s.channel.clone())),
-            CommandBody::Unsubscribe(s) => remember(pending, cmd.id, PendingCommand::Unsubscribe(s.channel.clone())),
-            _ => {}
-        }
-        if let Err(d) = session.handle(cmd, now_ms()).await {
-            break Err(d);
-        }
-    };
-    inbuf.drain(..used);
-    result
-}
-
-fn remember(pending: &mut VecDeque<(u32, PendingCommand)>, id: u32, cmd: PendingCommand) {
-    if pending.len() >= MAX_PENDING_COMMANDS {
-        pending.pop_front();
-    }
-    pending.push_back((id, cmd));
-}
-

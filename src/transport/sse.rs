@@ -9,8 +9,8 @@
 //! for an unknown node or session, 413 over the body limit. There is no close frame on
 //! these transports, so a disconnect is a `disconnect` push before the stream ends.
 //!
-//! One task per connection owns its session, as on every transport; `/emulation`
-//! reaches it through a small bounded channel found by session id. With several nodes,
+//! One task per connection runs the connection driver (`driver.rs`), as on every
+//! transport; `/emulation` reaches it through a small bounded channel found by session id. With several nodes,
 //! a request for another node's session is the place to forward through the broker's
 //! control channel; on one node an unknown node is a 404.
 
@@ -29,8 +29,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::{Framing, apply_controls, drain_json, now_ms};
-use crate::hub::{Drained, Hub, Outbox};
+use super::driver::{self, Inbound, Transport, WriteError};
+use super::{Framing, encode_json, now_ms};
+use crate::hub::{Hub, Outbox, Outgoing};
 use crate::protocol::codec::Codec;
 use crate::protocol::{Command, CommandBody, ConnectRequest, Disconnect, Push, framing, json};
 use crate::session::{Auth, Session, TransportInfo};
@@ -247,16 +248,9 @@ fn bidi_commands(body: &[u8]) -> Result<Vec<Command>, &'static str> {
 /// Parses a unidirectional connect request: a bare `ConnectRequest` object (an empty
 /// body is an empty request).
 fn uni_command(body: &[u8]) -> Result<Vec<Command>, &'static str> {
-    let body = body.trim_ascii();
-    let body = if body.is_empty() { &b"{}"[..] } else { body };
-    // A ConnectRequest is the `connect` member of a command; wrap it to reuse the decoder.
-    let mut wrapped = Vec::with_capacity(body.len() + 16);
-    wrapped.extend_from_slice(b"{\"id\":1,\"connect\":");
-    wrapped.extend_from_slice(body);
-    wrapped.push(b'}');
-    match json::decode_command(&wrapped) {
-        Ok(cmd @ Command { body: CommandBody::Connect(_), .. }) => Ok(vec![cmd]),
-        _ => Err("malformed connect request"),
+    match json::decode_connect_request(body) {
+        Ok(req) => Ok(vec![Command { id: 1, body: CommandBody::Connect(req) }]),
+        Err(_) => Err("malformed connect request"),
     }
 }
 
@@ -328,104 +322,105 @@ fn open(ctx: Ctx, kind: Kind, headers: &HeaderMap, commands: Vec<Command>) -> Re
     (StatusCode::OK, out, body).into_response()
 }
 
-/// Drives one streaming connection until the session closes or the client goes away.
+/// Opens one streaming connection and hands it to the driver until it ends.
 async fn run(ctx: Ctx, kind: Kind, commands: Vec<Command>, tx: mpsc::Sender<Bytes>) {
-    let info = kind.info();
-    let metrics = ctx.hub.metrics().clone();
-    let tm = metrics.transport(info.name);
-    tm.accepted.fetch_add(1, Ordering::Relaxed);
-    tm.connections.fetch_add(1, Ordering::Relaxed);
-    let cfg = ctx.hub.config().clone();
-    let outbox = Outbox::new(cfg.client.queue_max_size);
-    let mut session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), info, now_ms());
-    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Vec<Command>>(EMULATION_CHANNEL_BATCHES);
-    if kind.bidirectional() {
-        ctx.sessions.lock().insert(session.session_id().to_owned(), cmd_tx);
+    let outbox = Outbox::new(ctx.hub.config().client.queue_max_size);
+    let session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), kind.info(), now_ms());
+    let session_id = session.session_id().to_owned();
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Vec<Command>>(EMULATION_CHANNEL_BATCHES);
+    let commands_in = if kind.bidirectional() {
+        ctx.sessions.lock().insert(session_id.clone(), cmd_tx);
+        Some(cmd_rx)
     } else {
-        drop(cmd_tx);
-    }
-    // SSE streams open with a blank line, as Centrifugo's do (some proxies need a first byte).
-    if kind.framing() == Framing::Sse && tx.send(Bytes::from_static(b"\r\n")).await.is_err() {
-        return finish(&ctx, kind, &mut session, tm).await;
-    }
-    for cmd in commands {
-        tm.messages_received.fetch_add(1, Ordering::Relaxed);
-        if let Err(d) = session.handle(cmd, now_ms()).await {
-            outbox.close(d);
-            break;
-        }
-    }
-    let mut commands_open = kind.bidirectional();
-    let close = loop {
-        let wait = Duration::from_millis(session.next_deadline().saturating_sub(now_ms()));
-        tokio::select! {
-            biased;
-            () = outbox.notified() => {
-                let batch = drain_json(&outbox, kind.codec(), kind.framing(), usize::MAX);
-                let mut failed = false;
-                for (chunk, n) in batch.chunks {
-                    let len = chunk.len() as u64;
-                    match tokio::time::timeout(WRITE_TIMEOUT, tx.send(Bytes::from(chunk))).await {
-                        Ok(Ok(())) => {
-                            tm.messages_sent.fetch_add(n as u64, Ordering::Relaxed);
-                            tm.bytes_sent.fetch_add(len, Ordering::Relaxed);
-                        }
-                        _ => { failed = true; break; }
-                    }
-                }
-                if failed {
-                    // The response body is gone or stuck: no disconnect push can reach it.
-                    break None;
-                }
-                if let Drained::Close(d) = batch.status {
-                    break Some(d);
-                }
-                apply_controls(&mut session, batch.controls, &outbox).await;
-            }
-            batch = cmd_rx.recv(), if commands_open => {
-                let Some(batch) = batch else { commands_open = false; continue };
-                if outbox.is_closing() {
-                    continue;
-                }
-                for cmd in batch {
-                    tm.messages_received.fetch_add(1, Ordering::Relaxed);
-                    if let Err(d) = session.handle(cmd, now_ms()).await {
-                        outbox.close(d);
-                        break;
-                    }
-                }
-            }
-            () = tx.closed() => break None,
-            () = tokio::time::sleep(wait) => {
-                if let Err(d) = session.tick(now_ms()).await {
-                    outbox.close(d);
-                }
-            }
-        }
+        None
     };
-    if let Some(d) = close {
-        metrics.disconnects.inc(&d.code.to_string());
-        if d == Disconnect::SLOW {
-            metrics.slow_disconnects.fetch_add(1, Ordering::Relaxed);
-        }
-        // No close frame here: the code travels as a disconnect push, then the stream ends.
-        let mut out = Vec::new();
-        if kind.framing() == Framing::Sse {
-            out.extend_from_slice(b"data: ");
-        }
-        json::encode_push(&mut out, &Push::Disconnect(d), kind.bidirectional());
-        out.extend_from_slice(if kind.framing() == Framing::Sse { b"\n\n" } else { b"\n" });
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, tx.send(Bytes::from(out))).await;
+    // SSE streams open with a blank line, as Centrifugo's do (some proxies need a first byte).
+    if kind.framing() != Framing::Sse || tx.send(Bytes::from_static(b"\r\n")).await.is_ok() {
+        let stream = Stream { kind, tx, commands: commands_in, metrics: ctx.hub.metrics().clone() };
+        driver::run(stream, session, outbox, commands).await;
     }
-    finish(&ctx, kind, &mut session, tm).await;
+    if kind.bidirectional() {
+        ctx.sessions.lock().remove(&session_id);
+    }
 }
 
-async fn finish(ctx: &Ctx, kind: Kind, session: &mut Session, tm: &crate::metrics::TransportMetrics) {
-    if kind.bidirectional() {
-        ctx.sessions.lock().remove(session.session_id());
+/// The framing of one streaming response: JSON chunks into the response body, commands
+/// from `/emulation` posts.
+struct Stream {
+    kind: Kind,
+    tx: mpsc::Sender<Bytes>,
+    /// `/emulation` batches for this session (bidirectional kinds, until the sender is gone).
+    commands: Option<mpsc::Receiver<Vec<Command>>>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Stream {
+    async fn send(&self, chunk: Vec<u8>) -> Result<(), WriteError> {
+        let len = chunk.len() as u64;
+        match tokio::time::timeout(WRITE_TIMEOUT, self.tx.send(Bytes::from(chunk))).await {
+            Ok(Ok(())) => {
+                self.metrics.transport(self.kind.info().name).bytes_sent.fetch_add(len, Ordering::Relaxed);
+                Ok(())
+            }
+            _ => Err(WriteError::Io),
+        }
     }
-    session.close().await;
-    tm.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+impl Transport for Stream {
+    fn info(&self) -> TransportInfo {
+        self.kind.info()
+    }
+
+    fn codec(&self) -> Codec {
+        self.kind.codec()
+    }
+
+    async fn recv(&mut self) -> Inbound {
+        let tx = self.tx.clone();
+        let commands = async {
+            match self.commands.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = tx.closed() => Inbound::Gone,
+            batch = commands => match batch {
+                Some(batch) => Inbound::Commands(batch),
+                None => {
+                    self.commands = None;
+                    Inbound::Commands(Vec::new())
+                }
+            },
+        }
+    }
+
+    async fn write(&mut self, items: &mut Vec<Outgoing>) -> Result<(), WriteError> {
+        let mut next = 0;
+        while next < items.len() {
+            let mut chunk = Vec::new();
+            let n = encode_json(items, &mut next, &mut chunk, self.kind.codec(), self.kind.framing(), usize::MAX);
+            if n > 0 {
+                self.send(chunk).await?;
+                self.metrics.transport(self.kind.info().name).messages_sent.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+        items.clear();
+        Ok(())
+    }
+
+    async fn close(&mut self, reason: Option<&Disconnect>) {
+        // No close frame here: the code travels as a disconnect push, then the stream ends.
+        let Some(d) = reason else { return };
+        let mut out = Vec::new();
+        if self.kind.framing() == Framing::Sse {
+            out.extend_from_slice(b"data: ");
+        }
+        json::encode_push(&mut out, &Push::Disconnect(d.clone()), self.kind.bidirectional());
+        out.extend_from_slice(if self.kind.framing() == Framing::Sse { b"\n\n" } else { b"\n" });
+        let _ = self.send(out).await;
+    }
 }
 
 #[derive(Deserialize)]

@@ -16,11 +16,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use super::{Framing, apply_controls, drain_json, now_ms, write_failure};
-use crate::hub::{Drained, Hub, Outbox};
+use bytes::Bytes;
+
+use super::driver::{self, Inbound, Transport, WriteError};
+use super::{Framing, encode_json, now_ms};
+use crate::hub::{Hub, Outbox, Outgoing};
 use crate::protocol::codec::Codec;
 use crate::protocol::codes::{WS_MESSAGE_TOO_BIG, WS_PROTOCOL_ERROR};
-use crate::protocol::{Command, CommandBody, ConnectRequest, Disconnect, Push, framing, json};
+use crate::protocol::{Command, CommandBody, ConnectRequest, Disconnect, Push, json};
 use crate::session::{Auth, Session, TransportInfo};
 
 /// How long we wait for the client's close frame after sending ours.
@@ -117,122 +120,94 @@ pub async fn run(ctx: Ctx, ws: WebSocket) {
     drive(ctx, ws, Mode::Bidi).await;
 }
 
-async fn drive(ctx: Ctx, mut ws: WebSocket, mode: Mode) {
-    let (info, codec, per_frame) = match mode {
-        Mode::Bidi => (INFO, Codec::Json, usize::MAX),
-        Mode::Uni(_) => (UNI_INFO, Codec::JsonUni, 1),
+async fn drive(ctx: Ctx, ws: WebSocket, mode: Mode) {
+    let (info, codec) = match mode {
+        Mode::Bidi => (INFO, Codec::Json),
+        Mode::Uni(_) => (UNI_INFO, Codec::JsonUni),
     };
-    let metrics = ctx.hub.metrics().clone();
-    let tm = metrics.transport(info.name);
-    tm.accepted.fetch_add(1, Ordering::Relaxed);
-    tm.connections.fetch_add(1, Ordering::Relaxed);
-    let cfg = ctx.hub.config().clone();
-    let outbox = Outbox::new(cfg.client.queue_max_size);
-    let mut session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), info, now_ms());
-    // A unidirectional client sends one connect request (URL or first message), nothing else.
-    let mut awaiting_connect = matches!(mode, Mode::Uni(None));
-    if let Mode::Uni(Some(req)) = mode
-        && let Err(d) = session.handle(Command { id: 1, body: CommandBody::Connect(req) }, now_ms()).await
-    {
-        outbox.close(d);
+    let outbox = Outbox::new(ctx.hub.config().client.queue_max_size);
+    let session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), info, now_ms());
+    let initial = match mode {
+        Mode::Uni(Some(req)) => vec![Command { id: 1, body: CommandBody::Connect(req) }],
+        _ => Vec::new(),
+    };
+    let socket = Socket { ws, info, codec, metrics: ctx.hub.metrics().clone(), write_timeout: ctx.hub.config().websocket.write_timeout.0 };
+    driver::run(socket, session, outbox, initial).await;
+}
+
+/// The framing of a WebSocket connection.
+struct Socket {
+    ws: WebSocket,
+    info: TransportInfo,
+    codec: Codec,
+    metrics: Arc<crate::metrics::Metrics>,
+    write_timeout: Duration,
+}
+
+impl Transport for Socket {
+    fn info(&self) -> TransportInfo {
+        self.info
     }
-    let write_timeout = cfg.websocket.write_timeout.0;
 
-    let close: Option<Disconnect> = loop {
-        let wait = Duration::from_millis(session.next_deadline().saturating_sub(now_ms()));
-        tokio::select! {
-            biased;
-            () = outbox.notified() => {
-                let batch = drain_json(&outbox, codec, Framing::Joined, per_frame);
-                let mut failed = false;
-                for (chunk, n) in batch.chunks {
-                    // Every encoder writes UTF-8 (JSON text); this cannot fail in practice.
-                    let Ok(text) = String::from_utf8(chunk) else {
-                        failed = true;
-                        break;
-                    };
-                    let len = text.len() as u64;
-                    match tokio::time::timeout(write_timeout, ws.send(Message::Text(text.into()))).await {
-                        Ok(Ok(())) => {
-                            tm.messages_sent.fetch_add(n as u64, Ordering::Relaxed);
-                            tm.bytes_sent.fetch_add(len, Ordering::Relaxed);
-                        }
-                        _ => { failed = true; break; }
-                    }
-                }
-                if failed {
-                    break Some(write_failure(&outbox));
-                }
-                if let Drained::Close(d) = batch.status {
-                    break Some(d);
-                }
-                apply_controls(&mut session, batch.controls, &outbox).await;
-            }
-            msg = ws.recv() => {
-                let msg = match msg {
-                    None => break None,
-                    Some(Ok(m)) => m,
-                    Some(Err(e)) => break read_error_close(e),
-                };
-                if outbox.is_closing() {
-                    continue;
-                }
-                match msg {
-                    Message::Text(text) if !info.bidirectional => {
-                        if !awaiting_connect {
-                            continue;
-                        }
-                        awaiting_connect = false;
-                        tm.messages_received.fetch_add(1, Ordering::Relaxed);
-                        let result = match super::sse::uni_connect_request(text.as_bytes()) {
-                            Some(req) => session.handle(Command { id: 1, body: CommandBody::Connect(req) }, now_ms()).await,
-                            None => Err(Disconnect::BAD_REQUEST),
-                        };
-                        if let Err(d) = result {
-                            outbox.close(d);
-                        }
-                    }
-                    Message::Text(text) => {
-                        tm.bytes_received.fetch_add(text.len() as u64, Ordering::Relaxed);
-                        if let Err(d) = handle_frame(&mut session, text.as_bytes(), &metrics).await {
-                            outbox.close(d);
-                        }
-                    }
-                    Message::Binary(_) => outbox.close(Disconnect::INAPPROPRIATE_PROTOCOL),
-                    Message::Close(_) => {
-                        // Complete the client's close handshake: tungstenite queued our
-                        // answering close frame; flushing writes it (else the client sees 1006).
-                        let _ = tokio::time::timeout(write_timeout, futures_util::SinkExt::flush(&mut ws)).await;
-                        break None;
-                    }
-                    Message::Ping(_) | Message::Pong(_) => {}
-                }
-            }
-            () = tokio::time::sleep(wait) => {
-                if let Err(d) = session.tick(now_ms()).await {
-                    outbox.close(d);
+    fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    async fn recv(&mut self) -> Inbound {
+        loop {
+            let msg = match self.ws.recv().await {
+                None => return Inbound::Gone,
+                Some(Ok(m)) => m,
+                Some(Err(e)) => return read_error_close(e).map_or(Inbound::Gone, Inbound::Close),
+            };
+            match msg {
+                Message::Text(text) => return Inbound::Message(Bytes::copy_from_slice(text.as_bytes())),
+                Message::Binary(_) if self.info.bidirectional => return Inbound::Close(Disconnect::INAPPROPRIATE_PROTOCOL),
+                Message::Binary(_) | Message::Ping(_) | Message::Pong(_) => {}
+                Message::Close(_) => {
+                    // Complete the client's close handshake: tungstenite queued our
+                    // answering close frame; flushing writes it (else the client sees 1006).
+                    let _ = tokio::time::timeout(self.write_timeout, futures_util::SinkExt::flush(&mut self.ws)).await;
+                    return Inbound::Gone;
                 }
             }
         }
-    };
+    }
 
-    session.close().await;
-    if let Some(d) = close {
-        metrics.disconnects.inc(&d.code.to_string());
-        if d == Disconnect::SLOW {
-            metrics.slow_disconnects.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(client = %session.client_id(), "slow client disconnected");
+    async fn write(&mut self, items: &mut Vec<Outgoing>) -> Result<(), WriteError> {
+        let tm = self.metrics.transport(self.info.name);
+        let per_frame = if self.info.bidirectional { usize::MAX } else { 1 };
+        let mut next = 0;
+        while next < items.len() {
+            let mut chunk = Vec::new();
+            let n = encode_json(items, &mut next, &mut chunk, self.codec, Framing::Joined, per_frame);
+            if n == 0 {
+                continue;
+            }
+            // Every encoder writes UTF-8 (JSON text).
+            let text = String::from_utf8(chunk).map_err(|_| WriteError::Io)?;
+            let len = text.len() as u64;
+            self.ws.send(Message::Text(text.into())).await.map_err(|_| WriteError::Io)?;
+            tm.messages_sent.fetch_add(n as u64, Ordering::Relaxed);
+            tm.bytes_sent.fetch_add(len, Ordering::Relaxed);
         }
-        if !info.bidirectional {
+        items.clear();
+        Ok(())
+    }
+
+    async fn close(&mut self, reason: Option<&Disconnect>) {
+        let Some(d) = reason else { return };
+        let ws = &mut self.ws;
+        if !self.info.bidirectional {
             // Unidirectional clients get the code as a push too (Centrifugo v6.5.1+).
             let mut push = Vec::new();
             json::encode_push(&mut push, &Push::Disconnect(d.clone()), false);
             if let Ok(text) = String::from_utf8(push) {
-                let _ = tokio::time::timeout(write_timeout, ws.send(Message::Text(text.into()))).await;
+                let _ = tokio::time::timeout(self.write_timeout, ws.send(Message::Text(text.into()))).await;
             }
         }
         let frame = CloseFrame { code: d.code, reason: d.reason.as_ref().into() };
-        if tokio::time::timeout(write_timeout, ws.send(Message::Close(Some(frame)))).await.is_ok() {
+        if tokio::time::timeout(self.write_timeout, ws.send(Message::Close(Some(frame)))).await.is_ok() {
             // Give the client a moment to answer the close handshake.
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
                 while let Some(Ok(m)) = ws.recv().await {
@@ -244,26 +219,6 @@ async fn drive(ctx: Ctx, mut ws: WebSocket, mode: Mode) {
             .await;
         }
     }
-    tm.connections.fetch_sub(1, Ordering::Relaxed);
-}
-
-/// Decodes a text frame and hands its commands to the session in order.
-async fn handle_frame(
-    session: &mut Session,
-    frame: &[u8],
-    metrics: &crate::metrics::Metrics,
-) -> Result<(), Disconnect> {
-    let mut count = 0u64;
-    for line in framing::lines(frame) {
-        let cmd = json::decode_command(line).map_err(|_| Disconnect::BAD_REQUEST)?;
-        count += 1;
-        metrics.transport(INFO.name).messages_received.fetch_add(1, Ordering::Relaxed);
-        session.handle(cmd, now_ms()).await?;
-    }
-    if count == 0 {
-        return Err(Disconnect::BAD_REQUEST);
-    }
-    Ok(())
 }
 
 /// The close to send after a read error, when the socket can still take one. A frame

@@ -27,8 +27,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::mux::{self, CLOSE_GRACE, RecvHalf, SendHalf};
-use super::{Framing, apply_controls, drain_json, now_ms, write_failure};
-use crate::hub::{Drained, Outbox};
+use super::driver::{self, Inbound, Transport, WriteError};
+use super::{Framing, encode_json, now_ms};
+use crate::hub::{Outbox, Outgoing};
 use crate::protocol::codec::Codec;
 use crate::protocol::framing::{self, LineCheck};
 use crate::protocol::{Disconnect, Push, json};
@@ -129,13 +130,10 @@ pub async fn run(ctx: mux::Ctx, incoming: wtransport::endpoint::IncomingSessionF
             return;
         }
     };
-    let tm = ctx.hub.metrics().transport(COMPAT.name);
-    tm.accepted.fetch_add(1, Ordering::Relaxed);
-    tm.connections.fetch_add(1, Ordering::Relaxed);
     let stream = tokio::time::timeout(timeout, conn.accept_bi()).await;
     match stream {
         Ok(Ok((send, recv))) if native => mux::run(ctx.clone(), conn.clone(), (send, recv), NATIVE).await,
-        Ok(Ok((send, recv))) => run_compat(&ctx, &conn, send, recv).await,
+        Ok(Ok((send, recv))) => run_compat(&ctx, conn, send, recv).await,
         Ok(Err(_)) => {}
         Err(_) => {
             tracing::debug!("webtransport session opened no stream in time");
@@ -143,89 +141,130 @@ pub async fn run(ctx: mux::Ctx, incoming: wtransport::endpoint::IncomingSessionF
             conn.close(wtransport::VarInt::from_u32(u32::from(d.code)), d.reason.as_bytes());
         }
     }
-    tm.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Drives a compatible-mode session: one stream, newline-delimited JSON both ways.
+/// Serves a compatible-mode session (one stream, newline-delimited JSON both ways) on the driver.
 async fn run_compat(
     ctx: &mux::Ctx,
-    conn: &wtransport::Connection,
-    mut send: wtransport::SendStream,
-    mut recv: wtransport::RecvStream,
+    conn: wtransport::Connection,
+    send: wtransport::SendStream,
+    recv: wtransport::RecvStream,
 ) {
-    let metrics = ctx.hub.metrics().clone();
-    let tm = metrics.transport(COMPAT.name);
-    let cfg = ctx.hub.config().clone();
-    let outbox = Outbox::new(cfg.client.queue_max_size);
-    let mut session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), COMPAT, now_ms());
-    let write_timeout = cfg.websocket.write_timeout.0;
-    let limit = ctx.message_size_limit;
-    let mut shutdown = ctx.shutdown.clone();
-    let mut inbuf: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; READ_CHUNK_BYTES];
+    let outbox = Outbox::new(ctx.hub.config().client.queue_max_size);
+    let session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), COMPAT, now_ms());
+    let compat = Compat {
+        conn,
+        send,
+        recv,
+        metrics: ctx.hub.metrics().clone(),
+        limit: ctx.message_size_limit,
+        shutdown: Some(ctx.shutdown.clone()),
+        inbuf: Vec::new(),
+        chunk: vec![0; READ_CHUNK_BYTES].into_boxed_slice(),
+    };
+    driver::run(compat, session, outbox, Vec::new()).await;
+}
 
-    let close: Option<Disconnect> = loop {
-        let wait = Duration::from_millis(session.next_deadline().saturating_sub(now_ms()));
-        tokio::select! {
-            biased;
-            () = outbox.notified() => {
-                // Compatible mode: newline-terminated JSON on the one bidi stream.
-                let batch = drain_json(&outbox, Codec::Json, Framing::Terminated, usize::MAX);
-                let mut failed = false;
-                for (frame, n) in batch.chunks {
-                    match tokio::time::timeout(write_timeout, send.write_all(&frame)).await {
-                        Ok(Ok(())) => {
-                            tm.messages_sent.fetch_add(n as u64, Ordering::Relaxed);
-                            tm.bytes_sent.fetch_add(frame.len() as u64, Ordering::Relaxed);
-                        }
-                        _ => { failed = true; break; }
+/// The framing of compatible mode: lines of Centrifugo JSON on one bidirectional stream.
+struct Compat {
+    conn: wtransport::Connection,
+    send: wtransport::SendStream,
+    recv: wtransport::RecvStream,
+    metrics: Arc<crate::metrics::Metrics>,
+    limit: usize,
+    /// Server shutdown, until it has been seen.
+    shutdown: Option<tokio::sync::watch::Receiver<bool>>,
+    inbuf: Vec<u8>,
+    chunk: Box<[u8]>,
+}
+
+impl Compat {
+    /// The next whole line in `inbuf` (blank lines skipped), if one is there.
+    fn take_line(&mut self) -> Result<Option<bytes::Bytes>, Disconnect> {
+        loop {
+            let len = match framing::check_line(&self.inbuf, self.limit) {
+                Err(_) => return Err(Disconnect::custom(Disconnect::BAD_REQUEST.code, "message size limit exceeded")),
+                Ok(LineCheck::Incomplete) => return Ok(None),
+                Ok(LineCheck::Complete { len }) => len,
+            };
+            let line = bytes::Bytes::copy_from_slice(self.inbuf[..len].trim_ascii());
+            self.inbuf.drain(..len + 1);
+            if self.inbuf.is_empty() && self.inbuf.capacity() > READ_CHUNK_BYTES {
+                self.inbuf = Vec::new();
+            }
+            if !line.is_empty() {
+                return Ok(Some(line));
+            }
+        }
+    }
+}
+
+impl Transport for Compat {
+    fn info(&self) -> TransportInfo {
+        COMPAT
+    }
+
+    fn codec(&self) -> Codec {
+        Codec::Json
+    }
+
+    async fn recv(&mut self) -> Inbound {
+        loop {
+            match self.take_line() {
+                Err(d) => return Inbound::Close(d),
+                Ok(Some(line)) => return Inbound::Message(line),
+                Ok(None) => {}
+            }
+            let shutdown = async {
+                match self.shutdown.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                read = RecvHalf::read(&mut self.recv, &mut self.chunk) => {
+                    let Ok(Some(n)) = read else { return Inbound::Gone };
+                    self.metrics.transport(COMPAT.name).bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                    self.inbuf.extend_from_slice(&self.chunk[..n]);
+                }
+                changed = shutdown => {
+                    self.shutdown = None;
+                    if changed {
+                        return Inbound::Close(Disconnect::SHUTDOWN);
                     }
                 }
-                if failed {
-                    break Some(write_failure(&outbox));
-                }
-                if let Drained::Close(d) = batch.status {
-                    break Some(d);
-                }
-                apply_controls(&mut session, batch.controls, &outbox).await;
-            }
-            read = RecvHalf::read(&mut recv, &mut chunk) => {
-                let Ok(Some(n)) = read else { break None };
-                if outbox.is_closing() {
-                    continue;
-                }
-                tm.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
-                inbuf.extend_from_slice(&chunk[..n]);
-                if let Err(d) = handle_lines(&mut session, &mut inbuf, limit, tm).await {
-                    outbox.close(d);
-                }
-                if inbuf.is_empty() && inbuf.capacity() > READ_CHUNK_BYTES {
-                    inbuf = Vec::new();
-                }
-            }
-            _ = shutdown.changed() => outbox.close(Disconnect::SHUTDOWN),
-            () = tokio::time::sleep(wait) => {
-                if let Err(d) = session.tick(now_ms()).await {
-                    outbox.close(d);
-                }
             }
         }
-    };
+    }
 
-    session.close().await;
-    if let Some(d) = close {
-        metrics.disconnects.inc(&d.code.to_string());
-        if d == Disconnect::SLOW {
-            metrics.slow_disconnects.fetch_add(1, Ordering::Relaxed);
+    async fn write(&mut self, items: &mut Vec<Outgoing>) -> Result<(), WriteError> {
+        let tm = self.metrics.transport(COMPAT.name);
+        let mut next = 0;
+        while next < items.len() {
+            let mut chunk = Vec::new();
+            let n = encode_json(items, &mut next, &mut chunk, Codec::Json, Framing::Terminated, usize::MAX);
+            if n == 0 {
+                continue;
+            }
+            SendHalf::write_all(&mut self.send, &chunk).await.map_err(|_| WriteError::Io)?;
+            tm.messages_sent.fetch_add(n as u64, Ordering::Relaxed);
+            tm.bytes_sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
+        items.clear();
+        Ok(())
+    }
+
+    async fn close(&mut self, reason: Option<&Disconnect>) {
+        let Some(d) = reason else { return };
         // The disconnect push carries the code (browsers often lose the session close).
         let mut out = Vec::new();
         json::encode_push(&mut out, &Push::Disconnect(d.clone()), true);
         out.push(b'\n');
+        let send = &mut self.send;
         let delivered = tokio::time::timeout(CLOSE_GRACE, async {
-            if SendHalf::write_all(&mut send, &out).await.is_ok() {
+            if SendHalf::write_all(send, &out).await.is_ok() {
                 // Completes once the peer's QUIC stack has acknowledged every byte.
-                SendHalf::finish(&mut send).await;
+                SendHalf::finish(send).await;
                 true
             } else {
                 false
@@ -233,9 +272,9 @@ async fn run_compat(
         })
         .await;
         if matches!(delivered, Ok(true)) {
-            await_peer_close(conn, &mut recv).await;
+            await_peer_close(&self.conn, &mut self.recv).await;
         }
-        conn.close(wtransport::VarInt::from_u32(u32::from(d.code)), d.reason.as_bytes());
+        self.conn.close(wtransport::VarInt::from_u32(u32::from(d.code)), d.reason.as_bytes());
     }
 }
 
@@ -260,31 +299,3 @@ async fn await_peer_close(conn: &wtransport::Connection, recv: &mut wtransport::
     .await;
 }
 
-/// Splits whole lines off `inbuf` and hands their commands to the session in order.
-async fn handle_lines(
-    session: &mut Session,
-    inbuf: &mut Vec<u8>,
-    limit: usize,
-    tm: &crate::metrics::TransportMetrics,
-) -> Result<(), Disconnect> {
-    let mut used = 0;
-    let result = loop {
-        let len = match framing::check_line(&inbuf[used..], limit) {
-            Err(_) => break Err(Disconnect::custom(Disconnect::BAD_REQUEST.code, "message size limit exceeded")),
-            Ok(LineCheck::Incomplete) => break Ok(()),
-            Ok(LineCheck::Complete { len }) => len,
-        };
-        let line = inbuf[used..used + len].trim_ascii();
-        used += len + 1;
-        if line.is_empty() {
-            continue;
-        }
-        let Ok(cmd) = json::decode_command(line) else { break Err(Disconnect::BAD_REQUEST) };
-        tm.messages_received.fetch_add(1, Ordering::Relaxed);
-        if let Err(d) = session.handle(cmd, now_ms()).await {
-            break Err(d);
-        }
-    };
-    inbuf.drain(..used);
-    result
-}

@@ -1,0 +1,333 @@
+//! The driver against a recording transport and a real hub whose engine can be made slow:
+//! what a waiting command must not stop, the order of replies, the bound on queued
+//! commands, controls that hold later output, the coalescing window.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::broker::MemoryBroker;
+use crate::config::Config;
+use crate::hub::{
+    Broker, BrokerError, BrokerHandler, HistoryError, HistoryFilter, HistoryPage, Hub, PublishOptions, PublishOutcome,
+    Target,
+};
+use crate::metrics::Metrics;
+use crate::protocol::{ClientInfo, PresenceStats, Publication};
+use crate::session::Auth;
+use crate::transport::{Framing, encode_json};
+
+const SECRET: &str = "s";
+const INFO: TransportInfo = TransportInfo { name: "websocket", bidirectional: true, emulation: false };
+
+/// The memory engine, with publishes that take `delay` (a remote engine, a backend).
+struct SlowPublish {
+    inner: Arc<MemoryBroker>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl Broker for SlowPublish {
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+    fn set_handler(&self, handler: Weak<dyn BrokerHandler>) {
+        self.inner.set_handler(handler);
+    }
+    async fn publish(&self, publication: Publication, opts: &PublishOptions) -> Result<PublishOutcome, BrokerError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.publish(publication, opts).await
+    }
+    async fn publish_join_leave(&self, channel: &str, info: &ClientInfo, join: bool) -> Result<(), BrokerError> {
+        self.inner.publish_join_leave(channel, info, join).await
+    }
+    async fn subscribe(&self, channel: &str) -> Result<(), BrokerError> {
+        self.inner.subscribe(channel).await
+    }
+    async fn unsubscribe(&self, channel: &str) -> Result<(), BrokerError> {
+        self.inner.unsubscribe(channel).await
+    }
+    async fn history(&self, channel: &str, filter: &HistoryFilter, meta_ttl: Duration) -> Result<HistoryPage, HistoryError> {
+        self.inner.history(channel, filter, meta_ttl).await
+    }
+    async fn remove_history(&self, channel: &str) -> Result<(), BrokerError> {
+        self.inner.remove_history(channel).await
+    }
+    async fn add_presence(&self, channel: &str, info: &ClientInfo) -> Result<(), BrokerError> {
+        self.inner.add_presence(channel, info).await
+    }
+    async fn remove_presence(&self, channel: &str, client: &str) -> Result<(), BrokerError> {
+        self.inner.remove_presence(channel, client).await
+    }
+    async fn presence(&self, channel: &str) -> Result<BTreeMap<String, ClientInfo>, BrokerError> {
+        self.inner.presence(channel).await
+    }
+    async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, BrokerError> {
+        self.inner.presence_stats(channel).await
+    }
+    async fn control(&self, control: Control) -> Result<(), BrokerError> {
+        self.inner.control(control).await
+    }
+    async fn health(&self) -> Result<(), BrokerError> {
+        self.inner.health().await
+    }
+}
+
+/// What the recording transport saw.
+#[derive(Default)]
+struct Record {
+    /// Each write call: when, and the JSON messages it carried.
+    writes: Vec<(Instant, Vec<String>)>,
+    closed: Option<Option<Disconnect>>,
+}
+
+struct Probe {
+    rx: mpsc::Receiver<Inbound>,
+    record: Arc<Mutex<Record>>,
+    received: Arc<AtomicUsize>,
+}
+
+impl Transport for Probe {
+    fn info(&self) -> TransportInfo {
+        INFO
+    }
+    fn codec(&self) -> Codec {
+        Codec::Json
+    }
+    async fn recv(&mut self) -> Inbound {
+        let got = self.rx.recv().await.unwrap_or(Inbound::Gone);
+        self.received.fetch_add(1, AtomicOrdering::SeqCst);
+        got
+    }
+    async fn write(&mut self, items: &mut Vec<Outgoing>) -> Result<(), WriteError> {
+        let mut messages = Vec::new();
+        let mut next = 0;
+        while next < items.len() {
+            let mut out = Vec::new();
+            encode_json(items, &mut next, &mut out, Codec::Json, Framing::Joined, 1);
+            messages.push(String::from_utf8(out).map_err(|_| WriteError::Io)?);
+        }
+        items.clear();
+        self.record.lock().expect("record").writes.push((Instant::now(), messages));
+        Ok(())
+    }
+    async fn close(&mut self, reason: Option<&Disconnect>) {
+        self.record.lock().expect("record").closed = Some(reason.cloned());
+    }
+}
+
+struct Conn {
+    tx: mpsc::Sender<Inbound>,
+    record: Arc<Mutex<Record>>,
+    received: Arc<AtomicUsize>,
+    outbox: Arc<Outbox>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Conn {
+    async fn send(&self, line: serde_json::Value) {
+        self.tx.send(Inbound::Message(Bytes::from(line.to_string()))).await.expect("driver gone");
+    }
+
+    fn messages(&self) -> Vec<String> {
+        self.record.lock().expect("record").writes.iter().flat_map(|(_, m)| m.clone()).collect()
+    }
+
+    /// Waits (bounded) until a written message satisfies `f`.
+    async fn wait_for(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(m) = self.messages().into_iter().find(|m| f(m)) {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "no {what} written; got {:?}", self.messages());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// A hub with `[client] ping` settings and `extra` channel config, on an engine whose
+/// publishes take `publish_delay`.
+fn hub_with(ping: &str, extra: &str, publish_delay: Duration) -> (Hub, Arc<Auth>) {
+    let text = format!(
+        "[client]\n{ping}\n[client.token]\nhmac_secret_key = \"{SECRET}\"\n\
+         [channel.without_namespace]\nallow_subscribe_for_client = true\nallow_publish_for_client = true\n{extra}"
+    );
+    let config = Arc::new(Config::from_text(&text).expect("config").config);
+    let auth = Auth::from_config(&config.client).expect("auth");
+    let broker = Arc::new(SlowPublish { inner: MemoryBroker::new(), delay: publish_delay });
+    (Hub::new(config, broker, Arc::new(Metrics::default())), auth)
+}
+
+fn hub(extra: &str, publish_delay: Duration) -> (Hub, Arc<Auth>) {
+    hub_with("", extra, publish_delay)
+}
+
+async fn connect(hub: &Hub, auth: &Arc<Auth>, user: &str) -> Conn {
+    let (tx, rx) = mpsc::channel(1024);
+    let record = Arc::new(Mutex::new(Record::default()));
+    let received = Arc::new(AtomicUsize::new(0));
+    let outbox = Outbox::new(1 << 20);
+    let session = Session::new(hub.clone(), auth.clone(), outbox.clone(), INFO, now_ms());
+    let probe = Probe { rx, record: record.clone(), received: received.clone() };
+    let task = tokio::spawn(run(probe, session, outbox.clone(), Vec::new()));
+    let conn = Conn { tx, record, received, outbox, task };
+    let token = crate::auth::jwt::mint_hs256(SECRET, &json!({"sub": user})).expect("mint");
+    conn.send(json!({"id": 1, "connect": {"token": token}})).await;
+    conn.wait_for("connect reply", |m| m.starts_with(r#"{"id":1,"connect""#)).await;
+    conn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_command_stops_neither_the_writer_nor_the_heartbeat() {
+    let (hub, auth) = hub_with("ping_interval = \"1s\"\npong_timeout = \"500ms\"", "", Duration::from_millis(2_500));
+    let conn = connect(&hub, &auth, "u").await;
+    let sent = Instant::now();
+    conn.send(json!({"id": 2, "publish": {"channel": "c", "data": {}}})).await;
+    conn.send(json!({"id": 3, "ping": {}})).await;
+    // Output queued while the publish waits is written at once.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    conn.outbox.push(Outgoing::Push(crate::protocol::Push::Join { channel: "meanwhile".into(), info: ClientInfo::default() }));
+    conn.wait_for("message push", |m| m.contains("meanwhile")).await;
+    // Pings go out (the first within 1 s of connect) and a pong in time is taken: no 3012.
+    // Answer every ping until the publish is answered.
+    let mut ponged = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reply = loop {
+        let messages = conn.messages();
+        if let Some(r) = messages.iter().find(|m| m.starts_with(r#"{"id":2"#)) {
+            break r.clone();
+        }
+        let pings = messages.iter().filter(|m| *m == "{}").count();
+        while ponged < pings {
+            conn.send(json!({})).await;
+            ponged += 1;
+        }
+        assert!(Instant::now() < deadline, "no publish reply: {messages:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(ponged >= 1, "at least one ping went out while the publish waited");
+    assert!(sent.elapsed() >= Duration::from_millis(2_400), "the publish waited on the engine");
+    assert_eq!(reply, r#"{"id":2,"publish":{}}"#);
+    let messages = conn.messages();
+    let at = |prefix: &str| messages.iter().position(|m| m.starts_with(prefix)).expect(prefix);
+    assert!(at("{}") < at(r#"{"id":2"#), "the ping was not held behind the publish: {messages:?}");
+    assert!(at(r#"{"id":2"#) < at(r#"{"id":3"#), "commands are answered in order: {messages:?}");
+    conn.wait_for("ping reply", |m| m.starts_with(r#"{"id":3"#)).await;
+    assert_eq!(conn.record.lock().expect("record").closed, None, "still open");
+    drop(conn.tx);
+    conn.task.await.expect("driver");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_queue_up_to_the_bound_then_reading_pauses() {
+    let (hub, auth) = hub("", Duration::from_millis(1_000));
+    let conn = connect(&hub, &auth, "u").await;
+    let before = conn.received.load(AtomicOrdering::SeqCst);
+    conn.send(json!({"id": 2, "publish": {"channel": "c", "data": {}}})).await;
+    let extra = MAX_QUEUED_COMMANDS + 20;
+    for i in 0..extra {
+        conn.send(json!({"id": 3 + i, "ping": {}})).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let taken = conn.received.load(AtomicOrdering::SeqCst) - before;
+    assert!(taken <= MAX_QUEUED_COMMANDS + 1, "read {taken} messages while one command waited");
+    // Once the publish is done, every queued command is answered, in order.
+    let last = format!(r#"{{"id":{}"#, 2 + extra);
+    conn.wait_for("last reply", |m| m.starts_with(&last)).await;
+    let ids: Vec<u64> = conn
+        .messages()
+        .iter()
+        .filter_map(|m| serde_json::from_str::<serde_json::Value>(m).ok()?.get("id")?.as_u64())
+        .collect();
+    assert_eq!(ids, (1..=(2 + extra) as u64).collect::<Vec<_>>());
+    drop(conn.tx);
+    conn.task.await.expect("driver");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_unsubscribe_is_not_overtaken_by_later_publications() {
+    let (hub, auth) = hub("", Duration::ZERO);
+    let conn = connect(&hub, &auth, "u").await;
+    conn.send(json!({"id": 2, "subscribe": {"channel": "c"}})).await;
+    conn.wait_for("subscribe reply", |m| m.starts_with(r#"{"id":2"#)).await;
+    for round in 0..20 {
+        let target = Target { user: "u".into(), ..Default::default() };
+        hub.control(Control::Unsubscribe(target, "c".into())).await.expect("unsubscribe");
+        let data = format!("{{\"after\":{round}}}");
+        hub.publish(crate::hub::PublishRequest { channel: "c".into(), data: Bytes::from(data), ..Default::default() })
+            .await
+            .expect("publish");
+        conn.wait_for("unsubscribe push", |m| m.contains(r#""unsubscribe""#) && !m.starts_with(r#"{"id""#)).await;
+        let messages = conn.messages();
+        assert!(!messages.iter().any(|m| m.contains("after")), "a publication after the unsubscribe got through: {messages:?}");
+        // Subscribe again for the next round.
+        conn.record.lock().expect("record").writes.clear();
+        let id = 100 + round;
+        conn.send(json!({"id": id, "subscribe": {"channel": "c"}})).await;
+        conn.wait_for("subscribe reply", |m| m.starts_with(&format!(r#"{{"id":{id}"#))).await;
+    }
+    drop(conn.tx);
+    conn.task.await.expect("driver");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coalescing_window_puts_a_burst_in_one_write() {
+    let ns = "[[channel.namespaces]]\nname = \"batched\"\nallow_subscribe_for_client = true\n\
+              batch_max_delay = \"200ms\"\n[[channel.namespaces]]\nname = \"sized\"\n\
+              allow_subscribe_for_client = true\nbatch_max_delay = \"1s\"\nbatch_max_size = 3\n";
+    let (hub, auth) = hub(ns, Duration::ZERO);
+    let conn = connect(&hub, &auth, "u").await;
+    for (id, ch) in [(2, "batched:a"), (3, "sized:a")] {
+        conn.send(json!({"id": id, "subscribe": {"channel": ch}})).await;
+        conn.wait_for("subscribe reply", |m| m.starts_with(&format!(r#"{{"id":{id}"#))).await;
+    }
+    let publish = |ch: &'static str, i: u32| {
+        let hub = hub.clone();
+        async move {
+            let req = crate::hub::PublishRequest { channel: ch.into(), data: Bytes::from(i.to_string()), ..Default::default() };
+            hub.publish(req).await.expect("publish");
+        }
+    };
+    conn.record.lock().expect("record").writes.clear();
+    let start = Instant::now();
+    for i in 0..5 {
+        publish("batched:a", i).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    conn.wait_for("last publication", |m| m.contains(r#""data":4"#)).await;
+    {
+        let record = conn.record.lock().expect("record");
+        let pubs: Vec<_> = record.writes.iter().filter(|(_, m)| m.iter().any(|m| m.contains("batched:a"))).collect();
+        assert_eq!(pubs.len(), 1, "one write for the burst: {:?}", record.writes);
+        assert_eq!(pubs[0].1.len(), 5);
+        assert!(pubs[0].0 - start >= Duration::from_millis(180), "held for the window");
+    }
+    // batch_max_size sends as soon as that many are held, long before the 1 s window.
+    conn.record.lock().expect("record").writes.clear();
+    let start = Instant::now();
+    for i in 0..3 {
+        publish("sized:a", i).await;
+    }
+    conn.wait_for("third publication", |m| m.contains("sized:a") && m.contains(r#""data":2"#)).await;
+    assert!(start.elapsed() < Duration::from_millis(800), "flushed by size, not by the delay");
+    drop(conn.tx);
+    conn.task.await.expect("driver");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_message_closes_after_the_replies_before_it() {
+    let (hub, auth) = hub("", Duration::ZERO);
+    let mut conn = connect(&hub, &auth, "u").await;
+    conn.tx.send(Inbound::Message(Bytes::from_static(b"{\"id\":2,\"ping\":{}}\n{nope"))).await.expect("send");
+    tokio::time::timeout(Duration::from_secs(10), &mut conn.task).await.expect("closed in time").expect("driver");
+    assert!(conn.messages().iter().any(|m| m.starts_with(r#"{"id":2"#)), "the good command was answered first");
+    assert_eq!(conn.record.lock().expect("record").closed, Some(Some(Disconnect::BAD_REQUEST)));
+}
