@@ -164,6 +164,14 @@ impl Lingering {
         Self { stream: Some(stream) }
     }
 
+    /// The socket, taken out: dropping this wrapper no longer closes it lingeringly, the
+    /// caller owns the close from here on (for a transport that drives the raw socket after
+    /// an HTTP upgrade; it hands the socket to `Lingering::new` again when done with it).
+    /// `Err(NotConnected)` only if the socket was already taken, which `Drop` alone does.
+    pub fn into_inner(mut self) -> io::Result<TcpStream> {
+        self.stream.take().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+
     fn stream(&mut self) -> io::Result<&mut TcpStream> {
         self.stream.as_mut().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
     }

@@ -16,6 +16,7 @@ pub mod quic;
 pub mod sse;
 pub mod webtransport;
 pub mod websocket;
+pub mod ws_frame;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
