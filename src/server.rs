@@ -134,7 +134,7 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let hub = Hub::new(config.clone(), broker, metrics);
 
     let mut app = crate::api::router(hub.clone())
-        .merge(websocket::router(websocket::Ctx { hub: hub.clone(), auth: auth.clone() }))
+        .merge(websocket::router(websocket::Ctx { hub: hub.clone(), auth: auth.clone(), sockets: websocket_sockets() }))
         .merge(sse::router(sse::Ctx::new(hub.clone(), auth.clone())));
 
     // --- QUIC: certificate, client endpoint(s), HTTP/3 API ---
@@ -335,5 +335,19 @@ async fn renew(store: Arc<CertStore>, endpoints: Vec<(quinn::Endpoint, Vec<&'sta
                 Err(e) => tracing::error!(error = %e, "cannot use the renewed certificate"),
             }
         }
+    }
+}
+
+/// The TCP listener's sockets as the WebSocket transport takes them: the raw stream out
+/// of hyper's upgrade (served as `TokioIo<Lingering>`), closed lingeringly at the end.
+fn websocket_sockets() -> websocket::Sockets {
+    use crate::api::tcp::Lingering;
+    websocket::Sockets {
+        take: |upgraded| {
+            crate::transport::ws_frame::upgraded_stream(upgraded, |io: hyper_util::rt::TokioIo<Lingering>| {
+                io.into_inner().into_inner()
+            })
+        },
+        on_drop: |stream| drop(Lingering::new(stream)),
     }
 }

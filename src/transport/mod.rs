@@ -1,10 +1,12 @@
 //! Transports move bytes between sockets and sessions; nothing else.
 //!
-//! Shared here: the clock every transport feeds its session, and the writer's batching:
-//! everything an outbox holds is drained at once and encoded into one buffer, so a burst
-//! of publications costs one frame and one write per connection.
+//! `driver` is the one connection loop every transport runs (decode, session, outbox,
+//! write, timers); the rest implement its `Transport` trait with their framing only.
+//! Shared here: the clock every transport feeds its session, and the JSON stream encoder:
+//! everything an outbox holds is drained at once and written in as few writes as the
+//! framing allows.
 //!
-//! Rooms: `websocket` (TCP, bidirectional and unidirectional); `sse` (HTTP-streaming,
+//! Rooms: `websocket` (TCP, bidirectional and unidirectional, framing in `ws_frame`); `sse` (HTTP-streaming,
 //! SSE, their unidirectional variants and the `/emulation` endpoint); `endpoint` (the client UDP port, dispatching by ALPN) to
 //! `webtransport` (compatible and native modes) and `quic` (raw QUIC); `mux` (the native
 //! multiplexed mode, written once for both).

@@ -1,25 +1,31 @@
-//! `/connection/websocket`: Centrifugo protocol v2 JSON over WebSocket text frames.
+//! `/connection/websocket`: Centrifugo protocol v2 JSON over WebSocket text frames, on the
+//! raw upgraded TCP socket (framing in `ws_frame.rs`).
 //!
-//! One task per connection selects over three things: inbound frames (decoded and handed
-//! to the session in order), the outbox (drained whole and written as one frame of
-//! newline-joined messages) and the session's next timer. Disconnects are close frames
-//! carrying the code and a plain-text reason.
+//! Server frames are unmasked, so a publication's whole frame (header and JSON push) is
+//! built once per codec and shared by every subscriber (`Framed`); a write sends those
+//! shared bytes as they are, several publications in one vectored write, one message per
+//! frame. Replies and other pushes are framed into a small scratch buffer given back after
+//! a burst. Nothing is buffered while a connection is idle: the socket is read into a
+//! buffer only while a frame is arriving. Disconnects are close frames carrying the code
+//! and a plain-text reason; the connection loop is the driver's (`driver.rs`).
 
+use std::io::IoSlice;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
+use axum::Router;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
-
 use bytes::Bytes;
+use tokio::net::TcpStream;
 
 use super::driver::{self, Inbound, Transport, WriteError};
-use super::{Framing, encode_json, now_ms};
+use super::now_ms;
+use super::ws_frame::{self, Message, Opcode, UpgradeError, WsError, WsSocket};
 use crate::hub::{Hub, Outbox, Outgoing};
 use crate::protocol::codec::Codec;
 use crate::protocol::codes::{WS_MESSAGE_TOO_BIG, WS_PROTOCOL_ERROR};
@@ -29,9 +35,11 @@ use crate::session::{Auth, Session, TransportInfo};
 /// How long we wait for the client's close frame after sending ours.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// Read buffer per connection, in bytes. Small, because idle connections should cost
-/// little; frames larger than this are read in several steps.
-const READ_BUFFER_BYTES: usize = 4096;
+/// Slices per vectored write: under Linux's `IOV_MAX` (1024).
+const MAX_SLICES: usize = 512;
+
+/// Scratch bytes kept between writes; a burst's larger buffer is given back.
+const KEEP_SCRATCH_BYTES: usize = 4096;
 
 const INFO: TransportInfo = TransportInfo { name: "websocket", bidirectional: true, emulation: false };
 const UNI_INFO: TransportInfo = TransportInfo { name: "uni_websocket", bidirectional: false, emulation: false };
@@ -52,6 +60,19 @@ pub struct Ctx {
     pub hub: Hub,
     /// Token verifiers.
     pub auth: Arc<Auth>,
+    /// How to get at the listener's sockets (named by `server.rs`).
+    pub sockets: Sockets,
+}
+
+/// The listener's socket type, as this transport needs it: the raw socket under an
+/// HTTP/1.1 upgrade, and what to do with a socket when the connection ends (the TCP
+/// listener closes lingeringly, so a last close frame is not destroyed by an RST).
+#[derive(Clone, Copy, Debug)]
+pub struct Sockets {
+    /// The raw socket and the bytes hyper read past the request.
+    pub take: fn(hyper::upgrade::Upgraded) -> Result<(TcpStream, Bytes), UpgradeError>,
+    /// Called with the socket when the connection ends.
+    pub on_drop: fn(TcpStream),
 }
 
 /// Routes of this transport.
@@ -73,27 +94,27 @@ pub fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     allowed.iter().any(|pattern| crate::hub::glob_match(&pattern.to_ascii_lowercase(), &origin))
 }
 
-async fn upgrade(State(ctx): State<Ctx>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    accept(ctx, &headers, ws, Mode::Bidi)
+async fn upgrade(State(ctx): State<Ctx>, req: Request) -> Response {
+    accept(ctx, req, Mode::Bidi)
 }
 
-async fn upgrade_uni(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let connect = match super::sse::cf_connect_param(query.as_deref()) {
+async fn upgrade_uni(State(ctx): State<Ctx>, req: Request) -> Response {
+    let connect = match super::sse::cf_connect_param(req.uri().query()) {
         None => None,
         Some(text) => match super::sse::uni_connect_request(text.as_bytes()) {
             Some(req) => Some(req),
             None => return (StatusCode::BAD_REQUEST, "Bad Request").into_response(),
         },
     };
-    accept(ctx, &headers, ws, Mode::Uni(connect))
+    accept(ctx, req, Mode::Uni(connect))
 }
 
-fn accept(ctx: Ctx, headers: &HeaderMap, ws: WebSocketUpgrade, mode: Mode) -> Response {
+fn accept(ctx: Ctx, mut req: Request, mode: Mode) -> Response {
+    let accept_key = match ws_frame::check_upgrade(req.method(), req.headers()) {
+        Ok(key) => key,
+        Err(e) => return e.into_response(),
+    };
+    let headers = req.headers();
     if !origin_allowed(&ctx.hub.config().client.allowed_origins, headers) {
         crate::log::limited_info!("client.origin", origin = ?headers.get("origin"), "websocket origin rejected");
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
@@ -107,20 +128,28 @@ fn accept(ctx: Ctx, headers: &HeaderMap, ws: WebSocketUpgrade, mode: Mode) -> Re
         crate::log::limited_warn!("client.connection_limit", limit, "client.connection_limit reached; refusing a connection");
         return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
     }
-    let limit = ctx.hub.config().websocket.message_size_limit;
-    ws.max_message_size(limit)
-        .max_frame_size(limit)
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
-        .on_upgrade(move |socket| drive(ctx, socket, mode))
+    let response = match ws_frame::switching_protocols(&accept_key) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
+        };
+        let (stream, read_ahead) = match (ctx.sockets.take)(upgraded) {
+            Ok(s) => s,
+            Err(e) => return tracing::debug!(error = %e, "websocket upgrade without a socket"),
+        };
+        let limit = ctx.hub.config().websocket.message_size_limit;
+        let socket = WsSocket::new(stream, &read_ahead, limit, ctx.sockets.on_drop);
+        drive(ctx, socket, mode).await;
+    });
+    response
 }
 
-/// Drives one WebSocket connection until it closes.
-pub async fn run(ctx: Ctx, ws: WebSocket) {
-    drive(ctx, ws, Mode::Bidi).await;
-}
-
-async fn drive(ctx: Ctx, ws: WebSocket, mode: Mode) {
+async fn drive(ctx: Ctx, ws: WsSocket, mode: Mode) {
     let (info, codec) = match mode {
         Mode::Bidi => (INFO, Codec::Json),
         Mode::Uni(_) => (UNI_INFO, Codec::JsonUni),
@@ -131,17 +160,68 @@ async fn drive(ctx: Ctx, ws: WebSocket, mode: Mode) {
         Mode::Uni(Some(req)) => vec![Command { id: 1, body: CommandBody::Connect(req) }],
         _ => Vec::new(),
     };
-    let socket = Socket { ws, info, codec, metrics: ctx.hub.metrics().clone(), write_timeout: ctx.hub.config().websocket.write_timeout.0 };
+    let socket = Socket {
+        ws,
+        info,
+        codec,
+        metrics: ctx.hub.metrics().clone(),
+        write_timeout: ctx.hub.config().websocket.write_timeout.0,
+        scratch: Vec::new(),
+        control: Vec::new(),
+        peer_closed: false,
+    };
     driver::run(socket, session, outbox, initial).await;
+}
+
+/// Where one frame of a write is: shared bytes, or a range of the scratch buffer.
+enum Piece {
+    Shared(Bytes),
+    Scratch(Range<usize>),
 }
 
 /// The framing of a WebSocket connection.
 struct Socket {
-    ws: WebSocket,
+    ws: WsSocket,
     info: TransportInfo,
     codec: Codec,
     metrics: Arc<crate::metrics::Metrics>,
     write_timeout: Duration,
+    /// Frames of replies and pushes being written.
+    scratch: Vec<u8>,
+    /// Control frames to send at the next write (pongs, the close echo).
+    control: Vec<u8>,
+    /// The client sent its close frame.
+    peer_closed: bool,
+}
+
+impl Socket {
+    /// Appends one non-shared message as a whole frame to the scratch buffer.
+    fn frame_into_scratch(&mut self, item: &Outgoing) -> Option<Range<usize>> {
+        let mut body = Vec::new();
+        match item {
+            Outgoing::Reply(r) => json::encode_reply(&mut body, r),
+            Outgoing::Push(p) => json::encode_push(&mut body, p, self.codec == Codec::Json),
+            Outgoing::Ping => body.extend_from_slice(json::PING),
+            Outgoing::Publication(_) | Outgoing::Control(_) => return None,
+        }
+        let start = self.scratch.len();
+        ws_frame::put_frame(&mut self.scratch, Opcode::Text, &body);
+        Some(start..self.scratch.len())
+    }
+
+    async fn write_pieces(&mut self, pieces: &[Piece]) -> Result<(), WriteError> {
+        for group in pieces.chunks(MAX_SLICES) {
+            let mut slices: Vec<IoSlice<'_>> = group
+                .iter()
+                .map(|p| match p {
+                    Piece::Shared(b) => IoSlice::new(b),
+                    Piece::Scratch(r) => IoSlice::new(&self.scratch[r.clone()]),
+                })
+                .collect();
+            self.ws.write_all_vectored(&mut slices).await.map_err(|_| WriteError::Io)?;
+        }
+        Ok(())
+    }
 }
 
 impl Transport for Socket {
@@ -155,64 +235,88 @@ impl Transport for Socket {
 
     async fn recv(&mut self) -> Inbound {
         loop {
-            let msg = match self.ws.recv().await {
-                None => return Inbound::Gone,
-                Some(Ok(m)) => m,
-                Some(Err(e)) => return read_error_close(e).map_or(Inbound::Gone, Inbound::Close),
+            if self.peer_closed {
+                // Our close echo has been written (Flush): the handshake is complete.
+                return if self.control.is_empty() { Inbound::Gone } else { Inbound::Flush };
+            }
+            let msg = match self.ws.read_message().await {
+                Ok(m) => m,
+                Err(e) => return read_error_close(&e).map_or(Inbound::Gone, Inbound::Close),
             };
             match msg {
-                Message::Text(text) => return Inbound::Message(Bytes::copy_from_slice(text.as_bytes())),
+                Message::Text(text) => return Inbound::Message(text),
                 Message::Binary(_) if self.info.bidirectional => return Inbound::Close(Disconnect::INAPPROPRIATE_PROTOCOL),
-                Message::Binary(_) | Message::Ping(_) | Message::Pong(_) => {}
-                Message::Close(_) => {
-                    // Complete the client's close handshake: tungstenite queued our
-                    // answering close frame; flushing writes it (else the client sees 1006).
-                    let _ = tokio::time::timeout(self.write_timeout, futures_util::SinkExt::flush(&mut self.ws)).await;
-                    return Inbound::Gone;
+                Message::Binary(_) | Message::Pong(_) => {}
+                Message::Ping(payload) => {
+                    ws_frame::put_frame(&mut self.control, Opcode::Pong, &payload);
+                    return Inbound::Flush;
+                }
+                Message::Close(close) => {
+                    // Complete the client's close handshake with its own code and reason
+                    // (else it sees 1006).
+                    match close {
+                        Some((code, reason)) => ws_frame::put_close(&mut self.control, code, &reason),
+                        None => ws_frame::put_frame(&mut self.control, Opcode::Close, &[]),
+                    }
+                    self.peer_closed = true;
+                    return Inbound::Flush;
                 }
             }
         }
     }
 
     async fn write(&mut self, items: &mut Vec<Outgoing>) -> Result<(), WriteError> {
-        let tm = self.metrics.transport(self.info.name);
-        let per_frame = if self.info.bidirectional { usize::MAX } else { 1 };
-        let mut next = 0;
-        while next < items.len() {
-            let mut chunk = Vec::new();
-            let n = encode_json(items, &mut next, &mut chunk, self.codec, Framing::Joined, per_frame);
-            if n == 0 {
-                continue;
-            }
-            // Every encoder writes UTF-8 (JSON text).
-            let text = String::from_utf8(chunk).map_err(|_| WriteError::Io)?;
-            let len = text.len() as u64;
-            self.ws.send(Message::Text(text.into())).await.map_err(|_| WriteError::Io)?;
-            tm.messages_sent.fetch_add(n as u64, Ordering::Relaxed);
-            tm.bytes_sent.fetch_add(len, Ordering::Relaxed);
+        let mut pieces = Vec::with_capacity(items.len() + 1);
+        self.scratch.clear();
+        if !self.control.is_empty() {
+            self.scratch.append(&mut self.control);
+            pieces.push(Piece::Scratch(0..self.scratch.len()));
         }
-        items.clear();
+        let mut messages = 0u64;
+        for item in items.drain(..) {
+            let piece = match &item {
+                Outgoing::Publication(p) => Piece::Shared(p.framed(self.codec).frame().clone()),
+                other => match self.frame_into_scratch(other) {
+                    Some(range) => Piece::Scratch(range),
+                    None => continue,
+                },
+            };
+            messages += 1;
+            pieces.push(piece);
+        }
+        let bytes: usize = pieces.iter().map(|p| match p { Piece::Shared(b) => b.len(), Piece::Scratch(r) => r.len() }).sum();
+        let result = self.write_pieces(&pieces).await;
+        if self.scratch.capacity() > KEEP_SCRATCH_BYTES {
+            self.scratch = Vec::new();
+        }
+        if self.control.capacity() > KEEP_SCRATCH_BYTES {
+            self.control = Vec::new();
+        }
+        result?;
+        let tm = self.metrics.transport(self.info.name);
+        tm.messages_sent.fetch_add(messages, Ordering::Relaxed);
+        tm.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
         Ok(())
     }
 
     async fn close(&mut self, reason: Option<&Disconnect>) {
         let Some(d) = reason else { return };
-        let ws = &mut self.ws;
+        let mut out = Vec::new();
         if !self.info.bidirectional {
             // Unidirectional clients get the code as a push too (Centrifugo v6.5.1+).
             let mut push = Vec::new();
             json::encode_push(&mut push, &Push::Disconnect(d.clone()), false);
-            if let Ok(text) = String::from_utf8(push) {
-                let _ = tokio::time::timeout(self.write_timeout, ws.send(Message::Text(text.into()))).await;
-            }
+            ws_frame::put_frame(&mut out, Opcode::Text, &push);
         }
-        let frame = CloseFrame { code: d.code, reason: d.reason.as_ref().into() };
-        if tokio::time::timeout(self.write_timeout, ws.send(Message::Close(Some(frame)))).await.is_ok() {
+        ws_frame::put_close(&mut out, d.code, &d.reason);
+        let ws = &mut self.ws;
+        if tokio::time::timeout(self.write_timeout, ws.write_all(&out)).await.is_ok_and(|r| r.is_ok()) {
             // Give the client a moment to answer the close handshake.
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                while let Some(Ok(m)) = ws.recv().await {
-                    if matches!(m, Message::Close(_)) {
-                        break;
+                loop {
+                    match ws.read_message().await {
+                        Ok(Message::Close(_)) | Err(_) => break,
+                        Ok(_) => {}
                     }
                 }
             })
@@ -224,21 +328,17 @@ impl Transport for Socket {
 /// The close to send after a read error, when the socket can still take one. A frame
 /// that breaks RFC 6455 (unmasked, RSV bits set, unknown opcode, control frame over 125
 /// bytes or fragmented, continuation without a start) fails the connection with 1002, as
-/// section 7.4.1 asks.
-fn read_error_close(e: axum::Error) -> Option<Disconnect> {
-    use tungstenite::error::ProtocolError;
-    let inner = e.into_inner();
-    match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(_)) => {
-            Some(Disconnect { code: WS_MESSAGE_TOO_BIG, reason: "message size limit exceeded".into() })
-        }
-        Some(tungstenite::Error::Utf8(_)) => Some(Disconnect::BAD_REQUEST),
-        // The peer is gone: nobody to tell.
-        Some(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => None,
-        Some(tungstenite::Error::Protocol(p)) => {
-            tracing::debug!(error = %p, "websocket protocol violation");
+/// section 7.4.1 asks; a message over `websocket.message_size_limit` with 1009; text that
+/// is not UTF-8 is a bad request (3501), as before.
+fn read_error_close(e: &WsError) -> Option<Disconnect> {
+    match e {
+        WsError::TooBig => Some(Disconnect { code: WS_MESSAGE_TOO_BIG, reason: "message size limit exceeded".into() }),
+        WsError::InvalidUtf8 => Some(Disconnect::BAD_REQUEST),
+        WsError::Protocol(why) => {
+            tracing::debug!(error = why, "websocket protocol violation");
             Some(Disconnect { code: WS_PROTOCOL_ERROR, reason: "protocol error".into() })
         }
-        _ => None,
+        // The peer is gone: nobody to tell.
+        WsError::Io(_) | WsError::Closed => None,
     }
 }
