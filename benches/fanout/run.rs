@@ -85,13 +85,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Outcome> {
         let limit = ServerProcess::start_limit(&bin, limit_lifetime_secs(&args)).await?;
         eprintln!("limit-server (PID {}) on {}", limit.server().pid.unwrap_or(0), limit.server().addr);
         let reference = run_spawned(&args, limit, false).await?;
-        let tidewire = ServerProcess::start_tidewire(&tidewire_bin, args.queue_max_size, 0, false).await?;
+        let tidewire = ServerProcess::start_tidewire(&tidewire_bin, args.queue_max_size, 0, false, args.batch_max_delay_ms).await?;
         eprintln!("tidewire (PID {}) on {}", tidewire.server().pid.unwrap_or(0), tidewire.server().addr);
         let summary = run_spawned(&args, tidewire, true).await?;
         return Ok(Outcome::Compare(Box::new(Comparison::new(reference, summary))));
     }
     let bin = resolve_server_bin(args.server_bin.as_deref())?;
-    let server = ServerProcess::start_tidewire(&bin, args.queue_max_size, args.history_size, args.datagram).await?;
+    let server = ServerProcess::start_tidewire(&bin, args.queue_max_size, args.history_size, args.datagram, args.batch_max_delay_ms).await?;
     if args.fill_channels > 0 {
         let result = fill_history(&args, server.server()).await;
         server.stop(result.is_ok());

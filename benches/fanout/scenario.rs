@@ -22,6 +22,8 @@
 //! # history-enabled channels (force_recovery: every subscription positioned), and history memory
 //! cargo bench --bench fanout -- --subscribers 1000 --rate 300 --history-size 100
 //! cargo bench --bench fanout -- --fill-channels 10000 --history-size 100 --payload 100
+//! # … and with a 20 ms coalescing window on the bench channels (batch_max_delay)
+//! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 5000 --batch-max-delay-ms 20
 //! # … and with 10 publications per HTTP request (/api/batch)
 //! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 3500 --batch 10
 //! # 1 channel × 10,000 subscribers at 100 msg/s: latency
@@ -101,6 +103,9 @@ pub(crate) struct Args {
     /// QUIC/WebTransport: deliver the bench channels as datagrams (`delivery = "datagram"`).
     #[arg(long)]
     pub(crate) datagram: bool,
+    /// Coalescing window of the bench channels (`batch_max_delay`, ms; 0: off).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) batch_max_delay_ms: u32,
     /// Keep history for the bench channels: `history_size = N`, `history_ttl = "300s"`
     /// and `force_recovery = true` (every subscription positioned and recoverable).
     #[arg(long, default_value_t = 0)]

@@ -91,6 +91,7 @@ impl ServerProcess {
         queue_max_size: u64,
         history_size: usize,
         datagram: bool,
+        batch_max_delay_ms: u32,
     ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let quic_port = free_udp_port()?;
@@ -103,6 +104,9 @@ impl ServerProcess {
         };
         if datagram {
             history.push_str("delivery = \"datagram\"\n");
+        }
+        if batch_max_delay_ms > 0 {
+            history.push_str(&format!("batch_max_delay = \"{batch_max_delay_ms}ms\"\n"));
         }
         // connection_limit = 0: the bench raised the file limit it and the server share, and
         // its idle scenario (19,900 connections) is over the default derived from it.

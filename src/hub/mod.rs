@@ -499,7 +499,7 @@ impl BrokerHandler for Inner {
         };
         self.registry.for_each(channel, |sub| {
             if sub.join_leave {
-                let _ = sub.outbox.push(Outgoing::Push(push.clone()));
+                let _ = sub.outbox.push(Outgoing::Push(Box::new(push.clone())));
             }
         });
     }
@@ -524,7 +524,7 @@ impl BrokerHandler for Inner {
                 }
                 continue;
             }
-            let _ = entry.outbox.push(Outgoing::Control(control.clone()));
+            let _ = entry.outbox.push(Outgoing::Control(Box::new(control.clone())));
         }
     }
 }

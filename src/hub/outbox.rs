@@ -6,7 +6,8 @@
 //! marked slow: the queue is dropped (not flushed) and the writer closes with 3008, so a
 //! stalled reader costs bounded memory and never slows the publisher.
 //!
-//! An idle outbox holds no buffer: the queue's allocation is released when drained.
+//! An idle outbox holds at most a few pointer-sized slots: a burst's allocation is
+//! released when drained.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,6 +17,9 @@ use tokio::sync::Notify;
 use super::publication::SharedPublication;
 use crate::protocol::{Disconnect, Push, Reply};
 
+/// Queue slots (pointer-sized items) an outbox keeps allocated after a drain.
+const KEEP_SLOTS: usize = 8;
+
 /// Charge for a reply or push whose exact size is not known before encoding.
 const SMALL_ITEM_COST: usize = 128;
 
@@ -24,14 +28,15 @@ const SMALL_ITEM_COST: usize = 128;
 pub enum Outgoing {
     /// A publication in a subscribed channel.
     Publication(Arc<SharedPublication>),
-    /// A reply to a command.
-    Reply(Reply),
-    /// A push other than a publication.
-    Push(Push),
+    /// A reply to a command (boxed: replies are rare next to publications, and an
+    /// outgoing item stays pointer-sized for the queues that hold many).
+    Reply(Box<Reply>),
+    /// A push other than a publication (boxed, as replies).
+    Push(Box<Push>),
     /// A server ping (`{}` in JSON).
     Ping,
-    /// An event for the session (server API subscribe/unsubscribe/disconnect …).
-    Control(super::Control),
+    /// An event for the session (server API subscribe/unsubscribe/disconnect …), boxed.
+    Control(Box<super::Control>),
 }
 
 impl Outgoing {
@@ -139,11 +144,15 @@ impl Outbox {
     /// Moves everything pending into `out` (in order) and reports whether to close.
     pub fn drain(&self, out: &mut Vec<Outgoing>) -> Drained {
         let mut st = self.lock();
-        let items = std::mem::take(&mut st.items);
+        out.extend(st.items.drain(..));
+        // A small queue keeps its allocation (the next push would make it again); a
+        // burst's is given back.
+        if st.items.capacity() > KEEP_SLOTS {
+            st.items = VecDeque::new();
+        }
         st.bytes = 0;
         let closing = st.closing.clone();
         drop(st);
-        out.extend(items);
         match closing {
             Some(d) => Drained::Close(d),
             None => Drained::Open,

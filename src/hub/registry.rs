@@ -101,7 +101,7 @@ impl StreamState {
             let _ = outbox.push(Outgoing::Publication(p.clone()));
         } else {
             // A gap (lost publications) or a new epoch: the client must recover.
-            let _ = outbox.push(Outgoing::Control(Control::InsufficientState(channel.to_owned())));
+            let _ = outbox.push(Outgoing::Control(Box::new(Control::InsufficientState(channel.to_owned()))));
         }
     }
 
@@ -260,7 +260,7 @@ mod tests {
             .iter()
             .map(|i| match i {
                 Outgoing::Publication(p) => p.publication.offset,
-                Outgoing::Control(Control::InsufficientState(_)) => u64::MAX,
+                Outgoing::Control(c) if matches!(**c, Control::InsufficientState(_)) => u64::MAX,
                 _ => 0,
             })
             .collect()

@@ -189,7 +189,7 @@ impl Session {
             self.hub.metrics().reply_errors.inc(&e.code().to_string());
         }
         if id != 0 {
-            self.outbox.push(Outgoing::Reply(Reply { id, body }));
+            self.outbox.push(Outgoing::Reply(Box::new(Reply { id, body })));
         }
     }
 
@@ -198,7 +198,7 @@ impl Session {
     }
 
     fn push(&self, push: Push) {
-        self.outbox.push(Outgoing::Push(push));
+        self.outbox.push(Outgoing::Push(Box::new(push)));
     }
 
     /// Handles one command. `Err` means: close the connection with this code.

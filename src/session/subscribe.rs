@@ -111,7 +111,7 @@ fn queue_buffered(
             continue; // already in the reply
         }
         if positioned && offset != 0 && last.checked_add(1) != Some(offset) {
-            let _ = outbox.push(Outgoing::Control(Control::InsufficientState(channel.to_owned())));
+            let _ = outbox.push(Outgoing::Control(Box::new(Control::InsufficientState(channel.to_owned()))));
             break;
         }
         if offset != 0 {
@@ -327,7 +327,7 @@ impl Session {
         let channel = req.channel.clone();
         let answer = move |mut result: SubscribeResult| {
             result.expiry = sub_expiry;
-            Outgoing::Reply(Reply { id, body: ReplyBody::Subscribe(Box::new(result)) })
+            Outgoing::Reply(Box::new(Reply { id, body: ReplyBody::Subscribe(Box::new(result)) }))
         };
         if let Err(e) = self.establish(&channel, sub, eff, &req, answer).await {
             self.error(id, e);
@@ -419,7 +419,7 @@ impl Session {
         let push_channel = channel.clone();
         let answer = move |mut result: SubscribeResult| {
             result.data = data;
-            Outgoing::Push(Push::Subscribe { channel: push_channel, result: Box::new(result) })
+            Outgoing::Push(Box::new(Push::Subscribe { channel: push_channel, result: Box::new(result) }))
         };
         let expire_at = super::capped_expiry(req.expire_at, now_ms);
         let sub = Sub { server_side: true, chan_info: req.info, expire_at, ..Default::default() };

@@ -117,7 +117,7 @@ mod tests {
             ..Default::default()
         }));
         let items = vec![
-            Outgoing::Reply(Reply { id: 1, body: ReplyBody::Publish }),
+            Outgoing::Reply(Box::new(Reply { id: 1, body: ReplyBody::Publish })),
             Outgoing::Publication(p),
             Outgoing::Ping,
         ];

@@ -561,7 +561,7 @@ impl<M: Mux> Native<M> {
             }
             Outgoing::Push(p) => {
                 let mut sub = 0;
-                match &p {
+                match &*p {
                     crate::protocol::Push::Subscribe { channel, .. } => {
                         sub = self.lanes.open(channel, datagram_delivery(&self.hub, channel));
                     }

@@ -10,7 +10,6 @@
 //! and a plain-text reason; the connection loop is the driver's (`driver.rs`).
 
 use std::io::IoSlice;
-use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -35,8 +34,9 @@ use crate::session::{Auth, Session, TransportInfo};
 /// How long we wait for the client's close frame after sending ours.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// Slices per vectored write: under Linux's `IOV_MAX` (1024).
-const MAX_SLICES: usize = 512;
+/// Frames per vectored write (Linux takes up to 1024 slices per `writev`): a burst of
+/// more goes out in several writes.
+const WRITE_SLICES: usize = 16;
 
 /// Scratch bytes kept between writes; a burst's larger buffer is given back.
 const KEEP_SCRATCH_BYTES: usize = 4096;
@@ -138,12 +138,14 @@ fn accept(ctx: Ctx, mut req: Request, mode: Mode) -> Response {
             Ok(u) => u,
             Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
         };
-        let (stream, read_ahead) = match (ctx.sockets.take)(upgraded) {
-            Ok(s) => s,
+        let socket = match (ctx.sockets.take)(upgraded) {
+            // The read-ahead is copied out: hyper's read buffer (kilobytes) is freed here,
+            // not held for the connection's life.
+            Ok((stream, read_ahead)) => {
+                WsSocket::new(stream, &read_ahead, ctx.hub.config().websocket.message_size_limit, ctx.sockets.on_drop)
+            }
             Err(e) => return tracing::debug!(error = %e, "websocket upgrade without a socket"),
         };
-        let limit = ctx.hub.config().websocket.message_size_limit;
-        let socket = WsSocket::new(stream, &read_ahead, limit, ctx.sockets.on_drop);
         drive(ctx, socket, mode).await;
     });
     response
@@ -173,12 +175,6 @@ async fn drive(ctx: Ctx, ws: WsSocket, mode: Mode) {
     driver::run(socket, session, outbox, initial).await;
 }
 
-/// Where one frame of a write is: shared bytes, or a range of the scratch buffer.
-enum Piece {
-    Shared(Bytes),
-    Scratch(Range<usize>),
-}
-
 /// The framing of a WebSocket connection.
 struct Socket {
     ws: WsSocket,
@@ -195,32 +191,18 @@ struct Socket {
 }
 
 impl Socket {
-    /// Appends one non-shared message as a whole frame to the scratch buffer.
-    fn frame_into_scratch(&mut self, item: &Outgoing) -> Option<Range<usize>> {
+    /// Appends one non-shared message as a whole frame to the scratch buffer; false for
+    /// what is not written here (publications are shared frames, controls the session's).
+    fn frame_into_scratch(&mut self, item: &Outgoing) -> bool {
         let mut body = Vec::new();
         match item {
             Outgoing::Reply(r) => json::encode_reply(&mut body, r),
             Outgoing::Push(p) => json::encode_push(&mut body, p, self.codec == Codec::Json),
             Outgoing::Ping => body.extend_from_slice(json::PING),
-            Outgoing::Publication(_) | Outgoing::Control(_) => return None,
+            Outgoing::Publication(_) | Outgoing::Control(_) => return false,
         }
-        let start = self.scratch.len();
         ws_frame::put_frame(&mut self.scratch, Opcode::Text, &body);
-        Some(start..self.scratch.len())
-    }
-
-    async fn write_pieces(&mut self, pieces: &[Piece]) -> Result<(), WriteError> {
-        for group in pieces.chunks(MAX_SLICES) {
-            let mut slices: Vec<IoSlice<'_>> = group
-                .iter()
-                .map(|p| match p {
-                    Piece::Shared(b) => IoSlice::new(b),
-                    Piece::Scratch(r) => IoSlice::new(&self.scratch[r.clone()]),
-                })
-                .collect();
-            self.ws.write_all_vectored(&mut slices).await.map_err(|_| WriteError::Io)?;
-        }
-        Ok(())
+        true
     }
 }
 
@@ -266,33 +248,65 @@ impl Transport for Socket {
     }
 
     async fn write(&mut self, items: &mut Vec<Outgoing>) -> Result<(), WriteError> {
-        let mut pieces = Vec::with_capacity(items.len() + 1);
+        // Frames of replies, pushes and pending control frames go into the scratch
+        // buffer (control frames first); publications are their shared frames.
         self.scratch.clear();
-        if !self.control.is_empty() {
-            self.scratch.append(&mut self.control);
-            pieces.push(Piece::Scratch(0..self.scratch.len()));
-        }
+        self.scratch.append(&mut self.control);
+        let control_len = self.scratch.len();
+        let mut ends: Vec<usize> = Vec::new();
         let mut messages = 0u64;
-        for item in items.drain(..) {
-            let piece = match &item {
-                Outgoing::Publication(p) => Piece::Shared(p.framed(self.codec).frame().clone()),
-                other => match self.frame_into_scratch(other) {
-                    Some(range) => Piece::Scratch(range),
-                    None => continue,
-                },
-            };
-            messages += 1;
-            pieces.push(piece);
+        for item in items.iter() {
+            if matches!(item, Outgoing::Publication(_)) {
+                messages += 1;
+            } else if self.frame_into_scratch(item) {
+                ends.push(self.scratch.len());
+                messages += 1;
+            }
         }
-        let bytes: usize = pieces.iter().map(|p| match p { Piece::Shared(b) => b.len(), Piece::Scratch(r) => r.len() }).sum();
-        let result = self.write_pieces(&pieces).await;
+        // One vectored write per WRITE_SLICES frames, the slices on the stack.
+        let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+        let mut n = 0;
+        let mut bytes = 0;
+        let mut result = Ok(());
+        if control_len > 0 {
+            slices[0] = IoSlice::new(&self.scratch[..control_len]);
+            n = 1;
+            bytes = control_len;
+        }
+        let (mut start, mut ends) = (control_len, ends.iter());
+        for item in items.iter() {
+            let frame: &[u8] = match item {
+                Outgoing::Publication(p) => p.framed(self.codec).frame(),
+                Outgoing::Control(_) => continue,
+                _ => {
+                    let Some(&end) = ends.next() else { continue };
+                    let frame = &self.scratch[start..end];
+                    start = end;
+                    frame
+                }
+            };
+            bytes += frame.len();
+            slices[n] = IoSlice::new(frame);
+            n += 1;
+            if n == WRITE_SLICES {
+                result = self.ws.write_all_vectored(&mut slices[..n]).await;
+                n = 0;
+                if result.is_err() {
+                    break;
+                }
+            }
+        }
+        if n > 0 && result.is_ok() {
+            result = self.ws.write_all_vectored(&mut slices[..n]).await;
+        }
+        items.clear();
         if self.scratch.capacity() > KEEP_SCRATCH_BYTES {
             self.scratch = Vec::new();
         }
         if self.control.capacity() > KEEP_SCRATCH_BYTES {
             self.control = Vec::new();
         }
-        result?;
+        result.map_err(|_| WriteError::Io)?;
         let tm = self.metrics.transport(self.info.name);
         tm.messages_sent.fetch_add(messages, Ordering::Relaxed);
         tm.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
@@ -340,5 +354,28 @@ fn read_error_close(e: &WsError) -> Option<Disconnect> {
         }
         // The peer is gone: nobody to tell.
         WsError::Io(_) | WsError::Closed => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an idle connection holds in its task: the driver's state machine with this
+    /// transport in it. A regression here multiplies by every connection of a node.
+    #[tokio::test]
+    async fn an_idle_connection_task_stays_small() {
+        let config = Arc::new(crate::config::Config::from_text("").expect("config").config);
+        let auth = Auth::from_config(&config.client).expect("auth");
+        let hub = Hub::new(config, crate::broker::MemoryBroker::new(), Arc::new(crate::metrics::Metrics::default()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let _client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
+        let (stream, _) = listener.accept().await.expect("accept");
+        let ws = WsSocket::new(stream, &[], 65_536, drop);
+        let sockets = Sockets { take: |_| Err(UpgradeError::Io(std::io::ErrorKind::Other.into())), on_drop: drop };
+        let fut = drive(Ctx { hub, auth, sockets }, ws, Mode::Bidi);
+        let size = std::mem::size_of_val(&fut);
+        assert!(size <= 4096, "the connection future is {size} bytes");
+        assert!(std::mem::size_of::<Outgoing>() <= 16, "queued items stay pointer-sized");
     }
 }

@@ -40,6 +40,21 @@ use crate::session::{Session, TransportInfo};
 /// many wait, the transport is not read.
 pub const MAX_QUEUED_COMMANDS: usize = 64;
 
+/// Items kept allocated between writes (what a connection holds while idle is at most
+/// this many pointer-sized slots in each of its two vectors).
+const KEEP_ITEMS: usize = 16;
+
+/// Runs `fut` bounded by `limit`: `None` when it timed out. The timer is armed only when
+/// the future does not finish at once, so the usual write (the socket takes it) costs no
+/// timer registration.
+async fn bounded<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    match std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => tokio::time::timeout(limit, fut).await.ok(),
+    }
+}
+
 /// What a transport read.
 #[derive(Debug)]
 pub enum Inbound {
@@ -158,6 +173,8 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
     // Publications wait for more until then (unix ms), when their namespace asks for it.
     let mut hold_until: Option<u64> = None;
     let mut items: Vec<Outgoing> = Vec::new();
+    // The transport has bytes of its own to write (Inbound::Flush).
+    let mut flush = false;
     let mut decoded: Vec<Command> = Vec::new();
     let mut closing: Option<Disconnect> = None;
     // Unidirectional transports take one message (the connect request), nothing after.
@@ -178,8 +195,9 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
             running = Some(start(session, work));
         }
         // Write what the backlog holds, up to the next control (unless a coalescing
-        // window holds it a little longer).
-        if !held && !backlog.is_empty() && (closing.is_some() || !coalescing(&backlog, &mut hold_until)) {
+        // window holds it a little longer), and what the transport asked to flush.
+        let writing = !held && !backlog.is_empty() && (closing.is_some() || !coalescing(&backlog, &mut hold_until));
+        if writing {
             match backlog.iter().position(|i| matches!(i, Outgoing::Control(_))) {
                 // The usual case: no control, the whole backlog goes (no copy).
                 None => std::mem::swap(&mut items, &mut backlog),
@@ -187,32 +205,34 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
                     items.extend(backlog.drain(..cut));
                     if let Outgoing::Control(c) = backlog.remove(0) {
                         held = true;
-                        queue.push_back(Work::Control(c));
+                        queue.push_back(Work::Control(*c));
                     }
                 }
             }
-            if !items.is_empty() {
-                match tokio::time::timeout(write_timeout, transport.write(&mut items)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(WriteError::Close(d))) => break 'conn Some(d),
-                    Ok(Err(WriteError::Io)) | Err(_) => break 'conn Some(super::write_failure(&outbox)),
-                }
-                items.clear();
-                if items.capacity() > 64 {
-                    items = Vec::new();
-                }
+        }
+        if !items.is_empty() || flush {
+            flush = false;
+            // The one place the driver writes (one await point: a smaller connection future).
+            match bounded(write_timeout, transport.write(&mut items)).await {
+                Some(Ok(())) => {}
+                Some(Err(WriteError::Close(d))) => break 'conn Some(d),
+                Some(Err(WriteError::Io)) | None => break 'conn Some(super::write_failure(&outbox)),
             }
-            if backlog.is_empty() && backlog.capacity() > 64 {
+            items.clear();
+            if items.capacity() > KEEP_ITEMS {
+                items = Vec::new();
+            }
+        }
+        if writing {
+            if backlog.is_empty() && backlog.capacity() > KEEP_ITEMS {
                 backlog = Vec::new();
             }
             if running.is_none() && !queue.is_empty() {
                 continue;
             }
         }
-        if let Some(d) = closing.take()
-            && backlog.is_empty()
-        {
-            break Some(d);
+        if closing.is_some() && backlog.is_empty() {
+            break closing.take();
         }
         // One timer: the heartbeat's next beat, or the session's when it is home.
         let deadline = heartbeat
@@ -227,11 +247,7 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
         tokio::select! {
             biased;
             () = outbox.notified(), if closing.is_none() => {
-                if let Drained::Close(d) = outbox.drain(&mut backlog) {
-                    // Flush what came before the close (a disconnect push, the last
-                    // replies); controls no longer matter.
-                    backlog.retain(|i| !matches!(i, Outgoing::Control(_)));
-                    held = false;
+                if let Some(d) = take_outbox(&outbox, &mut backlog, &mut held) {
                     closing = Some(d);
                 }
             }
@@ -251,7 +267,11 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
                 if let Some(control) = control {
                     held = false;
                     if let Control::Unsubscribe(_, channel) = control {
-                        // Fanned out before the subscriber was removed: not for this client any more.
+                        // Whatever of the channel is queued now was fanned out before the
+                        // session removed the subscriber: not for this client any more.
+                        if let Some(d) = take_outbox(&outbox, &mut backlog, &mut held) {
+                            closing = Some(d);
+                        }
                         backlog.retain(|i| !matches!(i, Outgoing::Publication(p) if *p.publication.channel == *channel));
                     }
                 }
@@ -267,14 +287,7 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
                         outbox.close(d);
                         queue.clear();
                     }
-                    Inbound::Flush => {
-                        if let Err(e) = tokio::time::timeout(write_timeout, transport.write(&mut Vec::new())).await.unwrap_or(Err(WriteError::Io)) {
-                            break match e {
-                                WriteError::Close(d) => Some(d),
-                                WriteError::Io => Some(super::write_failure(&outbox)),
-                            };
-                        }
-                    }
+                    Inbound::Flush => flush = true,
                     Inbound::Message(bytes) => {
                         if messages_left == 0 || outbox.is_closing() {
                             continue;
@@ -341,6 +354,20 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
     }
     transport.close(close.as_ref()).await;
     tm.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Moves what the outbox holds to the backlog. When the outbox is closing: what came
+/// before the close (a disconnect push, the last replies) is still written, controls no
+/// longer matter, and the close is returned.
+fn take_outbox(outbox: &Outbox, backlog: &mut Vec<Outgoing>, held: &mut bool) -> Option<Disconnect> {
+    match outbox.drain(backlog) {
+        Drained::Open => None,
+        Drained::Close(d) => {
+            backlog.retain(|i| !matches!(i, Outgoing::Control(_)));
+            *held = false;
+            Some(d)
+        }
+    }
 }
 
 /// Whether the backlog waits for more under a coalescing window (`batch_max_delay`):

@@ -194,7 +194,7 @@ async fn a_waiting_command_stops_neither_the_writer_nor_the_heartbeat() {
     conn.send(json!({"id": 3, "ping": {}})).await;
     // Output queued while the publish waits is written at once.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    conn.outbox.push(Outgoing::Push(crate::protocol::Push::Join { channel: "meanwhile".into(), info: ClientInfo::default() }));
+    conn.outbox.push(Outgoing::Push(Box::new(crate::protocol::Push::Join { channel: "meanwhile".into(), info: ClientInfo::default() })));
     conn.wait_for("message push", |m| m.contains("meanwhile")).await;
     // Pings go out (the first within 1 s of connect) and a pong in time is taken: no 3012.
     // Answer every ping until the publish is answered.
