@@ -2,10 +2,12 @@
 //! raw upgraded TCP socket (framing in `ws_frame.rs`).
 //!
 //! Server frames are unmasked, so a publication's whole frame (header and JSON push) is
-//! built once per codec and shared by every subscriber (`Framed`); a write sends those
-//! shared bytes as they are, several publications in one vectored write, one message per
-//! frame. Replies and other pushes are framed into a small scratch buffer given back after
-//! a burst. Nothing is buffered while a connection is idle: the socket is read into a
+//! built once per codec and shared by every subscriber (`Framed`): a wake-up holding one
+//! publication writes those shared bytes as they are. Several messages for a bidirectional
+//! client go newline-joined in one frame (Centrifugo's framing; far fewer frames for both
+//! ends under load); a unidirectional client gets one message per frame, the shared
+//! frames in one vectored write. Replies and other pushes are framed into a small scratch
+//! buffer given back after a burst. Nothing is buffered while a connection is idle: the socket is read into a
 //! buffer only while a frame is arriving. Disconnects are close frames carrying the code
 //! and a plain-text reason; the connection loop is the driver's (`driver.rs`).
 
@@ -23,7 +25,7 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 
 use super::driver::{self, Inbound, Transport, WriteError};
-use super::now_ms;
+use super::{Framing, encode_json, now_ms};
 use super::ws_frame::{self, Message, Opcode, UpgradeError, WsError, WsSocket};
 use crate::hub::{Hub, Outbox, Outgoing};
 use crate::protocol::codec::Codec;
@@ -169,6 +171,7 @@ async fn drive(ctx: Ctx, ws: WsSocket, mode: Mode) {
         metrics: ctx.hub.metrics().clone(),
         write_timeout: ctx.hub.config().websocket.write_timeout.0,
         scratch: Vec::new(),
+        body: Vec::new(),
         control: Vec::new(),
         peer_closed: false,
     };
@@ -184,6 +187,8 @@ struct Socket {
     write_timeout: Duration,
     /// Frames of replies and pushes being written.
     scratch: Vec<u8>,
+    /// The body of a joined frame being built.
+    body: Vec<u8>,
     /// Control frames to send at the next write (pongs, the close echo).
     control: Vec<u8>,
     /// The client sent its close frame.
@@ -191,6 +196,47 @@ struct Socket {
 }
 
 impl Socket {
+    /// Several messages for a bidirectional client: newline-joined into as few text frames
+    /// as `MAX_BATCH_BYTES` allows (Centrifugo's framing), one contiguous write. Copying a
+    /// few hundred bytes of shared bodies costs less than a frame each, for both ends.
+    async fn write_joined(&mut self, items: &mut Vec<Outgoing>) -> Result<(), WriteError> {
+        self.scratch.clear();
+        self.scratch.append(&mut self.control);
+        // One allocation for the whole write: publications announce their size.
+        let estimate: usize = items
+            .iter()
+            .map(|i| match i {
+                Outgoing::Publication(p) => p.framed(self.codec).frame().len() + 1,
+                _ => 128,
+            })
+            .sum();
+        self.scratch.reserve(estimate + 16);
+        self.body.reserve(estimate.min(super::MAX_BATCH_BYTES + 64));
+        let (mut next, mut messages) = (0, 0u64);
+        while next < items.len() {
+            self.body.clear();
+            let n = encode_json(items, &mut next, &mut self.body, self.codec, Framing::Joined, usize::MAX);
+            if n > 0 {
+                ws_frame::put_frame(&mut self.scratch, Opcode::Text, &self.body);
+                messages += n as u64;
+            }
+        }
+        if self.body.capacity() > KEEP_SCRATCH_BYTES {
+            self.body = Vec::new();
+        }
+        items.clear();
+        let result = self.ws.write_all(&self.scratch).await;
+        let bytes = self.scratch.len();
+        if self.scratch.capacity() > KEEP_SCRATCH_BYTES {
+            self.scratch = Vec::new();
+        }
+        result.map_err(|_| WriteError::Io)?;
+        let tm = self.metrics.transport(self.info.name);
+        tm.messages_sent.fetch_add(messages, Ordering::Relaxed);
+        tm.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Appends one non-shared message as a whole frame to the scratch buffer; false for
     /// what is not written here (publications are shared frames, controls the session's).
     fn frame_into_scratch(&mut self, item: &Outgoing) -> bool {
@@ -248,6 +294,9 @@ impl Transport for Socket {
     }
 
     async fn write(&mut self, items: &mut Vec<Outgoing>) -> Result<(), WriteError> {
+        if self.info.bidirectional && items.len() > 1 {
+            return self.write_joined(items).await;
+        }
         // Frames of replies, pushes and pending control frames go into the scratch
         // buffer (control frames first); publications are their shared frames.
         self.scratch.clear();
@@ -373,8 +422,17 @@ mod tests {
         let (stream, _) = listener.accept().await.expect("accept");
         let ws = WsSocket::new(stream, &[], 65_536, drop);
         let sockets = Sockets { take: |_| Err(UpgradeError::Io(std::io::ErrorKind::Other.into())), on_drop: drop };
+        {
+            let outbox = Outbox::new(1000);
+            let mut session = Session::new(hub.clone(), auth.clone(), outbox.clone(), INFO, now_ms());
+            eprintln!("session.close {}", std::mem::size_of_val(&session.close()));
+            eprintln!("session.tick {}", std::mem::size_of_val(&session.tick(0)));
+            eprintln!("sleep {}", std::mem::size_of::<tokio::time::Sleep>());
+            eprintln!("notified {}", std::mem::size_of_val(&outbox.notified()));
+        }
         let fut = drive(Ctx { hub, auth, sockets }, ws, Mode::Bidi);
         let size = std::mem::size_of_val(&fut);
+        eprintln!("drive {size}");
         assert!(size <= 4096, "the connection future is {size} bytes");
         assert!(std::mem::size_of::<Outgoing>() <= 16, "queued items stay pointer-sized");
     }

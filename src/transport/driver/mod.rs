@@ -19,6 +19,11 @@
 //! outbox between publications. Output up to a control is written first; what follows it
 //! is held until the session has applied it, so an API unsubscribe is never overtaken by
 //! publications queued after it, and those are dropped.
+//!
+//! A coalescing window (`batch_max_delay` on the namespace) holds publications, and the
+//! pushes queued with them, for up to that long: meanwhile the outbox is not watched
+//! (unless `batch_max_size` may end the window early), so the publications of the window
+//! cost the connection one wake-up and one write. A reply ends the window at once.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -172,6 +177,8 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
     let mut held = false;
     // Publications wait for more until then (unix ms), when their namespace asks for it.
     let mut hold_until: Option<u64> = None;
+    // … and `batch_max_size` may end it early, so the outbox stays watched meanwhile.
+    let mut hold_sized = false;
     let mut items: Vec<Outgoing> = Vec::new();
     // The transport has bytes of its own to write (Inbound::Flush).
     let mut flush = false;
@@ -196,7 +203,7 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
         }
         // Write what the backlog holds, up to the next control (unless a coalescing
         // window holds it a little longer), and what the transport asked to flush.
-        let writing = !held && !backlog.is_empty() && (closing.is_some() || !coalescing(&backlog, &mut hold_until));
+        let writing = !held && !backlog.is_empty() && (closing.is_some() || !coalescing(&backlog, &mut hold_until, &mut hold_sized));
         if writing {
             match backlog.iter().position(|i| matches!(i, Outgoing::Control(_))) {
                 // The usual case: no control, the whole backlog goes (no copy).
@@ -246,7 +253,9 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
 
         tokio::select! {
             biased;
-            () = outbox.notified(), if closing.is_none() => {
+            // While a coalescing window holds output, the outbox is not watched: pushes
+            // then wake nobody, and what they queue is taken when the window ends.
+            () = outbox.notified(), if closing.is_none() && (hold_until.is_none() || hold_sized) => {
                 if let Some(d) = take_outbox(&outbox, &mut backlog, &mut held) {
                     closing = Some(d);
                 }
@@ -259,6 +268,10 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
             }, if running.is_some() => {
                 running = None;
                 let Done { session, result, control } = done;
+                if hold_until.is_some() && let Some(d) = take_outbox(&outbox, &mut backlog, &mut held) {
+                    // A reply never waits for a window: take it (and what it ends) now.
+                    closing = Some(d);
+                }
                 if let Err(d) = result {
                     // Nothing after the command that closed the connection is processed.
                     outbox.close(d);
@@ -319,6 +332,11 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
             () = &mut timer => {
                 armed = u64::MAX;
                 let now = now_ms();
+                if hold_until.is_some_and(|t| now >= t)
+                    && let Some(d) = take_outbox(&outbox, &mut backlog, &mut held)
+                {
+                    closing = Some(d);
+                }
                 match heartbeat.tick(now) {
                     Beat::Idle => {}
                     Beat::Ping => { outbox.push(Outgoing::Ping); }
@@ -332,28 +350,35 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
         }
     };
 
-    // The session may be out on a command: let it come back (engine and backend calls are
-    // bounded by their own timeouts), then release what it holds in the hub.
+    // Boxed: the end's futures (session release, the transport's last words) are then
+    // allocated only when a connection ends, not carried by every idle one.
+    Box::pin(finish(transport, home, running, close)).await;
+}
+
+/// The end of a connection: the session may be out on a command, so let it come back
+/// (engine and backend calls are bounded by their own timeouts), release what it holds
+/// in the hub, count the disconnect and let the transport say its last words.
+async fn finish<T: Transport>(mut transport: T, home: Option<Session>, running: Option<Running>, close: Option<Disconnect>) {
+    let info = transport.info();
     let session = match (home, running) {
         (Some(s), _) => Some(s),
         (None, Some(r)) => Some(r.await.session),
         // Not reachable: the session is either home or out on a command.
         (None, None) => None,
     };
-    if let Some(mut session) = session {
-        session.close().await;
-        if close.as_ref().is_some_and(|d| *d == Disconnect::SLOW) {
-            tracing::debug!(client = %session.client_id(), transport = info.name, "slow client disconnected");
-        }
-    }
+    let Some(mut session) = session else { return };
+    let metrics = session.hub().metrics().clone();
+    session.close().await;
     if let Some(d) = &close {
         metrics.disconnects.inc(&d.code.to_string());
         if *d == Disconnect::SLOW {
             metrics.slow_disconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(client = %session.client_id(), transport = info.name, "slow client disconnected");
         }
     }
+    drop(session);
     transport.close(close.as_ref()).await;
-    tm.connections.fetch_sub(1, Ordering::Relaxed);
+    metrics.transport(info.name).connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Moves what the outbox holds to the backlog. When the outbox is closing: what came
@@ -374,7 +399,7 @@ fn take_outbox(outbox: &Outbox, backlog: &mut Vec<Outgoing>, held: &mut bool) ->
 /// only publications are held (replies and pushes go at once, and take what is held with
 /// them), until the window of the first opens a write or `batch_max_size` are held.
 /// Clears the window when it says "write now".
-fn coalescing(backlog: &[Outgoing], hold_until: &mut Option<u64>) -> bool {
+fn coalescing(backlog: &[Outgoing], hold_until: &mut Option<u64>, sized: &mut bool) -> bool {
     let mut window: Option<(u64, usize)> = None;
     for item in backlog {
         let Outgoing::Publication(p) = item else {
@@ -390,6 +415,7 @@ fn coalescing(backlog: &[Outgoing], hold_until: &mut Option<u64>) -> bool {
         window = Some(window.map_or((u64::from(c.max_delay_ms), size), |(d, s)| (d.min(u64::from(c.max_delay_ms)), s.min(size))));
     }
     let Some((delay, size)) = window else { return false };
+    *sized = size != usize::MAX;
     let now = now_ms();
     let until = *hold_until.get_or_insert(now.saturating_add(delay));
     if backlog.len() >= size || now >= until {
