@@ -1064,6 +1064,18 @@ mod tests {
     }
 
     #[test]
+    fn coalescing_keys_are_read_and_bounded() {
+        let text = "[[channel.namespaces]]\nname = \"feed\"\nbatch_max_delay = \"20ms\"\nbatch_max_size = 50\n";
+        let loaded = Config::from_text(text).expect("valid");
+        assert!(loaded.unknown_keys.is_empty(), "Centrifugo PRO's names are ours: {:?}", loaded.unknown_keys);
+        let ns = &loaded.config.channel.namespaces[0].options;
+        assert_eq!((ns.batch_max_delay.0, ns.batch_max_size), (std::time::Duration::from_millis(20), 50));
+        assert_eq!(ChannelOptions::default().batch_max_delay.0, std::time::Duration::ZERO, "off by default");
+        let err = Config::from_text("[channel.without_namespace]\nbatch_max_delay = \"2s\"\n").expect_err("too long");
+        assert!(err.to_string().contains("channel.without_namespace.batch_max_delay"), "{err}");
+    }
+
+    #[test]
     fn the_http3_port_follows_the_tcp_port() {
         let h3 = Http3Config::default();
         assert_eq!(h3.port_for(8000), Some(9000));
