@@ -252,12 +252,28 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
         }
 
         tokio::select! {
+            // Fixed order, rarest first: the timer and a finished command are ready once
+            // each, the reader is bounded by the command queue, so a busy outbox (always
+            // ready under load) can starve none of them, and nothing starves it.
             biased;
-            // While a coalescing window holds output, the outbox is not watched: pushes
-            // then wake nobody, and what they queue is taken when the window ends.
-            () = outbox.notified(), if closing.is_none() && (hold_until.is_none() || hold_sized) => {
-                if let Some(d) = take_outbox(&outbox, &mut backlog, &mut held) {
+            () = &mut timer => {
+                // An elapsed timer stays ready: force a reset on the next turn, even to
+                // "never" (else the loop would spin on it).
+                armed = 0;
+                let now = now_ms();
+                if hold_until.is_some_and(|t| now >= t)
+                    && let Some(d) = take_outbox(&outbox, &mut backlog, &mut held)
+                {
                     closing = Some(d);
+                }
+                match heartbeat.tick(now) {
+                    Beat::Idle => {}
+                    Beat::Ping => { outbox.push(Outgoing::Ping); }
+                    Beat::Dead(d) => outbox.close(d),
+                }
+                if !tick_queued && home.as_ref().is_some_and(|s| now >= s.next_deadline()) {
+                    tick_queued = true;
+                    queue.push_back(Work::Tick);
                 }
             }
             done = async {
@@ -329,22 +345,11 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
                     }
                 }
             }
-            () = &mut timer => {
-                armed = u64::MAX;
-                let now = now_ms();
-                if hold_until.is_some_and(|t| now >= t)
-                    && let Some(d) = take_outbox(&outbox, &mut backlog, &mut held)
-                {
+            // While a coalescing window holds output, the outbox is not watched: pushes
+            // then wake nobody, and what they queue is taken when the window ends.
+            () = outbox.notified(), if closing.is_none() && (hold_until.is_none() || hold_sized) => {
+                if let Some(d) = take_outbox(&outbox, &mut backlog, &mut held) {
                     closing = Some(d);
-                }
-                match heartbeat.tick(now) {
-                    Beat::Idle => {}
-                    Beat::Ping => { outbox.push(Outgoing::Ping); }
-                    Beat::Dead(d) => outbox.close(d),
-                }
-                if !tick_queued && home.as_ref().is_some_and(|s| now >= s.next_deadline()) {
-                    tick_queued = true;
-                    queue.push_back(Work::Tick);
                 }
             }
         }

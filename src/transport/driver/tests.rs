@@ -331,3 +331,42 @@ async fn a_bad_message_closes_after_the_replies_before_it() {
     assert!(conn.messages().iter().any(|m| m.starts_with(r#"{"id":2"#)), "the good command was answered first");
     assert_eq!(conn.record.lock().expect("record").closed, Some(Some(Disconnect::BAD_REQUEST)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_outbox_starves_neither_pings_nor_commands() {
+    let (hub, auth) = hub_with("ping_interval = \"1s\"\npong_timeout = \"900ms\"", "", Duration::ZERO);
+    let conn = connect(&hub, &auth, "u").await;
+    // Another thread keeps the outbox ready for 3 s.
+    let outbox = conn.outbox.clone();
+    let pusher = tokio::spawn(async move {
+        let end = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < end {
+            for _ in 0..64 {
+                outbox.push(Outgoing::Push(Box::new(crate::protocol::Push::Join {
+                    channel: "busy".into(),
+                    info: ClientInfo::default(),
+                })));
+            }
+            tokio::task::yield_now().await;
+        }
+    });
+    let start = Instant::now();
+    conn.send(json!({"id": 2, "ping": {}})).await;
+    conn.wait_for("ping reply", |m| m.starts_with(r#"{"id":2"#)).await;
+    assert!(start.elapsed() < Duration::from_millis(1_000), "a command is answered while the outbox is busy");
+    // Every ping due while the outbox is busy goes out, and each pong is taken in time.
+    let mut ponged = 0;
+    while !pusher.is_finished() {
+        let pings = conn.messages().iter().filter(|m| *m == "{}").count();
+        while ponged < pings {
+            conn.send(json!({})).await;
+            ponged += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(ponged >= 2, "pings every second for 3 s, got {ponged}");
+    pusher.await.expect("pusher");
+    assert_eq!(conn.record.lock().expect("record").closed, None, "the pong was taken in time: no 3012");
+    drop(conn.tx);
+    conn.task.await.expect("driver");
+}
