@@ -7,8 +7,9 @@
 //! - [`broker`]: engines behind that port (memory).
 //! - [`session`]: one connection's state machine, sans I/O, driven with `now`.
 //! - [`auth`]: JWT verification.
-//! - [`transport`]: moves bytes between sockets and sessions (WebSocket; WebTransport and
-//!   raw QUIC on one UDP port, dispatched by ALPN).
+//! - [`transport`]: moves bytes between sockets and sessions: one connection loop (the
+//!   driver) for every transport, each of which is framing only (WebSocket, HTTP-streaming
+//!   and SSE; WebTransport and raw QUIC on one UDP port, dispatched by ALPN).
 //! - [`tls`]: certificates (configured, or generated development ones) for QUIC and HTTP/3.
 //! - [`client`]: a Rust client for the native mode over raw QUIC or WebTransport.
 //! - [`api`]: the server HTTP API, one axum service for every HTTP version.
