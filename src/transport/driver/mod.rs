@@ -182,6 +182,8 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
     let mut items: Vec<Outgoing> = Vec::new();
     // The transport has bytes of its own to write (Inbound::Flush).
     let mut flush = false;
+    // Still reading the transport (until it broke the rules).
+    let mut reading = true;
     let mut decoded: Vec<Command> = Vec::new();
     let mut closing: Option<Disconnect> = None;
     // Unidirectional transports take one message (the connect request), nothing after.
@@ -252,10 +254,10 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
         }
 
         tokio::select! {
-            // Fixed order, rarest first: the timer and a finished command are ready once
-            // each, the reader is bounded by the command queue, so a busy outbox (always
-            // ready under load) can starve none of them, and nothing starves it.
-            biased;
+            // Unbiased (tokio polls the branches from a random start each turn): a busy
+            // outbox (always ready under load) cannot starve the timer, a finished command
+            // or the reader, and a client that keeps the reader ready cannot starve the
+            // outbox.
             () = &mut timer => {
                 // An elapsed timer stays ready: force a reset on the next turn, even to
                 // "never" (else the loop would spin on it).
@@ -309,10 +311,12 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
                 }
                 home = Some(session);
             }
-            inbound = transport.recv(), if queue.len() < MAX_QUEUED_COMMANDS && closing.is_none() => {
+            inbound = transport.recv(), if reading && queue.len() < MAX_QUEUED_COMMANDS && closing.is_none() => {
                 match inbound {
                     Inbound::Gone => break None,
                     Inbound::Close(d) => {
+                        // Nothing more is read: the rest of the input is what broke the rules.
+                        reading = false;
                         outbox.close(d);
                         queue.clear();
                     }

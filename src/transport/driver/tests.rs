@@ -370,3 +370,38 @@ async fn a_busy_outbox_starves_neither_pings_nor_commands() {
     drop(conn.tx);
     conn.task.await.expect("driver");
 }
+
+/// A transport whose input is broken for good: every read says so at once.
+struct Broken {
+    record: Arc<Mutex<Record>>,
+}
+
+impl Transport for Broken {
+    fn info(&self) -> TransportInfo {
+        INFO
+    }
+    fn codec(&self) -> Codec {
+        Codec::Json
+    }
+    async fn recv(&mut self) -> Inbound {
+        Inbound::Close(Disconnect::BAD_REQUEST)
+    }
+    async fn write(&mut self, items: &mut Vec<Outgoing>) -> Result<(), WriteError> {
+        items.clear();
+        Ok(())
+    }
+    async fn close(&mut self, reason: Option<&Disconnect>) {
+        self.record.lock().expect("record").closed = Some(reason.cloned());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transport_that_keeps_reporting_bad_input_is_closed_not_spun_on() {
+    let (hub, auth) = hub("", Duration::ZERO);
+    let record = Arc::new(Mutex::new(Record::default()));
+    let outbox = Outbox::new(1 << 20);
+    let session = Session::new(hub.clone(), auth.clone(), outbox.clone(), INFO, now_ms());
+    let broken = Broken { record: record.clone() };
+    tokio::time::timeout(Duration::from_secs(5), run(broken, session, outbox, Vec::new())).await.expect("closed in time");
+    assert_eq!(record.lock().expect("record").closed, Some(Some(Disconnect::BAD_REQUEST)));
+}
