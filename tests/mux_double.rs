@@ -55,14 +55,8 @@ impl SendHalf for RecSend {
 struct RecRecv(mpsc::Receiver<Vec<u8>>);
 
 impl RecvHalf for RecRecv {
-    async fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Option<usize>, MuxError> {
-        match self.0.recv().await {
-            Some(bytes) => {
-                buf[..bytes.len()].copy_from_slice(&bytes);
-                Ok(Some(bytes.len()))
-            }
-            None => Ok(None),
-        }
+    async fn read_chunk(&mut self, _max: usize) -> Result<Option<Bytes>, MuxError> {
+        Ok(self.0.recv().await.map(Bytes::from))
     }
 }
 

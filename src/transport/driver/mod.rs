@@ -182,7 +182,6 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
     let mut items: Vec<Outgoing> = Vec::new();
     // The transport has bytes of its own to write (Inbound::Flush).
     let mut flush = false;
-    let mut decoded: Vec<Command> = Vec::new();
     let mut closing: Option<Disconnect> = None;
     // Unidirectional transports take one message (the connect request), nothing after.
     let mut messages_left = if info.bidirectional { u64::MAX } else { u64::from(queue.is_empty()) };
@@ -198,6 +197,10 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
         {
             if matches!(work, Work::Tick) {
                 tick_queued = false;
+            }
+            if queue.is_empty() {
+                // Commands come one or two at a time: an idle connection holds no queue.
+                queue = VecDeque::new();
             }
             running = Some(start(session, work));
         }
@@ -307,9 +310,10 @@ pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<O
                         }
                         messages_left -= 1;
                         tm.bytes_received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                        decoded.clear();
+                        // Per message, not kept: an idle connection holds no decoded slots.
+                        let mut decoded = Vec::new();
                         let decoding = codec.decode_commands(&bytes, &mut decoded);
-                        for cmd in decoded.drain(..) {
+                        for cmd in decoded {
                             accept(&mut transport, &mut heartbeat, &mut queue, &outbox, cmd, tm);
                         }
                         if let Err(e) = decoding {
