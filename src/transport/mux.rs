@@ -461,21 +461,24 @@ enum PendingCommand {
 }
 
 /// Serves one native-mode connection whose control stream is `control` until it closes.
-pub async fn run<M: Mux>(ctx: Ctx, mux: M, control: (M::Send, M::Recv), info: TransportInfo) {
-    let cfg = ctx.hub.config().clone();
-    let outbox = Outbox::new(cfg.client.queue_max_size);
-    let session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), info, now_ms());
+/// A plain function returning the driver's future: an `async fn` would carry its
+/// arguments beside it for as long as the connection lives.
+pub fn run<M: Mux>(ctx: Ctx, mux: M, control: (M::Send, M::Recv), info: TransportInfo) -> impl Future<Output = ()> {
+    let Ctx { hub, auth, message_size_limit, shutdown } = ctx;
+    let queue_max_size = hub.config().client.queue_max_size;
+    let outbox = Outbox::new(queue_max_size);
+    let session = Session::new(hub.clone(), auth, outbox.clone(), info, now_ms());
     let (send, recv) = control;
     send.set_priority(CONTROL_PRIORITY);
     let native = Native {
-        lanes: Lanes::new(mux.clone(), cfg.client.queue_max_size),
+        lanes: Lanes::new(mux.clone(), queue_max_size),
         mux,
         send,
         recv,
         info,
-        hub: ctx.hub.clone(),
-        limit: ctx.message_size_limit,
-        shutdown: Some(ctx.shutdown.clone()),
+        hub,
+        limit: message_size_limit,
+        shutdown: Some(shutdown),
         pending: VecDeque::new(),
         out: Vec::new(),
         inbuf: Pending::default(),
@@ -483,7 +486,7 @@ pub async fn run<M: Mux>(ctx: Ctx, mux: M, control: (M::Send, M::Recv), info: Tr
         next_datagram_id: native::RESERVED_ID_BASE,
         connected: false,
     };
-    driver::run(native, session, outbox, Vec::new()).await;
+    driver::run(native, session, outbox, Vec::new())
 }
 
 /// The framing of one native-mode connection: postcard frames on the control stream, a
