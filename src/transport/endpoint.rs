@@ -43,6 +43,12 @@ pub enum EndpointError {
 }
 
 /// The quinn transport settings of `quic.*`.
+///
+/// What an idle connection costs is mostly fixed inside quinn (its connection state, the
+/// first block of its event channel, its send buffer) and rustls (packet keys); of these
+/// settings only the stream limits allocate per connection (a slot per allowed stream).
+/// The flow-control windows and datagram buffers are bounds on what a busy client can
+/// make us hold, not allocations: changing them does not move idle memory.
 pub fn transport_config(cfg: &Config) -> quinn::TransportConfig {
     let q = &cfg.quic;
     let mut t = quinn::TransportConfig::default();
@@ -99,12 +105,15 @@ pub async fn run(endpoint: quinn::Endpoint, ctx: mux::Ctx) {
                     .and_then(|hd| hd.protocol),
                 _ => None,
             };
+            // Each service's future is boxed: the task then carries the one it runs, not
+            // the larger of the two (an idle raw QUIC connection would otherwise pay for
+            // WebTransport's handshake states).
             match alpn.as_deref() {
                 Some(ALPN_H3) if webtransport_on => {
                     let incoming = wtransport::endpoint::IncomingSessionFuture::with_quic_connecting(connecting);
-                    webtransport::run(ctx, incoming).await;
+                    Box::pin(webtransport::run(ctx, incoming)).await;
                 }
-                Some(ALPN_NATIVE) if quic_on => quic::run(ctx, connecting).await,
+                Some(ALPN_NATIVE) if quic_on => Box::pin(quic::run(ctx, connecting)).await,
                 other => {
                     tracing::debug!(alpn = ?other.map(String::from_utf8_lossy), "quic: no service for this ALPN");
                     if let Ok(conn) = connecting.await {

@@ -35,9 +35,10 @@ use crate::protocol::native::{self, ServerFrame, StreamHeader, WireReply};
 use crate::protocol::{ClientError, Command, CommandBody, Disconnect, PublishRequest, ReplyBody};
 use crate::session::{Auth, Session, TransportInfo};
 
-/// Bytes read from the control stream per call: small, because idle connections should
-/// hold little; bigger frames arrive in several reads.
-const READ_CHUNK_BYTES: usize = 4096;
+/// Most bytes taken from a stream per read, in bytes (4 KiB). The stack hands over the
+/// bytes it already holds (no buffer of ours waits on an idle stream), so this only
+/// bounds how much one read moves into [`Pending`]; bigger frames arrive in several reads.
+pub(super) const READ_CHUNK_BYTES: usize = 4096;
 
 /// How long the server waits for the peer to acknowledge its last frames before closing
 /// the connection, so the disconnect frame is not lost to the close.
@@ -83,8 +84,42 @@ pub trait SendHalf: Send + 'static {
 
 /// The receiving half of a stream.
 pub trait RecvHalf: Send + 'static {
-    /// Reads some bytes; `Ok(None)` at the end of the stream. Cancel-safe.
-    fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> impl Future<Output = Result<Option<usize>, MuxError>> + Send + 'a;
+    /// The next bytes the stream holds, at most `max` of them; `Ok(None)` at its end.
+    /// The stack hands over its own buffer, so a caller waiting here holds none.
+    /// Cancel-safe.
+    fn read_chunk(&mut self, max: usize) -> impl Future<Output = Result<Option<Bytes>, MuxError>> + Send + '_;
+}
+
+/// Inbound stream bytes not yet taken as whole messages. It holds nothing while nothing
+/// is pending, so an idle connection keeps no read buffer; a frame split over reads is
+/// gathered here and the buffer is given back once it is taken.
+#[derive(Debug, Default)]
+pub(super) struct Pending(Vec<u8>);
+
+impl Pending {
+    /// Appends what a read returned.
+    pub(super) fn push(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+
+    /// The bytes waiting.
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Drops the first `n` bytes (a message taken); frees the buffer when none are left.
+    pub(super) fn consume(&mut self, n: usize) {
+        self.0.drain(..n);
+        if self.0.is_empty() {
+            self.0 = Vec::new();
+        }
+    }
+
+    /// Bytes allocated (0 when idle).
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
 }
 
 /// What the native mode needs from a connection.
@@ -126,8 +161,9 @@ impl SendHalf for quinn::SendStream {
 }
 
 impl RecvHalf for quinn::RecvStream {
-    async fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Option<usize>, MuxError> {
-        quinn::RecvStream::read(self, buf).await.map_err(|e| MuxError(e.to_string()))
+    async fn read_chunk(&mut self, max: usize) -> Result<Option<Bytes>, MuxError> {
+        let chunk = quinn::RecvStream::read_chunk(self, max, true).await.map_err(|e| MuxError(e.to_string()))?;
+        Ok(chunk.map(|c| c.bytes))
     }
 }
 
@@ -185,8 +221,10 @@ impl SendHalf for wtransport::SendStream {
 }
 
 impl RecvHalf for wtransport::RecvStream {
-    async fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Option<usize>, MuxError> {
-        wtransport::RecvStream::read(self, buf).await.map_err(|e| MuxError(e.to_string()))
+    async fn read_chunk(&mut self, max: usize) -> Result<Option<Bytes>, MuxError> {
+        // wtransport's `read` is quinn's `read` on the same stream (the WebTransport
+        // stream header was consumed when it was accepted), so its chunks are the data.
+        RecvHalf::read_chunk(self.quic_stream_mut(), max).await
     }
 }
 
@@ -423,30 +461,32 @@ enum PendingCommand {
 }
 
 /// Serves one native-mode connection whose control stream is `control` until it closes.
-pub async fn run<M: Mux>(ctx: Ctx, mux: M, control: (M::Send, M::Recv), info: TransportInfo) {
-    let cfg = ctx.hub.config().clone();
-    let outbox = Outbox::new(cfg.client.queue_max_size);
-    let session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), info, now_ms());
+/// A plain function returning the driver's future: an `async fn` would carry its
+/// arguments beside it for as long as the connection lives.
+pub fn run<M: Mux>(ctx: Ctx, mux: M, control: (M::Send, M::Recv), info: TransportInfo) -> impl Future<Output = ()> {
+    let Ctx { hub, auth, message_size_limit, shutdown } = ctx;
+    let queue_max_size = hub.config().client.queue_max_size;
+    let outbox = Outbox::new(queue_max_size);
+    let session = Session::new(hub.clone(), auth, outbox.clone(), info, now_ms());
     let (send, recv) = control;
     send.set_priority(CONTROL_PRIORITY);
     let native = Native {
-        lanes: Lanes::new(mux.clone(), cfg.client.queue_max_size),
+        lanes: Lanes::new(mux.clone(), queue_max_size),
         mux,
         send,
         recv,
         info,
-        hub: ctx.hub.clone(),
-        limit: ctx.message_size_limit,
-        shutdown: Some(ctx.shutdown.clone()),
+        hub,
+        limit: message_size_limit,
+        shutdown: Some(shutdown),
         pending: VecDeque::new(),
         out: Vec::new(),
-        inbuf: Vec::new(),
-        chunk: vec![0; READ_CHUNK_BYTES].into_boxed_slice(),
+        inbuf: Pending::default(),
         notices: 0,
         next_datagram_id: native::RESERVED_ID_BASE,
         connected: false,
     };
-    driver::run(native, session, outbox, Vec::new()).await;
+    driver::run(native, session, outbox, Vec::new())
 }
 
 /// The framing of one native-mode connection: postcard frames on the control stream, a
@@ -463,10 +503,11 @@ struct Native<M: Mux> {
     shutdown: Option<tokio::sync::watch::Receiver<bool>>,
     /// Subscribe/unsubscribe commands whose replies are not written yet.
     pending: VecDeque<(u32, PendingCommand)>,
-    /// Control-stream bytes waiting for the next write.
+    /// Control-stream bytes waiting for the next write (given back after each write:
+    /// control writes are rare, so an idle connection holds none).
     out: Vec<u8>,
-    inbuf: Vec<u8>,
-    chunk: Box<[u8]>,
+    /// Control-stream bytes read but not yet a whole frame.
+    inbuf: Pending,
     notices: u32,
     next_datagram_id: u32,
     /// The connect reply went out: datagram publishes are taken from now on.
@@ -480,15 +521,12 @@ impl<M: Mux> Native<M> {
 
     /// The next whole control frame in `inbuf`, if one is there.
     fn take_frame(&mut self) -> Result<Option<Bytes>, Disconnect> {
-        match crate::protocol::framing::check_varint(&self.inbuf, self.limit) {
+        match crate::protocol::framing::check_varint(self.inbuf.bytes(), self.limit) {
             Err(_) => Err(Disconnect::custom(Disconnect::BAD_REQUEST.code, "message size limit exceeded")),
             Ok(crate::protocol::framing::VarintCheck::Incomplete) => Ok(None),
             Ok(crate::protocol::framing::VarintCheck::Complete { header, len }) => {
-                let frame = Bytes::copy_from_slice(&self.inbuf[header..header + len]);
-                self.inbuf.drain(..header + len);
-                if self.inbuf.is_empty() && self.inbuf.capacity() > READ_CHUNK_BYTES {
-                    self.inbuf = Vec::new();
-                }
+                let frame = Bytes::copy_from_slice(&self.inbuf.bytes()[header..header + len]);
+                self.inbuf.consume(header + len);
                 Ok(Some(frame))
             }
         }
@@ -542,6 +580,10 @@ impl<M: Mux> Native<M> {
                 }
                 let mut sub = 0;
                 let cmd = self.pending.iter().position(|(id, _)| *id == r.id).and_then(|i| self.pending.remove(i));
+                if self.pending.is_empty() {
+                    // Replies follow their commands at once: nothing stays allocated while idle.
+                    self.pending = VecDeque::new();
+                }
                 match (cmd, &r.body) {
                     (Some((_, PendingCommand::Subscribe(ch))), ReplyBody::Subscribe(_)) => {
                         sub = self.lanes.open(&ch, datagram_delivery(&self.hub, &ch));
@@ -604,10 +646,10 @@ impl<M: Mux> Transport for Native<M> {
             };
             tokio::select! {
                 Some(w) = self.lanes.in_flight.next(), if !self.lanes.in_flight.is_empty() => self.lanes.written(w),
-                read = self.recv.read(&mut self.chunk) => {
-                    let Ok(Some(n)) = read else { return Inbound::Gone };
-                    self.hub.metrics().transport(self.info.name).bytes_received.fetch_add(n as u64, Ordering::Relaxed);
-                    self.inbuf.extend_from_slice(&self.chunk[..n]);
+                read = self.recv.read_chunk(READ_CHUNK_BYTES) => {
+                    let Ok(Some(bytes)) = read else { return Inbound::Gone };
+                    self.hub.metrics().transport(self.info.name).bytes_received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    self.inbuf.push(&bytes);
                 }
                 datagram = self.mux.read_datagram() => {
                     let Ok(datagram) = datagram else { return Inbound::Gone };
@@ -647,10 +689,7 @@ impl<M: Mux> Transport for Native<M> {
         }
         let result = self.send.write_all(&self.out).await;
         self.tm().bytes_sent.fetch_add(self.out.len() as u64, Ordering::Relaxed);
-        self.out.clear();
-        if self.out.capacity() > READ_CHUNK_BYTES {
-            self.out = Vec::new();
-        }
+        self.out = Vec::new();
         result.map_err(|_| WriteError::Io)
     }
 
@@ -673,4 +712,28 @@ impl<M: Mux> Transport for Native<M> {
 /// Whether `channel`'s namespace asks for datagram delivery.
 fn datagram_delivery(hub: &Hub, channel: &str) -> bool {
     hub.channels().parse(channel).is_ok_and(|(_, r)| r.options.delivery == "datagram")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle connection keeps no read buffer: a frame split over two reads is gathered,
+    /// and once it is taken the buffer is given back.
+    #[test]
+    fn pending_bytes_are_freed_once_taken() {
+        let mut frame = Vec::new();
+        native::put_frame(&mut frame, &ServerFrame::Ping);
+        frame.extend_from_slice(&frame.clone());
+        let mut inbuf = Pending::default();
+        assert_eq!(inbuf.capacity(), 0);
+        inbuf.push(&frame[..1]);
+        inbuf.push(&frame[1..]);
+        assert_eq!(inbuf.bytes(), &frame[..]);
+        inbuf.consume(frame.len() / 2);
+        assert_eq!(inbuf.bytes(), &frame[frame.len() / 2..], "the second frame stays");
+        assert!(inbuf.capacity() > 0);
+        inbuf.consume(frame.len() / 2);
+        assert_eq!(inbuf.capacity(), 0, "nothing pending, nothing held");
+    }
 }

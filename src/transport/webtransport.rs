@@ -26,7 +26,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::mux::{self, CLOSE_GRACE, RecvHalf, SendHalf};
+use super::mux::{self, CLOSE_GRACE, Pending, READ_CHUNK_BYTES, RecvHalf, SendHalf};
 use super::driver::{self, Inbound, Transport, WriteError};
 use super::{Framing, encode_json, now_ms};
 use crate::hub::{Outbox, Outgoing};
@@ -39,9 +39,6 @@ use crate::session::{Session, TransportInfo};
 pub const COMPAT_PATH: &str = "/connection/webtransport";
 /// Path of the native multiplexed mode.
 pub const NATIVE_PATH: &str = "/connection/webtransport/native";
-
-/// Bytes read from the stream per call (see `mux.rs`).
-const READ_CHUNK_BYTES: usize = 4096;
 
 /// Longest the server waits, after its disconnect push was acknowledged, for the client to
 /// end the session itself (see `await_peer_close`): the SDK does so within milliseconds of
@@ -115,6 +112,8 @@ pub async fn run(ctx: mux::Ctx, incoming: wtransport::endpoint::IncomingSessionF
         request.forbidden().await;
         return;
     }
+    // The request's text is not needed past here: not carried by an idle session.
+    drop((headers, path));
     let limit = cfg.client.connection_limit;
     if ctx.hub.is_shutting_down() || (limit > 0 && ctx.hub.metrics().total_connections() >= limit as i64) {
         if !ctx.hub.is_shutting_down() {
@@ -159,8 +158,7 @@ async fn run_compat(
         metrics: ctx.hub.metrics().clone(),
         limit: ctx.message_size_limit,
         shutdown: Some(ctx.shutdown.clone()),
-        inbuf: Vec::new(),
-        chunk: vec![0; READ_CHUNK_BYTES].into_boxed_slice(),
+        inbuf: Pending::default(),
     };
     driver::run(compat, session, outbox, Vec::new()).await;
 }
@@ -174,24 +172,21 @@ struct Compat {
     limit: usize,
     /// Server shutdown, until it has been seen.
     shutdown: Option<tokio::sync::watch::Receiver<bool>>,
-    inbuf: Vec<u8>,
-    chunk: Box<[u8]>,
+    /// Stream bytes read but not yet a whole line.
+    inbuf: Pending,
 }
 
 impl Compat {
     /// The next whole line in `inbuf` (blank lines skipped), if one is there.
     fn take_line(&mut self) -> Result<Option<bytes::Bytes>, Disconnect> {
         loop {
-            let len = match framing::check_line(&self.inbuf, self.limit) {
+            let len = match framing::check_line(self.inbuf.bytes(), self.limit) {
                 Err(_) => return Err(Disconnect::custom(Disconnect::BAD_REQUEST.code, "message size limit exceeded")),
                 Ok(LineCheck::Incomplete) => return Ok(None),
                 Ok(LineCheck::Complete { len }) => len,
             };
-            let line = bytes::Bytes::copy_from_slice(self.inbuf[..len].trim_ascii());
-            self.inbuf.drain(..len + 1);
-            if self.inbuf.is_empty() && self.inbuf.capacity() > READ_CHUNK_BYTES {
-                self.inbuf = Vec::new();
-            }
+            let line = bytes::Bytes::copy_from_slice(self.inbuf.bytes()[..len].trim_ascii());
+            self.inbuf.consume(len + 1);
             if !line.is_empty() {
                 return Ok(Some(line));
             }
@@ -222,10 +217,10 @@ impl Transport for Compat {
                 }
             };
             tokio::select! {
-                read = RecvHalf::read(&mut self.recv, &mut self.chunk) => {
-                    let Ok(Some(n)) = read else { return Inbound::Gone };
-                    self.metrics.transport(COMPAT.name).bytes_received.fetch_add(n as u64, Ordering::Relaxed);
-                    self.inbuf.extend_from_slice(&self.chunk[..n]);
+                read = RecvHalf::read_chunk(&mut self.recv, READ_CHUNK_BYTES) => {
+                    let Ok(Some(bytes)) = read else { return Inbound::Gone };
+                    self.metrics.transport(COMPAT.name).bytes_received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    self.inbuf.push(&bytes);
                 }
                 changed = shutdown => {
                     self.shutdown = None;
@@ -286,9 +281,8 @@ impl Transport for Compat {
 /// so its close is the signal that the push arrived. What the peer still sends meanwhile
 /// is read and dropped (the session is over; QUIC flow control bounds it).
 async fn await_peer_close(conn: &wtransport::Connection, recv: &mut wtransport::RecvStream) {
-    let mut chunk = [0u8; READ_CHUNK_BYTES];
     let stream_ended = async {
-        while let Ok(Some(_)) = RecvHalf::read(recv, &mut chunk).await {}
+        while let Ok(Some(_)) = RecvHalf::read_chunk(recv, READ_CHUNK_BYTES).await {}
     };
     let _ = tokio::time::timeout(PEER_CLOSE_WAIT, async {
         tokio::select! {

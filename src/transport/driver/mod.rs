@@ -157,217 +157,220 @@ fn instant_at(deadline_ms: u64) -> Instant {
 /// Drives one connection until it closes: `session` was made for this `outbox`; the
 /// `initial` commands arrived with the request that opened the connection (HTTP-streaming
 /// bodies, a `cf_connect` parameter).
-pub async fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<Outbox>, initial: Vec<Command>) {
-    let info = transport.info();
-    let codec = transport.codec();
-    let hub = session.hub().clone();
-    let metrics = hub.metrics().clone();
-    let tm = metrics.transport(info.name);
-    tm.accepted.fetch_add(1, Ordering::Relaxed);
-    tm.connections.fetch_add(1, Ordering::Relaxed);
-    let write_timeout = hub.config().websocket.write_timeout.0;
-
+///
+/// Not an `async fn`: one of those keeps its arguments twice (as passed, and moved into
+/// its body), so the transport and the session would take their room twice in every
+/// connection's task. The block below captures what it needs and uses it in place.
+pub fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<Outbox>, initial: Vec<Command>) -> impl Future<Output = ()> {
     let mut heartbeat: Heartbeat = session.heartbeat();
-    let mut home: Option<Session> = Some(session);
-    let mut running: Option<Running> = None;
+    let metrics = session.hub().metrics().clone();
+    let write_timeout = session.hub().config().websocket.write_timeout.0;
     let mut queue: VecDeque<Work> = initial.into_iter().map(Work::Command).collect();
-    let mut tick_queued = false;
-    // Drained output not yet written; `held` while a control from it is with the session.
-    let mut backlog: Vec<Outgoing> = Vec::new();
-    let mut held = false;
-    // Publications wait for more until then (unix ms), when their namespace asks for it.
-    let mut hold_until: Option<u64> = None;
-    // … and `batch_max_size` may end it early, so the outbox stays watched meanwhile.
-    let mut hold_sized = false;
-    let mut items: Vec<Outgoing> = Vec::new();
-    // The transport has bytes of its own to write (Inbound::Flush).
-    let mut flush = false;
-    // Still reading the transport (until it broke the rules).
-    let mut reading = true;
-    let mut decoded: Vec<Command> = Vec::new();
-    let mut closing: Option<Disconnect> = None;
-    // Unidirectional transports take one message (the connect request), nothing after.
-    let mut messages_left = if info.bidirectional { u64::MAX } else { u64::from(queue.is_empty()) };
-    let timer = tokio::time::sleep_until(instant_at(u64::MAX));
-    tokio::pin!(timer);
-    let mut armed = u64::MAX;
+    let mut home: Option<Session> = Some(session);
+    async move {
+        let info = transport.info();
+        let codec = transport.codec();
+        let tm = metrics.transport(info.name);
+        tm.accepted.fetch_add(1, Ordering::Relaxed);
+        tm.connections.fetch_add(1, Ordering::Relaxed);
 
-    let close: Option<Disconnect> = 'conn: loop {
-        // Hand the session its next piece of work.
-        if running.is_none()
-            && let Some(work) = queue.pop_front()
-            && let Some(session) = home.take()
-        {
-            if matches!(work, Work::Tick) {
-                tick_queued = false;
-            }
-            running = Some(start(session, work));
-        }
-        // Write what the backlog holds, up to the next control (unless a coalescing
-        // window holds it a little longer), and what the transport asked to flush.
-        let writing = !held && !backlog.is_empty() && (closing.is_some() || !coalescing(&backlog, &mut hold_until, &mut hold_sized));
-        if writing {
-            match backlog.iter().position(|i| matches!(i, Outgoing::Control(_))) {
-                // The usual case: no control, the whole backlog goes (no copy).
-                None => std::mem::swap(&mut items, &mut backlog),
-                Some(cut) => {
-                    items.extend(backlog.drain(..cut));
-                    if let Outgoing::Control(c) = backlog.remove(0) {
-                        held = true;
-                        queue.push_back(Work::Control(*c));
-                    }
-                }
-            }
-        }
-        if !items.is_empty() || flush {
-            flush = false;
-            // The one place the driver writes (one await point: a smaller connection future).
-            match bounded(write_timeout, transport.write(&mut items)).await {
-                Some(Ok(())) => {}
-                Some(Err(WriteError::Close(d))) => break 'conn Some(d),
-                Some(Err(WriteError::Io)) | None => break 'conn Some(super::write_failure(&outbox)),
-            }
-            items.clear();
-            if items.capacity() > KEEP_ITEMS {
-                items = Vec::new();
-            }
-        }
-        if writing {
-            if backlog.is_empty() && backlog.capacity() > KEEP_ITEMS {
-                backlog = Vec::new();
-            }
-            if running.is_none() && !queue.is_empty() {
-                continue;
-            }
-        }
-        if closing.is_some() && backlog.is_empty() {
-            break closing.take();
-        }
-        // One timer: the heartbeat's next beat, or the session's when it is home.
-        let deadline = heartbeat
-            .next_deadline()
-            .min(home.as_ref().map_or(u64::MAX, Session::next_deadline))
-            .min(hold_until.unwrap_or(u64::MAX));
-        if deadline != armed {
-            armed = deadline;
-            timer.as_mut().reset(instant_at(deadline));
-        }
+        let mut running: Option<Running> = None;
+        let mut tick_queued = false;
+        // Drained output not yet written; `held` while a control from it is with the session.
+        let mut backlog: Vec<Outgoing> = Vec::new();
+        let mut held = false;
+        // Publications wait for more until then (unix ms), when their namespace asks for it.
+        let mut hold_until: Option<u64> = None;
+        // … and `batch_max_size` may end it early, so the outbox stays watched meanwhile.
+        let mut hold_sized = false;
+        let mut items: Vec<Outgoing> = Vec::new();
+        // The transport has bytes of its own to write (Inbound::Flush).
+        let mut flush = false;
+        // Still reading the transport (until it broke the rules).
+        let mut reading = true;
+        let mut closing: Option<Disconnect> = None;
+        // Unidirectional transports take one message (the connect request), nothing after.
+        let mut messages_left = if info.bidirectional { u64::MAX } else { u64::from(queue.is_empty()) };
+        let timer = tokio::time::sleep_until(instant_at(u64::MAX));
+        tokio::pin!(timer);
+        let mut armed = u64::MAX;
 
-        tokio::select! {
-            // Unbiased (tokio polls the branches from a random start each turn): a busy
-            // outbox (always ready under load) cannot starve the timer, a finished command
-            // or the reader, and a client that keeps the reader ready cannot starve the
-            // outbox.
-            () = &mut timer => {
-                // An elapsed timer stays ready: force a reset on the next turn, even to
-                // "never" (else the loop would spin on it).
-                armed = 0;
-                let now = now_ms();
-                if hold_until.is_some_and(|t| now >= t)
-                    && let Some(d) = take_outbox(&outbox, &mut backlog, &mut held)
-                {
-                    closing = Some(d);
+        let close: Option<Disconnect> = 'conn: loop {
+            // Hand the session its next piece of work.
+            if running.is_none()
+                && let Some(work) = queue.pop_front()
+                && let Some(session) = home.take()
+            {
+                if matches!(work, Work::Tick) {
+                    tick_queued = false;
                 }
-                match heartbeat.tick(now) {
-                    Beat::Idle => {}
-                    Beat::Ping => { outbox.push(Outgoing::Ping); }
-                    Beat::Dead(d) => outbox.close(d),
+                if queue.is_empty() {
+                    // Commands come one or two at a time: an idle connection holds no queue.
+                    queue = VecDeque::new();
                 }
-                if !tick_queued && home.as_ref().is_some_and(|s| now >= s.next_deadline()) {
-                    tick_queued = true;
-                    queue.push_back(Work::Tick);
-                }
+                running = Some(start(session, work));
             }
-            done = async {
-                match running.as_mut() {
-                    Some(r) => r.await,
-                    None => std::future::pending().await,
-                }
-            }, if running.is_some() => {
-                running = None;
-                let Done { session, result, control } = done;
-                if hold_until.is_some() && let Some(d) = take_outbox(&outbox, &mut backlog, &mut held) {
-                    // A reply never waits for a window: take it (and what it ends) now.
-                    closing = Some(d);
-                }
-                if let Err(d) = result {
-                    // Nothing after the command that closed the connection is processed.
-                    outbox.close(d);
-                    queue.clear();
-                }
-                if let Some(control) = control {
-                    held = false;
-                    if let Control::Unsubscribe(_, channel) = control {
-                        // Whatever of the channel is queued now was fanned out before the
-                        // session removed the subscriber: not for this client any more.
-                        if let Some(d) = take_outbox(&outbox, &mut backlog, &mut held) {
-                            closing = Some(d);
+            // Write what the backlog holds, up to the next control (unless a coalescing
+            // window holds it a little longer), and what the transport asked to flush.
+            let writing = !held && !backlog.is_empty() && (closing.is_some() || !coalescing(&backlog, &mut hold_until, &mut hold_sized));
+            if writing {
+                match backlog.iter().position(|i| matches!(i, Outgoing::Control(_))) {
+                    // The usual case: no control, the whole backlog goes (no copy).
+                    None => std::mem::swap(&mut items, &mut backlog),
+                    Some(cut) => {
+                        items.extend(backlog.drain(..cut));
+                        if let Outgoing::Control(c) = backlog.remove(0) {
+                            held = true;
+                            queue.push_back(Work::Control(*c));
                         }
-                        backlog.retain(|i| !matches!(i, Outgoing::Publication(p) if *p.publication.channel == *channel));
                     }
                 }
-                if !heartbeat.is_started() && session.is_connected() {
-                    heartbeat.start(now_ms());
-                }
-                home = Some(session);
             }
-            inbound = transport.recv(), if reading && queue.len() < MAX_QUEUED_COMMANDS && closing.is_none() => {
-                match inbound {
-                    Inbound::Gone => break None,
-                    Inbound::Close(d) => {
-                        // Nothing more is read: the rest of the input is what broke the rules.
-                        reading = false;
+            if !items.is_empty() || flush {
+                flush = false;
+                // The one place the driver writes (one await point: a smaller connection future).
+                match bounded(write_timeout, transport.write(&mut items)).await {
+                    Some(Ok(())) => {}
+                    Some(Err(WriteError::Close(d))) => break 'conn Some(d),
+                    Some(Err(WriteError::Io)) | None => break 'conn Some(super::write_failure(&outbox)),
+                }
+                items.clear();
+                if items.capacity() > KEEP_ITEMS {
+                    items = Vec::new();
+                }
+            }
+            if writing {
+                if backlog.is_empty() && backlog.capacity() > KEEP_ITEMS {
+                    backlog = Vec::new();
+                }
+                if running.is_none() && !queue.is_empty() {
+                    continue;
+                }
+            }
+            if closing.is_some() && backlog.is_empty() {
+                break closing.take();
+            }
+            // One timer: the heartbeat's next beat, or the session's when it is home.
+            let deadline = heartbeat
+                .next_deadline()
+                .min(home.as_ref().map_or(u64::MAX, Session::next_deadline))
+                .min(hold_until.unwrap_or(u64::MAX));
+            if deadline != armed {
+                armed = deadline;
+                timer.as_mut().reset(instant_at(deadline));
+            }
+
+            tokio::select! {
+                // Unbiased (tokio polls the branches from a random start each turn): a busy
+                // outbox (always ready under load) cannot starve the timer, a finished
+                // command or the reader, and a client that keeps the reader ready cannot
+                // starve the outbox.
+                // While a coalescing window holds output, the outbox is not watched: pushes
+                // then wake nobody, and what they queue is taken when the window ends.
+                () = outbox.notified(), if closing.is_none() && (hold_until.is_none() || hold_sized) => {
+                    if let Some(d) = take_outbox(&outbox, &mut backlog, &mut held) {
+                        closing = Some(d);
+                    }
+                }
+                done = async {
+                    match running.as_mut() {
+                        Some(r) => r.await,
+                        None => std::future::pending().await,
+                    }
+                }, if running.is_some() => {
+                    running = None;
+                    let Done { session, result, control } = done;
+                    if hold_until.is_some() && let Some(d) = take_outbox(&outbox, &mut backlog, &mut held) {
+                        // A reply never waits for a window: take it (and what it ends) now.
+                        closing = Some(d);
+                    }
+                    if let Err(d) = result {
+                        // Nothing after the command that closed the connection is processed.
                         outbox.close(d);
                         queue.clear();
                     }
-                    Inbound::Flush => flush = true,
-                    Inbound::Message(bytes) => {
-                        if messages_left == 0 || outbox.is_closing() {
-                            continue;
-                        }
-                        messages_left -= 1;
-                        tm.bytes_received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                        decoded.clear();
-                        let decoding = codec.decode_commands(&bytes, &mut decoded);
-                        for cmd in decoded.drain(..) {
-                            accept(&mut transport, &mut heartbeat, &mut queue, &outbox, cmd, tm);
-                        }
-                        if let Err(e) = decoding {
-                            tracing::debug!(transport = info.name, error = %e, "undecodable message");
-                            // The commands before the bad one run, as they would have one
-                            // by one; their replies go out before the close.
-                            queue.push_back(Work::Fail(Disconnect::BAD_REQUEST));
+                    if let Some(control) = control {
+                        held = false;
+                        if let Control::Unsubscribe(_, channel) = control {
+                            // Whatever of the channel is queued now was fanned out before the
+                            // session removed the subscriber: not for this client any more.
+                            if let Some(d) = take_outbox(&outbox, &mut backlog, &mut held) {
+                                closing = Some(d);
+                            }
+                            backlog.retain(|i| !matches!(i, Outgoing::Publication(p) if *p.publication.channel == *channel));
                         }
                     }
-                    Inbound::Commands(cmds) => {
-                        if outbox.is_closing() {
-                            continue;
+                    if !heartbeat.is_started() && session.is_connected() {
+                        heartbeat.start(now_ms());
+                    }
+                    home = Some(session);
+                }
+                inbound = transport.recv(), if reading && queue.len() < MAX_QUEUED_COMMANDS && closing.is_none() => {
+                    match inbound {
+                        Inbound::Gone => break None,
+                        Inbound::Close(d) => {
+                            // Nothing more is read: the rest of the input is what broke the rules.
+                            reading = false;
+                            outbox.close(d);
+                            queue.clear();
                         }
-                        for cmd in cmds {
-                            accept(&mut transport, &mut heartbeat, &mut queue, &outbox, cmd, tm);
+                        Inbound::Flush => flush = true,
+                        Inbound::Message(bytes) => {
+                            if messages_left == 0 || outbox.is_closing() {
+                                continue;
+                            }
+                            messages_left -= 1;
+                            tm.bytes_received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                            // Per message, not kept: an idle connection holds no decoded slots.
+                            let mut decoded = Vec::new();
+                            let decoding = codec.decode_commands(&bytes, &mut decoded);
+                            for cmd in decoded {
+                                accept(&mut transport, &mut heartbeat, &mut queue, &outbox, cmd, tm);
+                            }
+                            if let Err(e) = decoding {
+                                tracing::debug!(transport = info.name, error = %e, "undecodable message");
+                                // The commands before the bad one run, as they would have one
+                                // by one; their replies go out before the close.
+                                queue.push_back(Work::Fail(Disconnect::BAD_REQUEST));
+                            }
+                        }
+                        Inbound::Commands(cmds) => {
+                            if outbox.is_closing() {
+                                continue;
+                            }
+                            for cmd in cmds {
+                                accept(&mut transport, &mut heartbeat, &mut queue, &outbox, cmd, tm);
+                            }
                         }
                     }
                 }
-            }
-            // While a coalescing window holds output, the outbox is not watched: pushes
-            // then wake nobody, and what they queue is taken when the window ends.
-            () = outbox.notified(), if closing.is_none() && (hold_until.is_none() || hold_sized) => {
-                // One scheduler turn before draining: the rest of this fan-out round (and
-                // of others under way) lands meanwhile, wake-free, as the outbox is not
-                // empty, and goes in the same write. Under load this doubles the
-                // messages per write (8 → 12 per frame at 3,000 publishes/s); when idle
-                // it costs one extra poll.
-                tokio::task::yield_now().await;
-                if let Some(d) = take_outbox(&outbox, &mut backlog, &mut held) {
-                    closing = Some(d);
+                () = &mut timer => {
+                    // An elapsed timer stays ready: force a reset on the next turn, even to
+                    // "never" (else the loop would spin on it).
+                    armed = 0;
+                    let now = now_ms();
+                    if hold_until.is_some_and(|t| now >= t)
+                        && let Some(d) = take_outbox(&outbox, &mut backlog, &mut held)
+                    {
+                        closing = Some(d);
+                    }
+                    match heartbeat.tick(now) {
+                        Beat::Idle => {}
+                        Beat::Ping => { outbox.push(Outgoing::Ping); }
+                        Beat::Dead(d) => outbox.close(d),
+                    }
+                    if !tick_queued && home.as_ref().is_some_and(|s| now >= s.next_deadline()) {
+                        tick_queued = true;
+                        queue.push_back(Work::Tick);
+                    }
                 }
             }
-        }
-    };
+        };
 
-    // Boxed: the end's futures (session release, the transport's last words) are then
-    // allocated only when a connection ends, not carried by every idle one.
-    Box::pin(finish(transport, home, running, close)).await;
+        // Boxed: the end's futures (session release, the transport's last words) are then
+        // allocated only when a connection ends, not carried by every idle one.
+        Box::pin(finish(transport, home, running, close)).await;
+    }
 }
 
 /// The end of a connection: the session may be out on a command, so let it come back
