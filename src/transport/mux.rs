@@ -638,12 +638,6 @@ impl<M: Mux> Transport for Native<M> {
                 Ok(Some(frame)) => return Inbound::Message(frame),
                 Ok(None) => {}
             }
-            let shutdown = async {
-                match self.shutdown.as_mut() {
-                    Some(rx) => rx.changed().await.is_ok(),
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 Some(w) = self.lanes.in_flight.next(), if !self.lanes.in_flight.is_empty() => self.lanes.written(w),
                 read = self.recv.read_chunk(READ_CHUNK_BYTES) => {
@@ -655,8 +649,7 @@ impl<M: Mux> Transport for Native<M> {
                     let Ok(datagram) = datagram else { return Inbound::Gone };
                     return self.datagram(&datagram);
                 }
-                changed = shutdown => {
-                    self.shutdown = None;
+                changed = shutdown_signal(&mut self.shutdown) => {
                     if changed {
                         return Inbound::Close(Disconnect::SHUTDOWN);
                     }
@@ -707,6 +700,18 @@ impl<M: Mux> Transport for Native<M> {
         .await;
         self.mux.close(u32::from(d.code), d.reason.as_bytes());
     }
+}
+
+/// Waits for the server's shutdown signal, once: true when it came; false when the
+/// sender is gone. Either way `watch` is left `None`, so a stream transport's reader
+/// waits on it no more.
+pub(super) async fn shutdown_signal(watch: &mut Option<tokio::sync::watch::Receiver<bool>>) -> bool {
+    let changed = match watch.as_mut() {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    };
+    *watch = None;
+    changed
 }
 
 /// Whether `channel`'s namespace asks for datagram delivery.

@@ -210,20 +210,13 @@ impl Transport for Compat {
                 Ok(Some(line)) => return Inbound::Message(line),
                 Ok(None) => {}
             }
-            let shutdown = async {
-                match self.shutdown.as_mut() {
-                    Some(rx) => rx.changed().await.is_ok(),
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 read = RecvHalf::read_chunk(&mut self.recv, READ_CHUNK_BYTES) => {
                     let Ok(Some(bytes)) = read else { return Inbound::Gone };
                     self.metrics.transport(COMPAT.name).bytes_received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                     self.inbuf.push(&bytes);
                 }
-                changed = shutdown => {
-                    self.shutdown = None;
+                changed = mux::shutdown_signal(&mut self.shutdown) => {
                     if changed {
                         return Inbound::Close(Disconnect::SHUTDOWN);
                     }

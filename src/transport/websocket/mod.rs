@@ -227,8 +227,16 @@ impl Socket {
         items.clear();
         let result = self.ws.write_all(&self.scratch).await;
         let bytes = self.scratch.len();
+        self.written(result, messages, bytes)
+    }
+
+    /// After a write: gives back a burst's buffers and counts what went out.
+    fn written(&mut self, result: std::io::Result<()>, messages: u64, bytes: usize) -> Result<(), WriteError> {
         if self.scratch.capacity() > KEEP_SCRATCH_BYTES {
             self.scratch = Vec::new();
+        }
+        if self.control.capacity() > KEEP_SCRATCH_BYTES {
+            self.control = Vec::new();
         }
         result.map_err(|_| WriteError::Io)?;
         let tm = self.metrics.transport(self.info.name);
@@ -349,17 +357,7 @@ impl Transport for Socket {
             result = self.ws.write_all_vectored(&mut slices[..n]).await;
         }
         items.clear();
-        if self.scratch.capacity() > KEEP_SCRATCH_BYTES {
-            self.scratch = Vec::new();
-        }
-        if self.control.capacity() > KEEP_SCRATCH_BYTES {
-            self.control = Vec::new();
-        }
-        result.map_err(|_| WriteError::Io)?;
-        let tm = self.metrics.transport(self.info.name);
-        tm.messages_sent.fetch_add(messages, Ordering::Relaxed);
-        tm.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
-        Ok(())
+        self.written(result, messages, bytes)
     }
 
     async fn close(&mut self, reason: Option<&Disconnect>) {
