@@ -98,6 +98,10 @@ impl Mux for RecordingMux {
     fn close(&self, code: u32, _reason: &[u8]) {
         self.record.lock().expect("lock").closed = Some(code);
     }
+    async fn closed(&self) {
+        // The recording peer never closes by itself: the server's wait is bounded.
+        std::future::pending::<()>().await;
+    }
 }
 
 fn frame(cmd: &WireCommand) -> Vec<u8> {

@@ -340,7 +340,7 @@ impl Client {
             buffer: opts.subscription_buffer,
         });
         let tasks = vec![
-            tokio::spawn(read_control(shared.clone(), recv)),
+            tokio::spawn(read_control(shared.clone(), recv, conn.clone())),
             tokio::spawn(accept_streams(shared.clone(), conn.clone())),
             tokio::spawn(read_datagrams(shared.clone(), conn.clone())),
         ];
@@ -527,7 +527,7 @@ fn to_publication(channel: &Arc<str>, p: WirePublication, datagram: bool) -> Pub
     Publication { channel: channel.clone(), offset: p.offset, data: p.data, info: p.info, tags: p.tags, datagram }
 }
 
-async fn read_control(shared: Arc<Shared>, mut recv: RecvStream) {
+async fn read_control(shared: Arc<Shared>, mut recv: RecvStream, conn: Conn) {
     let (mut buf, mut used) = (Vec::new(), 0);
     while let Ok(Some((start, end))) = next_frame(&mut recv, &mut buf, &mut used).await {
         let frame: ServerFrame = match postcard::from_bytes(&buf[start..end]) {
@@ -577,7 +577,10 @@ async fn read_control(shared: Arc<Shared>, mut recv: RecvStream) {
             ServerFrame::Notice(code, message) => shared.event(Event::Notice(code, message)),
             ServerFrame::Disconnect(code, reason) => {
                 *lock(&shared.disconnect) = Some((u32::from(code), reason.clone()));
-                shared.event(Event::Disconnected(u32::from(code), reason));
+                shared.event(Event::Disconnected(u32::from(code), reason.clone()));
+                // As the SDKs do: the server said goodbye, so end the connection (the server
+                // waits, bounded, for this before closing, so the frame is not lost).
+                conn.close(u32::from(code), reason.as_bytes()).await;
             }
         }
     }

@@ -44,6 +44,12 @@ pub(super) const READ_CHUNK_BYTES: usize = 4096;
 /// the connection, so the disconnect frame is not lost to the close.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+/// Longest the server waits, after its disconnect frame or push was acknowledged, for the
+/// client to close the connection itself (native and compatible modes): the SDKs do so
+/// within milliseconds of reading it; 2 s leaves room for a page on a loaded machine and
+/// bounds what a client that never closes can hold.
+pub const PEER_CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 /// Notices (problems that do not close the connection) one connection may cause before it
 /// is closed with 3509: bounds what a misbehaving client makes us write.
 const MAX_NOTICES: u32 = 64;
@@ -140,6 +146,8 @@ pub trait Mux: Clone + Send + Sync + 'static {
     fn max_datagram_size(&self) -> Option<usize>;
     /// Closes the connection with an application code and reason.
     fn close(&self, code: u32, reason: &[u8]);
+    /// Completes once the connection is closed (by either side).
+    fn closed(&self) -> impl Future<Output = ()> + Send;
 }
 
 // --- quinn (raw QUIC) ---------------------------------------------------------------
@@ -202,6 +210,10 @@ impl Mux for quinn::Connection {
     fn close(&self, code: u32, reason: &[u8]) {
         quinn::Connection::close(self, quinn::VarInt::from_u32(code), reason);
     }
+
+    async fn closed(&self) {
+        quinn::Connection::closed(self).await;
+    }
 }
 
 // --- wtransport (WebTransport) ------------------------------------------------------
@@ -262,6 +274,10 @@ impl Mux for wtransport::Connection {
 
     fn close(&self, code: u32, reason: &[u8]) {
         wtransport::Connection::close(self, wtransport::VarInt::from_u32(code), reason);
+    }
+
+    async fn closed(&self) {
+        wtransport::Connection::closed(self).await;
     }
 }
 
@@ -692,12 +708,23 @@ impl<M: Mux> Transport for Native<M> {
         self.out.clear();
         native::put_frame(&mut self.out, &ServerFrame::Disconnect(d.code, d.reason.to_string()));
         let (send, out) = (&mut self.send, &self.out);
-        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        let delivered = tokio::time::timeout(CLOSE_GRACE, async {
             if send.write_all(out).await.is_ok() {
+                // Completes once the peer's QUIC stack has acknowledged every byte.
                 send.finish().await;
+                true
+            } else {
+                false
             }
         })
         .await;
+        if matches!(delivered, Ok(true)) {
+            // Acknowledged is not yet read: a browser drops stream data its page has not
+            // read when the session closes under it. The SDKs close once they have handled
+            // the disconnect frame, so their close is the signal (bounded for those that
+            // never do).
+            let _ = tokio::time::timeout(PEER_CLOSE_WAIT, self.mux.closed()).await;
+        }
         self.mux.close(u32::from(d.code), d.reason.as_bytes());
     }
 }

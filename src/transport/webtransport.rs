@@ -19,14 +19,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::mux::{self, CLOSE_GRACE, Pending, READ_CHUNK_BYTES, RecvHalf, SendHalf};
+use super::mux::{self, CLOSE_GRACE, PEER_CLOSE_WAIT, Pending, READ_CHUNK_BYTES, RecvHalf, SendHalf};
 use super::driver::{self, Inbound, Transport, WriteError};
 use super::{Framing, encode_json, now_ms};
 use crate::hub::{Outbox, Outgoing};
@@ -40,11 +39,6 @@ pub const COMPAT_PATH: &str = "/connection/webtransport";
 /// Path of the native multiplexed mode.
 pub const NATIVE_PATH: &str = "/connection/webtransport/native";
 
-/// Longest the server waits, after its disconnect push was acknowledged, for the client to
-/// end the session itself (see `await_peer_close`): the SDK does so within milliseconds of
-/// reading the push; 2 s leaves room for a page on a loaded machine, and bounds what a
-/// client that never closes can hold.
-const PEER_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 const COMPAT: TransportInfo = TransportInfo { name: "webtransport", bidirectional: true, emulation: false };
 const NATIVE: TransportInfo = TransportInfo { name: "webtransport", bidirectional: true, emulation: false };
