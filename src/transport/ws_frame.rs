@@ -37,6 +37,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::protocol::codes::{MAX_REASON_BYTES, WS_MESSAGE_TOO_BIG, WS_PROTOCOL_ERROR};
+use crate::protocol::framing;
 
 /// Largest payload of a control frame (close, ping, pong), in bytes (RFC 6455 §5.5).
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
@@ -121,31 +122,17 @@ impl From<Opcode> for u8 {
 }
 
 /// Bytes of the header of a server frame with a `len`-byte payload: 2, 4 (16-bit
-/// length) or 10 (64-bit length). Server frames are not masked.
+/// length) or 10 (64-bit length). Server frames are not masked. (The one definition is
+/// `protocol::framing`'s, which also frames the publications fan-out shares.)
 pub fn header_len(len: usize) -> usize {
-    if len < 126 {
-        2
-    } else if len <= usize::from(u16::MAX) {
-        4
-    } else {
-        10
-    }
+    framing::ws_header_len(len)
 }
 
 /// Appends the header of a whole (FIN) unmasked server frame with a `len`-byte payload;
 /// the payload follows, written by the caller (appended, or as the next `IoSlice`). The
 /// caller keeps control frames to [`MAX_CONTROL_PAYLOAD`] bytes.
 pub fn put_header(out: &mut Vec<u8>, opcode: Opcode, len: usize) {
-    out.push(0x80 | u8::from(opcode));
-    if len < 126 {
-        out.push(len as u8);
-    } else if let Ok(short) = u16::try_from(len) {
-        out.push(126);
-        out.extend_from_slice(&short.to_be_bytes());
-    } else {
-        out.push(127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
+    framing::put_ws_header(out, u8::from(opcode), len);
 }
 
 /// Appends a whole unmasked server frame: header and payload.

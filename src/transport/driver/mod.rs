@@ -267,7 +267,9 @@ pub fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<Outbox>
                 // starve the outbox.
                 // While a coalescing window holds output, the outbox is not watched: pushes
                 // then wake nobody, and what they queue is taken when the window ends.
-                () = outbox.notified(), if closing.is_none() && (hold_until.is_none() || hold_sized) => {
+                // Nor while a control is with the session: what is queued meanwhile stays
+                // in the outbox, under its byte bound (past it: 3008), not in the backlog.
+                () = outbox.notified(), if !held && closing.is_none() && (hold_until.is_none() || hold_sized) => {
                     if let Some(d) = take_outbox(&outbox, &mut backlog, &mut held) {
                         closing = Some(d);
                     }

@@ -27,10 +27,12 @@ use crate::transport::{Framing, encode_json};
 const SECRET: &str = "s";
 const INFO: TransportInfo = TransportInfo { name: "websocket", bidirectional: true, emulation: false };
 
-/// The memory engine, with publishes that take `delay` (a remote engine, a backend).
+/// The memory engine, with publishes that take `delay` and channel unsubscribes that take
+/// `unsubscribe_delay` (a remote engine, a backend).
 struct SlowPublish {
     inner: Arc<MemoryBroker>,
     delay: Duration,
+    unsubscribe_delay: Duration,
 }
 
 #[async_trait]
@@ -52,6 +54,7 @@ impl Broker for SlowPublish {
         self.inner.subscribe(channel).await
     }
     async fn unsubscribe(&self, channel: &str) -> Result<(), BrokerError> {
+        tokio::time::sleep(self.unsubscribe_delay).await;
         self.inner.unsubscribe(channel).await
     }
     async fn history(&self, channel: &str, filter: &HistoryFilter, meta_ttl: Duration) -> Result<HistoryPage, HistoryError> {
@@ -163,13 +166,17 @@ impl Conn {
 /// A hub with `[client] ping` settings and `extra` channel config, on an engine whose
 /// publishes take `publish_delay`.
 fn hub_with(ping: &str, extra: &str, publish_delay: Duration) -> (Hub, Arc<Auth>) {
+    hub_on(ping, extra, publish_delay, Duration::ZERO)
+}
+
+fn hub_on(ping: &str, extra: &str, publish_delay: Duration, unsubscribe_delay: Duration) -> (Hub, Arc<Auth>) {
     let text = format!(
         "[client]\n{ping}\n[client.token]\nhmac_secret_key = \"{SECRET}\"\n\
          [channel.without_namespace]\nallow_subscribe_for_client = true\nallow_publish_for_client = true\n{extra}"
     );
     let config = Arc::new(Config::from_text(&text).expect("config").config);
     let auth = Auth::from_config(&config.client).expect("auth");
-    let broker = Arc::new(SlowPublish { inner: MemoryBroker::new(), delay: publish_delay });
+    let broker = Arc::new(SlowPublish { inner: MemoryBroker::new(), delay: publish_delay, unsubscribe_delay });
     (Hub::new(config, broker, Arc::new(Metrics::default())), auth)
 }
 
@@ -412,4 +419,28 @@ async fn a_transport_that_keeps_reporting_bad_input_is_closed_not_spun_on() {
     let broken = Broken { record: record.clone() };
     tokio::time::timeout(Duration::from_secs(5), run(broken, session, outbox, Vec::new())).await.expect("closed in time");
     assert_eq!(record.lock().expect("record").closed, Some(Some(Disconnect::BAD_REQUEST)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_queued_while_a_control_is_applied_stays_under_the_outbox_bound() {
+    // The API unsubscribe of "c" waits 1.5 s on the engine; meanwhile 1.5 MB is published
+    // into "d", past the connection's 1 MiB outbox: it must close as slow (3008), not pile
+    // the publications up in the driver while the control is held.
+    let (hub, auth) = hub_on("", "", Duration::ZERO, Duration::from_millis(1_500));
+    let conn = connect(&hub, &auth, "u").await;
+    for (id, ch) in [(2, "c"), (3, "d")] {
+        conn.send(json!({"id": id, "subscribe": {"channel": ch}})).await;
+        conn.wait_for("subscribe reply", |m| m.starts_with(&format!(r#"{{"id":{id}"#))).await;
+    }
+    let target = Target { user: "u".into(), ..Default::default() };
+    hub.control(Control::Unsubscribe(target, "c".into())).await.expect("unsubscribe");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let data = Bytes::from(format!("\"{}\"", "x".repeat(1_000)));
+    for _ in 0..1_500 {
+        let req = crate::hub::PublishRequest { channel: "d".into(), data: data.clone(), ..Default::default() };
+        hub.publish(req).await.expect("publish");
+    }
+    let mut conn = conn;
+    tokio::time::timeout(Duration::from_secs(10), &mut conn.task).await.expect("closed in time").expect("driver");
+    assert_eq!(conn.record.lock().expect("record").closed, Some(Some(Disconnect::SLOW)));
 }

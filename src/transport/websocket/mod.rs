@@ -248,14 +248,12 @@ impl Socket {
     /// Appends one non-shared message as a whole frame to the scratch buffer; false for
     /// what is not written here (publications are shared frames, controls the session's).
     fn frame_into_scratch(&mut self, item: &Outgoing) -> bool {
-        let mut body = Vec::new();
-        match item {
-            Outgoing::Reply(r) => json::encode_reply(&mut body, r),
-            Outgoing::Push(p) => json::encode_push(&mut body, p, self.codec == Codec::Json),
-            Outgoing::Ping => body.extend_from_slice(json::PING),
-            Outgoing::Publication(_) | Outgoing::Control(_) => return false,
+        if matches!(item, Outgoing::Publication(_) | Outgoing::Control(_)) {
+            return false;
         }
-        ws_frame::put_frame(&mut self.scratch, Opcode::Text, &body);
+        self.body.clear();
+        encode_json(std::slice::from_ref(item), &mut 0, &mut self.body, self.codec, Framing::Joined, 1);
+        ws_frame::put_frame(&mut self.scratch, Opcode::Text, &self.body);
         true
     }
 }
