@@ -220,7 +220,7 @@ impl Broker for MemoryBroker {
         }
         // Delivered under the shard lock: offsets reach subscribers in order.
         if let Some(h) = self.handler() {
-            h.handle_publication(publication);
+            h.handle_publication(publication, outcome.position.as_ref().map_or("", |p| p.epoch.as_str()));
         }
         Ok(outcome)
     }

@@ -94,12 +94,16 @@ pub enum HistoryError {
 
 /// Receives what the broker delivers to this node.
 pub trait BrokerHandler: Send + Sync {
-    /// A publication for the channel's local subscribers.
-    fn handle_publication(&self, publication: Arc<Publication>);
+    /// A publication for the channel's local subscribers; `epoch` names the history
+    /// stream its offset belongs to (empty when it has none).
+    fn handle_publication(&self, publication: Arc<Publication>, epoch: &str);
     /// A client joined (`join = true`) or left a channel.
     fn handle_join_leave(&self, channel: &str, info: &ClientInfo, join: bool);
     /// A control event for local connections.
     fn handle_control(&self, control: Control);
+    /// Publications of `channel` may have been lost on the way to this node (the engine's
+    /// connection dropped and was re-established): positioned subscribers must recover.
+    fn handle_gap(&self, channel: &str);
 }
 
 /// An engine behind the hub.

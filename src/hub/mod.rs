@@ -4,10 +4,12 @@
 //!
 //! [`Hub`] is a cheap-clone handle. Publishing goes hub → broker → [`BrokerHandler`] →
 //! fan-out, which wraps the publication once and pushes one pointer into each local
-//! subscriber's outbox.
+//! subscriber's outbox (for a large channel, on the fan-out lanes: [`fanout`]).
 
 pub mod broker;
 pub mod channel;
+mod engine_subs;
+pub mod fanout;
 pub mod outbox;
 pub mod publication;
 pub mod registry;
@@ -214,6 +216,7 @@ struct Inner {
     config: Arc<Config>,
     channels: Channels,
     registry: Registry,
+    engine_subs: engine_subs::EngineSubs,
     broker: Arc<dyn Broker>,
     metrics: Arc<Metrics>,
     conns: Mutex<Conns>,
@@ -242,6 +245,7 @@ impl Hub {
             channels: Channels::new(&config.channel),
             config,
             registry: Registry::default(),
+            engine_subs: engine_subs::EngineSubs::default(),
             broker,
             metrics,
             conns: Mutex::new(Conns::default()),
@@ -320,23 +324,45 @@ impl Hub {
         }
     }
 
-    /// Adds a local subscriber. `then` runs under the channel's lock right after the
-    /// insert, before any publication can reach the new subscriber: the session queues
-    /// its subscribe reply there, so the reply always precedes the channel's publications.
+    /// Adds a local subscriber, once this node is subscribed to the channel at the engine
+    /// (the first subscriber subscribes it; later ones wait for that: see [`engine_subs`]).
+    /// `then` runs under the registry's lock right after the insert, before any
+    /// publication can reach the new subscriber: the session queues its subscribe reply
+    /// there, so the reply always precedes the channel's publications. On an engine
+    /// failure nobody is added and `then` does not run.
     pub async fn subscribe(&self, channel: &str, sub: Subscriber, then: impl FnOnce()) -> Result<(), Error> {
-        if self.inner.registry.add(channel, sub, then) {
-            self.inner.broker.subscribe(channel).await?;
+        let slot = self.inner.engine_subs.slot(channel);
+        let result = async {
+            let mut subscribed = slot.lock().await;
+            if !*subscribed {
+                self.inner.broker.subscribe(channel).await?;
+                *subscribed = true;
+            }
+            self.inner.registry.add(channel, sub, then);
+            Ok(())
         }
-        Ok(())
+        .await;
+        self.inner.engine_subs.release(channel, slot);
+        result
     }
 
-    /// Removes a local subscriber.
+    /// Removes a local subscriber; the last one unsubscribes the node at the engine.
+    /// Runs after any subscribe to the channel that came before it.
     pub async fn unsubscribe(&self, channel: &str, conn: u64) {
-        if self.inner.registry.remove(channel, conn)
-            && let Err(e) = self.inner.broker.unsubscribe(channel).await
+        let slot = self.inner.engine_subs.slot(channel);
         {
-            tracing::warn!(channel, error = %e, "broker unsubscribe failed");
+            let mut subscribed = slot.lock().await;
+            if self.inner.registry.remove(channel, conn) && *subscribed {
+                // Unsubscribed whatever the engine answers: a failed unsubscribe leaves at
+                // most a subscription nobody here listens to, which the next subscribe
+                // (a no-op at the engine) or a reconnect replaces.
+                *subscribed = false;
+                if let Err(e) = self.inner.broker.unsubscribe(channel).await {
+                    tracing::warn!(channel, error = %e, "broker unsubscribe failed");
+                }
+            }
         }
+        self.inner.engine_subs.release(channel, slot);
     }
 
     /// Publishes: resolves the channel, hands the publication to the engine and returns
@@ -477,7 +503,7 @@ impl Hub {
 }
 
 impl BrokerHandler for Inner {
-    fn handle_publication(&self, publication: Arc<Publication>) {
+    fn handle_publication(&self, publication: Arc<Publication>, epoch: &str) {
         // One namespace lookup per publication (not per subscriber) for its coalescing window.
         let coalesce = self.channels.parse(&publication.channel).map_or_else(
             |_| Coalesce::default(),
@@ -486,7 +512,7 @@ impl BrokerHandler for Inner {
                 max_size: u32::try_from(r.options.batch_max_size).unwrap_or(u32::MAX),
             },
         );
-        let shared = SharedPublication::with_coalesce(publication, coalesce);
+        let shared = SharedPublication::in_stream(publication, epoch, coalesce);
         // A full outbox turns its connection slow by itself; the writer reports it.
         self.registry.fan_out(&shared, self.config.client.queue_max_size);
     }
@@ -499,7 +525,15 @@ impl BrokerHandler for Inner {
         };
         self.registry.for_each(channel, |sub| {
             if sub.join_leave {
-                let _ = sub.outbox.push(Outgoing::Push(Box::new(push.clone())));
+                sub.push(Outgoing::Push(Box::new(push.clone())));
+            }
+        });
+    }
+
+    fn handle_gap(&self, channel: &str) {
+        self.registry.for_each(channel, |sub| {
+            if sub.stream.as_ref().is_some_and(|s| s.positioned()) {
+                sub.push(Outgoing::Control(Box::new(Control::InsufficientState(channel.to_owned()))));
             }
         });
     }
@@ -556,4 +590,4 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -10,6 +10,7 @@
 //! released when drained.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -98,9 +99,28 @@ impl Outbox {
 
     /// Queues an item (see [`Pushed`]).
     pub fn push(&self, item: Outgoing) -> Pushed {
+        self.push_while(item, None)
+    }
+
+    /// Queues an item only while `live` holds, checked under the queue's lock: a
+    /// subscription [`retire`](Self::retire)d before this call gets nothing more, so
+    /// fan-out running late on another worker cannot deliver after an unsubscribe.
+    /// A dropped item reports [`Pushed::Closed`].
+    pub fn push_live(&self, item: Outgoing, live: &AtomicBool) -> Pushed {
+        self.push_while(item, Some(live))
+    }
+
+    /// Clears `live` under the queue's lock: no [`push_live`](Self::push_live) with it
+    /// queues anything once this returns.
+    pub fn retire(&self, live: &AtomicBool) {
+        let _st = self.lock();
+        live.store(false, Ordering::Relaxed);
+    }
+
+    fn push_while(&self, item: Outgoing, live: Option<&AtomicBool>) -> Pushed {
         let cost = item.cost();
         let mut st = self.lock();
-        if st.closing.is_some() {
+        if st.closing.is_some() || live.is_some_and(|l| !l.load(Ordering::Relaxed)) {
             return Pushed::Closed;
         }
         if st.bytes + cost > self.max_bytes && !matches!(item, Outgoing::Control(_)) {
@@ -219,5 +239,18 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(o.drain(&mut out), Drained::Close(Disconnect::SHUTDOWN));
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn a_retired_subscription_gets_nothing_more() {
+        let o = Outbox::new(1000);
+        let live = AtomicBool::new(true);
+        assert_eq!(o.push_live(Outgoing::Ping, &live), Pushed::Queued);
+        o.retire(&live);
+        assert_eq!(o.push_live(Outgoing::Ping, &live), Pushed::Closed);
+        assert_eq!(o.push(Outgoing::Ping), Pushed::Queued, "the connection itself is still open");
+        let mut out = Vec::new();
+        assert_eq!(o.drain(&mut out), Drained::Open);
+        assert_eq!(out.len(), 2);
     }
 }

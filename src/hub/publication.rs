@@ -24,6 +24,9 @@ pub struct Coalesce {
 pub struct SharedPublication {
     /// The record.
     pub publication: Arc<Publication>,
+    /// The epoch of the stream its offset belongs to (empty without history), so that a
+    /// subscriber can tell a late or repeated offset from one of a new stream.
+    pub epoch: Box<str>,
     /// Its namespace's coalescing window.
     pub coalesce: Coalesce,
     /// The push's framed bytes per codec ([`Codec::slot`]), each encoded at most once.
@@ -33,12 +36,13 @@ pub struct SharedPublication {
 impl SharedPublication {
     /// Wraps a publication for fan-out.
     pub fn new(publication: Arc<Publication>) -> Arc<Self> {
-        Self::with_coalesce(publication, Coalesce::default())
+        Self::in_stream(publication, "", Coalesce::default())
     }
 
-    /// Wraps a publication for fan-out in a namespace with a coalescing window.
-    pub fn with_coalesce(publication: Arc<Publication>, coalesce: Coalesce) -> Arc<Self> {
-        Arc::new(Self { publication, coalesce, encoded: Default::default() })
+    /// Wraps a publication of stream epoch `epoch` for fan-out in a namespace with a
+    /// coalescing window.
+    pub fn in_stream(publication: Arc<Publication>, epoch: &str, coalesce: Coalesce) -> Arc<Self> {
+        Arc::new(Self { publication, epoch: epoch.into(), coalesce, encoded: Default::default() })
     }
 
     /// Bytes the outbox charges for this publication: payload plus envelope, an estimate

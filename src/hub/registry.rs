@@ -3,13 +3,16 @@
 //! Sharded by channel hash so subscribes on different channels do not contend. A channel
 //! exists while it has a local subscriber: the first subscriber creates it (and the hub
 //! subscribes the broker), the last one removes it (and the hub unsubscribes the broker).
-//! Fan-out holds a shard's read lock while it pushes pointers into outboxes; pushing never
-//! takes this lock, so the lock order registry → outbox has no cycle.
+//! A small channel is fanned out by the publisher under the shard's read lock; a large
+//! one is handed to the fan-out lanes (see [`super::fanout`]). Pushing never takes this
+//! lock, so the lock order registry → lane → outbox has no cycle.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::fanout::{Job, LANED_FROM, Lanes};
 use super::outbox::{Outbox, Outgoing};
 use super::publication::SharedPublication;
 use super::Control;
@@ -30,12 +33,37 @@ pub struct Subscriber {
     pub join_leave: bool,
     /// Stream tracking for positioned and recovering subscriptions (None: plain).
     pub stream: Option<Arc<StreamState>>,
+    /// Cleared (under the outbox's lock) when the subscription is removed, so that a
+    /// fan-out job still holding it delivers nothing more.
+    live: Arc<AtomicBool>,
 }
 
 impl Subscriber {
+    /// A subscriber of connection `conn`.
+    pub fn new(conn: u64, outbox: Arc<Outbox>, join_leave: bool, stream: Option<Arc<StreamState>>) -> Self {
+        Self { conn, outbox, join_leave, stream, live: Arc::new(AtomicBool::new(true)) }
+    }
+
     /// A plain subscriber: publications go straight to its outbox.
     pub fn plain(conn: u64, outbox: Arc<Outbox>) -> Self {
-        Self { conn, outbox, join_leave: false, stream: None }
+        Self::new(conn, outbox, false, None)
+    }
+
+    /// Queues `item` unless the subscription was removed.
+    pub fn push(&self, item: Outgoing) {
+        let _ = self.outbox.push_live(item, &self.live);
+    }
+
+    /// Fan-out for this subscriber: straight to its outbox, or through its stream check.
+    pub(super) fn deliver(&self, p: &Arc<SharedPublication>, buffer_limit: usize) {
+        match &self.stream {
+            None => self.push(Outgoing::Publication(p.clone())),
+            Some(state) => state.deliver(p, self, buffer_limit),
+        }
+    }
+
+    fn retire(&self) {
+        self.outbox.retire(&self.live);
     }
 }
 
@@ -43,6 +71,9 @@ impl Subscriber {
 struct StreamInner {
     /// Offset of the last publication delivered (0 = none yet).
     last_offset: u64,
+    /// The stream epoch `last_offset` belongs to (empty: not known yet; the first
+    /// publication's is taken).
+    epoch: Box<str>,
     /// While the subscribe is recovering: publications held back, and their cost.
     buffer: Option<(Vec<Arc<SharedPublication>>, usize)>,
 }
@@ -66,7 +97,8 @@ pub struct StreamState {
 impl StreamState {
     /// A new state that buffers until [`StreamState::go_live`].
     pub fn buffering(positioned: bool) -> Arc<Self> {
-        Arc::new(Self { inner: Mutex::new(StreamInner { last_offset: 0, buffer: Some((Vec::new(), 0)) }), positioned })
+        let inner = StreamInner { last_offset: 0, epoch: Box::default(), buffer: Some((Vec::new(), 0)) };
+        Arc::new(Self { inner: Mutex::new(inner), positioned })
     }
 
     /// Whether offsets are checked for gaps.
@@ -79,57 +111,124 @@ impl StreamState {
     }
 
     /// Fan-out for this subscriber: buffer, deliver in order, or report a gap.
-    fn deliver(&self, channel: &str, p: &Arc<SharedPublication>, outbox: &Outbox, buffer_limit: usize) {
+    fn deliver(&self, p: &Arc<SharedPublication>, sub: &Subscriber, buffer_limit: usize) {
         let mut st = self.lock();
         if let Some((buffer, cost)) = &mut st.buffer {
             *cost += p.cost();
             buffer.push(p.clone());
             if *cost > buffer_limit {
                 // A recovery that cannot keep up is a slow client like any other.
-                outbox.close(Disconnect::SLOW);
+                sub.outbox.close(Disconnect::SLOW);
             }
             return;
         }
         let offset = p.publication.offset;
         if offset == 0 || !self.positioned {
-            let _ = outbox.push(Outgoing::Publication(p.clone()));
+            sub.push(Outgoing::Publication(p.clone()));
             return;
+        }
+        if st.epoch.is_empty() {
+            st.epoch = p.epoch.clone();
+        }
+        let same_stream = *st.epoch == *p.epoch;
+        if same_stream && offset <= st.last_offset {
+            return; // already delivered (in the recovery reply)
         }
         let expected = st.last_offset + 1;
         st.last_offset = offset;
-        if offset == expected {
-            let _ = outbox.push(Outgoing::Publication(p.clone()));
+        if same_stream && offset == expected {
+            sub.push(Outgoing::Publication(p.clone()));
         } else {
+            st.epoch = p.epoch.clone();
             // A gap (lost publications) or a new epoch: the client must recover.
-            let _ = outbox.push(Outgoing::Control(Box::new(Control::InsufficientState(channel.to_owned()))));
+            let channel = p.publication.channel.to_string();
+            sub.push(Outgoing::Control(Box::new(Control::InsufficientState(channel))));
         }
     }
 
     /// Ends buffering: `f` gets the held-back publications and queues the subscribe
-    /// reply (and whatever must follow it); it returns the offset the client is now at.
-    pub fn go_live(&self, f: impl FnOnce(Vec<Arc<SharedPublication>>) -> u64) {
+    /// reply (and whatever must follow it); it returns the offset the client is now at in
+    /// the stream of `epoch` (empty: whichever comes first).
+    pub fn go_live(&self, epoch: &str, f: impl FnOnce(Vec<Arc<SharedPublication>>) -> u64) {
         let mut st = self.lock();
         let buffered = st.buffer.take().map(|(b, _)| b).unwrap_or_default();
         st.last_offset = f(buffered);
+        st.epoch = epoch.into();
     }
 }
 
-type Shard = HashMap<Arc<str>, Vec<Subscriber>>;
+/// A channel's local subscribers.
+#[derive(Debug)]
+enum Members {
+    /// Few: the publisher delivers to them itself.
+    Inline(Vec<Subscriber>),
+    /// Many: split by connection over the fan-out lanes, one share per lane. A share is
+    /// shared with the jobs in flight and copied when it changes while one holds it.
+    /// A channel stays laned until it is gone, so no later publication (inline) can
+    /// overtake an earlier one still queued on a lane.
+    Laned(Box<[Arc<Vec<Subscriber>>]>),
+}
+
+impl Members {
+    fn len(&self) -> usize {
+        match self {
+            Self::Inline(subs) => subs.len(),
+            Self::Laned(shares) => shares.iter().map(|s| s.len()).sum(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Subscriber> {
+        let (inline, laned) = match self {
+            Self::Inline(subs) => (subs.as_slice(), &[][..]),
+            Self::Laned(shares) => (&[][..], &shares[..]),
+        };
+        inline.iter().chain(laned.iter().flat_map(|s| s.iter()))
+    }
+
+    /// The list `conn` belongs in.
+    fn list_mut(&mut self, conn: u64, lanes: &Lanes) -> &mut Vec<Subscriber> {
+        match self {
+            Self::Inline(subs) => subs,
+            Self::Laned(shares) => Arc::make_mut(&mut shares[lanes.of(conn)]),
+        }
+    }
+
+    /// Moves a channel that grew past [`LANED_FROM`] onto the lanes.
+    fn lane_if_large(&mut self, lanes: &Lanes) {
+        let Self::Inline(subs) = self else { return };
+        if subs.len() <= LANED_FROM {
+            return;
+        }
+        let mut shares: Vec<Vec<Subscriber>> = (0..lanes.len()).map(|_| Vec::new()).collect();
+        for sub in subs.drain(..) {
+            shares[lanes.of(sub.conn)].push(sub);
+        }
+        *self = Self::Laned(shares.into_iter().map(Arc::new).collect());
+    }
+}
+
+type Shard = HashMap<Arc<str>, Members>;
 
 /// The channel → subscribers map.
 #[derive(Debug)]
 pub struct Registry {
     shards: Box<[RwLock<Shard>]>,
     hasher: RandomState,
+    lanes: Lanes,
 }
 
 impl Default for Registry {
     fn default() -> Self {
-        Self { shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(), hasher: RandomState::new() }
+        Self::with_lanes(Lanes::default())
     }
 }
 
 impl Registry {
+    /// A registry whose large channels fan out over `lanes`.
+    pub fn with_lanes(lanes: Lanes) -> Self {
+        Self { shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(), hasher: RandomState::new(), lanes }
+    }
+
     fn shard(&self, channel: &str) -> &RwLock<Shard> {
         let i = (self.hasher.hash_one(channel) as usize) % SHARDS;
         &self.shards[i]
@@ -150,14 +249,16 @@ impl Registry {
     pub fn add(&self, channel: &str, sub: Subscriber, then: impl FnOnce()) -> bool {
         let mut shard = Self::write(self.shard(channel));
         let first = match shard.get_mut(channel) {
-            Some(subs) => {
-                if !subs.iter().any(|s| s.conn == sub.conn) {
-                    subs.push(sub);
+            Some(members) => {
+                let list = members.list_mut(sub.conn, &self.lanes);
+                if !list.iter().any(|s| s.conn == sub.conn) {
+                    list.push(sub);
                 }
+                members.lane_if_large(&self.lanes);
                 false
             }
             None => {
-                shard.insert(Arc::from(channel), vec![sub]);
+                shard.insert(Arc::from(channel), Members::Inline(vec![sub]));
                 true
             }
         };
@@ -165,13 +266,15 @@ impl Registry {
         first
     }
 
-    /// Removes a subscriber; returns true when the channel has no subscriber left.
+    /// Removes a subscriber; returns true when the channel has no subscriber left. Once
+    /// this returns, no publication reaches the removed subscription.
     pub fn remove(&self, channel: &str, conn: u64) -> bool {
         let mut shard = Self::write(self.shard(channel));
-        let Some(subs) = shard.get_mut(channel) else { return false };
-        let Some(pos) = subs.iter().position(|s| s.conn == conn) else { return false };
-        subs.swap_remove(pos);
-        if subs.is_empty() {
+        let Some(members) = shard.get_mut(channel) else { return false };
+        let list = members.list_mut(conn, &self.lanes);
+        let Some(pos) = list.iter().position(|s| s.conn == conn) else { return false };
+        list.swap_remove(pos).retire();
+        if members.len() == 0 {
             shard.remove(channel);
             true
         } else {
@@ -180,41 +283,43 @@ impl Registry {
     }
 
     /// Delivers a publication to every local subscriber of its channel: one pointer into
-    /// each outbox (or each positioned subscription's stream check). Returns how many.
+    /// each outbox (or each positioned subscription's stream check), here or, for a large
+    /// channel, on the fan-out lanes. Returns how many subscribers it is for.
     pub fn fan_out(&self, p: &Arc<SharedPublication>, buffer_limit: usize) -> usize {
         let channel = &*p.publication.channel;
         let shard = Self::read(self.shard(channel));
-        let Some(subs) = shard.get(channel) else { return 0 };
-        for sub in subs {
-            match &sub.stream {
-                None => {
-                    let _ = sub.outbox.push(Outgoing::Publication(p.clone()));
+        let Some(members) = shard.get(channel) else { return 0 };
+        match members {
+            Members::Inline(subs) => subs.iter().for_each(|sub| sub.deliver(p, buffer_limit)),
+            Members::Laned(shares) => {
+                for (lane, share) in shares.iter().enumerate().filter(|(_, s)| !s.is_empty()) {
+                    let job = Job { publication: p.clone(), subscribers: share.clone(), buffer_limit };
+                    self.lanes.submit(lane, job);
                 }
-                Some(state) => state.deliver(channel, p, &sub.outbox, buffer_limit),
             }
         }
-        subs.len()
+        members.len()
     }
 
     /// Calls `f` for every local subscriber of `channel` under the shard's read lock;
     /// returns how many there were.
-    pub fn for_each(&self, channel: &str, mut f: impl FnMut(&Subscriber)) -> usize {
+    pub fn for_each(&self, channel: &str, f: impl FnMut(&Subscriber)) -> usize {
         let shard = Self::read(self.shard(channel));
-        let Some(subs) = shard.get(channel) else { return 0 };
-        subs.iter().for_each(&mut f);
-        subs.len()
+        let Some(members) = shard.get(channel) else { return 0 };
+        members.iter().for_each(f);
+        members.len()
     }
 
     /// Number of local subscribers of `channel`.
     pub fn count(&self, channel: &str) -> usize {
-        Self::read(self.shard(channel)).get(channel).map_or(0, Vec::len)
+        Self::read(self.shard(channel)).get(channel).map_or(0, Members::len)
     }
 
     /// Every channel with its number of local subscribers.
     pub fn channels(&self) -> Vec<(String, usize)> {
         let mut out = Vec::new();
         for shard in &self.shards {
-            out.extend(Self::read(shard).iter().map(|(ch, subs)| (ch.to_string(), subs.len())));
+            out.extend(Self::read(shard).iter().map(|(ch, members)| (ch.to_string(), members.len())));
         }
         out
     }
@@ -223,7 +328,7 @@ impl Registry {
     pub fn totals(&self) -> (usize, usize) {
         self.shards.iter().fold((0, 0), |(c, s), shard| {
             let shard = Self::read(shard);
-            (c + shard.len(), s + shard.values().map(Vec::len).sum::<usize>())
+            (c + shard.len(), s + shard.values().map(Members::len).sum::<usize>())
         })
     }
 }
@@ -248,11 +353,12 @@ mod tests {
     }
 
     fn shared(offset: u64) -> Arc<SharedPublication> {
-        SharedPublication::new(Arc::new(crate::protocol::Publication {
-            channel: "c".into(),
-            offset,
-            ..Default::default()
-        }))
+        in_epoch(offset, "e1")
+    }
+
+    fn in_epoch(offset: u64, epoch: &str) -> Arc<SharedPublication> {
+        let p = crate::protocol::Publication { channel: "c".into(), offset, ..Default::default() };
+        SharedPublication::in_stream(Arc::new(p), epoch, super::super::Coalesce::default())
     }
 
     fn offsets(items: &[Outgoing]) -> Vec<u64> {
@@ -271,14 +377,14 @@ mod tests {
         let r = Registry::default();
         let outbox = Outbox::new(1 << 20);
         let state = StreamState::buffering(true);
-        r.add("c", Subscriber { conn: 1, outbox: outbox.clone(), join_leave: false, stream: Some(state.clone()) }, || ());
+        r.add("c", Subscriber::new(1, outbox.clone(), false, Some(state.clone())), || ());
         r.fan_out(&shared(5), 1 << 20);
         r.fan_out(&shared(6), 1 << 20);
         let mut items = Vec::new();
         outbox.drain(&mut items);
         assert!(items.is_empty(), "held back while recovering");
         // The session's history read covered up to 5: it keeps only 6 from the buffer.
-        state.go_live(|buffered| {
+        state.go_live("e1", |buffered| {
             assert_eq!(buffered.iter().map(|p| p.publication.offset).collect::<Vec<_>>(), vec![5, 6]);
             6
         });
@@ -289,10 +395,84 @@ mod tests {
     }
 
     #[test]
+    fn a_late_offset_is_dropped_and_a_new_epoch_is_a_gap() {
+        let r = Registry::default();
+        let outbox = Outbox::new(1 << 20);
+        let state = StreamState::buffering(true);
+        r.add("c", Subscriber::new(1, outbox.clone(), false, Some(state.clone())), || ());
+        // The recovery reply covered up to 4 of epoch e1.
+        state.go_live("e1", |_| 4);
+        // A fan-out job that was queued before the history read runs late: 3 and 4 are
+        // already with the client, 5 follows.
+        for offset in [3, 4, 5] {
+            r.fan_out(&shared(offset), 1 << 20);
+        }
+        let mut items = Vec::new();
+        outbox.drain(&mut items);
+        assert_eq!(offsets(&items), vec![5], "late offsets dropped, the next delivered");
+        // The stream was lost and restarted: offset 6 of another epoch is not 'the next'.
+        r.fan_out(&in_epoch(6, "e2"), 1 << 20);
+        r.fan_out(&in_epoch(7, "e2"), 1 << 20);
+        items.clear();
+        outbox.drain(&mut items);
+        assert_eq!(offsets(&items), vec![u64::MAX, 7], "told once, then follows the new stream");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_channel_fans_out_on_the_lanes_in_order_and_stops_at_removal() {
+        let r = Arc::new(Registry::with_lanes(Lanes::new(2)));
+        let n = (LANED_FROM * 2) as u64;
+        let outboxes: Vec<_> = (0..n).map(|_| Outbox::new(1 << 30)).collect();
+        for (conn, o) in outboxes.iter().enumerate() {
+            r.add("c", Subscriber::plain(conn as u64, o.clone()), || ());
+        }
+        let total = 200u64;
+        let publisher = {
+            let r = r.clone();
+            tokio::task::spawn_blocking(move || {
+                for offset in 1..=total {
+                    assert_eq!(r.fan_out(&shared(offset), 1 << 30), n as usize);
+                    if offset == total / 2 {
+                        // Removed halfway (publications up to here may still be queued on
+                        // its lane) and added again as a new subscription.
+                        r.remove("c", 0);
+                        r.add("c", Subscriber::plain(0, outboxes[0].clone()), || ());
+                    }
+                }
+                outboxes
+            })
+        };
+        let outboxes = publisher.await.expect("publisher");
+        let mut got: Vec<Vec<u64>> = vec![Vec::new(); n as usize];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mut items = Vec::new();
+            for (g, o) in got.iter_mut().zip(&outboxes) {
+                items.clear();
+                o.drain(&mut items);
+                g.extend(offsets(&items));
+            }
+            if got.iter().skip(1).all(|g| g.len() as u64 == total) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "lanes did not finish");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let all: Vec<u64> = (1..=total).collect();
+        assert!(got.iter().skip(1).all(|g| *g == all), "every subscriber: each offset once, in order");
+        // The re-added subscription: a prefix of the first half (what its lane had run
+        // before the removal), then exactly the second half — nothing twice.
+        let g = &got[0];
+        let second = g.iter().position(|&o| o > total / 2).expect("second half");
+        assert!(g[..second].iter().copied().eq(1..=second as u64), "a prefix before the removal: {g:?}");
+        assert_eq!(g[second..], all[(total / 2) as usize..], "then only what came after re-adding");
+    }
+
+    #[test]
     fn an_overflowing_recovery_buffer_makes_the_connection_slow() {
         let r = Registry::default();
         let outbox = Outbox::new(1 << 20);
-        r.add("c", Subscriber { conn: 1, outbox: outbox.clone(), join_leave: false, stream: Some(StreamState::buffering(true)) }, || ());
+        r.add("c", Subscriber::new(1, outbox.clone(), false, Some(StreamState::buffering(true))), || ());
         for i in 1..=10 {
             r.fan_out(&shared(i), 100);
         }

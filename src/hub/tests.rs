@@ -1,10 +1,187 @@
-//! Fan-out and control routing against in-memory outboxes.
+//! Fan-out, control routing and the engine subscription state machine against
+//! in-memory outboxes, and [`EngineDouble`], the engine double other modules' tests use.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
 
 use super::*;
-use crate::protocol::codec::Codec;
 use crate::broker::MemoryBroker;
+use crate::protocol::codec::Codec;
+
+/// The memory engine behind a remote engine's delays and failures: publishes,
+/// subscribes and unsubscribes take their delay; the next `fail_subscribes` subscribes
+/// fail. `events` records engine subscribes and unsubscribes as they start and finish.
+pub(crate) struct EngineDouble {
+    pub(crate) inner: Arc<MemoryBroker>,
+    pub(crate) publish_delay: Duration,
+    pub(crate) subscribe_delay: Duration,
+    pub(crate) unsubscribe_delay: Duration,
+    pub(crate) fail_subscribes: AtomicUsize,
+    pub(crate) events: Mutex<Vec<String>>,
+}
+
+impl Default for EngineDouble {
+    fn default() -> Self {
+        Self {
+            inner: MemoryBroker::new(),
+            publish_delay: Duration::ZERO,
+            subscribe_delay: Duration::ZERO,
+            unsubscribe_delay: Duration::ZERO,
+            fail_subscribes: AtomicUsize::new(0),
+            events: Mutex::default(),
+        }
+    }
+}
+
+impl EngineDouble {
+    fn event(&self, e: String) {
+        self.events.lock().expect("events").push(e);
+    }
+
+    pub(crate) fn events(&self) -> Vec<String> {
+        self.events.lock().expect("events").clone()
+    }
+}
+
+#[async_trait]
+impl Broker for EngineDouble {
+    fn name(&self) -> &'static str {
+        "double"
+    }
+    fn set_handler(&self, handler: Weak<dyn BrokerHandler>) {
+        self.inner.set_handler(handler);
+    }
+    async fn publish(&self, publication: Publication, opts: &PublishOptions) -> Result<PublishOutcome, BrokerError> {
+        tokio::time::sleep(self.publish_delay).await;
+        self.inner.publish(publication, opts).await
+    }
+    async fn publish_join_leave(&self, channel: &str, info: &ClientInfo, join: bool) -> Result<(), BrokerError> {
+        self.inner.publish_join_leave(channel, info, join).await
+    }
+    async fn subscribe(&self, channel: &str) -> Result<(), BrokerError> {
+        self.event(format!("subscribe {channel}"));
+        tokio::time::sleep(self.subscribe_delay).await;
+        let fail = self.fail_subscribes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok();
+        self.event(format!("subscribed {channel}{}", if fail { " (failed)" } else { "" }));
+        if fail {
+            return Err(BrokerError("engine down".into()));
+        }
+        self.inner.subscribe(channel).await
+    }
+    async fn unsubscribe(&self, channel: &str) -> Result<(), BrokerError> {
+        self.event(format!("unsubscribe {channel}"));
+        tokio::time::sleep(self.unsubscribe_delay).await;
+        self.inner.unsubscribe(channel).await
+    }
+    async fn history(&self, channel: &str, filter: &HistoryFilter, meta_ttl: Duration) -> Result<HistoryPage, HistoryError> {
+        self.inner.history(channel, filter, meta_ttl).await
+    }
+    async fn remove_history(&self, channel: &str) -> Result<(), BrokerError> {
+        self.inner.remove_history(channel).await
+    }
+    async fn add_presence(&self, channel: &str, info: &ClientInfo) -> Result<(), BrokerError> {
+        self.inner.add_presence(channel, info).await
+    }
+    async fn remove_presence(&self, channel: &str, client: &str) -> Result<(), BrokerError> {
+        self.inner.remove_presence(channel, client).await
+    }
+    async fn presence(&self, channel: &str) -> Result<BTreeMap<String, ClientInfo>, BrokerError> {
+        self.inner.presence(channel).await
+    }
+    async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, BrokerError> {
+        self.inner.presence_stats(channel).await
+    }
+    async fn control(&self, control: Control) -> Result<(), BrokerError> {
+        self.inner.control(control).await
+    }
+    async fn health(&self) -> Result<(), BrokerError> {
+        self.inner.health().await
+    }
+}
+
+fn hub_on(engine: Arc<EngineDouble>) -> Hub {
+    let config = Config::from_text("[channel.without_namespace]\nallow_subscribe_for_client = true")
+        .expect("config")
+        .config;
+    Hub::new(Arc::new(config), engine, Arc::new(Metrics::default()))
+}
+
+/// A `then` for [`Hub::subscribe`] that records `name` among the engine's events.
+fn note(engine: &Arc<EngineDouble>, name: &str) -> impl FnOnce() + use<> {
+    let (engine, name) = (engine.clone(), name.to_owned());
+    move || engine.event(name)
+}
+
+#[tokio::test]
+async fn a_second_subscriber_waits_for_the_first_engine_subscription() {
+    let engine = Arc::new(EngineDouble { subscribe_delay: Duration::from_millis(300), ..Default::default() });
+    let hub = hub_on(engine.clone());
+    let (a, b) = (hub.next_conn_id(), hub.next_conn_id());
+    let first = tokio::spawn({
+        let (hub, then) = (hub.clone(), note(&engine, "reply a"));
+        async move { hub.subscribe("c", Subscriber::plain(a, Outbox::new(1 << 20)), then).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    hub.subscribe("c", Subscriber::plain(b, Outbox::new(1 << 20)), note(&engine, "reply b")).await.expect("second");
+    first.await.expect("task").expect("first");
+    assert_eq!(engine.events(), ["subscribe c", "subscribed c", "reply a", "reply b"], "one engine subscribe, then both");
+    assert_eq!(hub.inner.registry.count("c"), 2);
+}
+
+#[tokio::test]
+async fn a_failed_engine_subscription_adds_nobody_and_the_next_subscribe_retries() {
+    let engine = Arc::new(EngineDouble { fail_subscribes: AtomicUsize::new(1), ..Default::default() });
+    let hub = hub_on(engine.clone());
+    let outbox = Outbox::new(1 << 20);
+    let conn = hub.next_conn_id();
+    let err = hub.subscribe("c", Subscriber::plain(conn, outbox.clone()), note(&engine, "reply")).await;
+    assert!(matches!(err, Err(Error::Broker(_))), "{err:?}");
+    assert_eq!(hub.inner.registry.count("c"), 0, "rolled back: nobody subscribed");
+    assert_eq!(hub.inner.engine_subs.len(), 0);
+    hub.publish(PublishRequest { channel: "c".into(), data: "1".into(), ..Default::default() }).await.expect("pub");
+    let mut items = Vec::new();
+    outbox.drain(&mut items);
+    assert!(items.is_empty(), "nothing reaches a failed subscription: {items:?}");
+    hub.subscribe("c", Subscriber::plain(conn, outbox.clone()), note(&engine, "reply")).await.expect("retry");
+    assert_eq!(engine.events(), ["subscribe c", "subscribed c (failed)", "subscribe c", "subscribed c", "reply"]);
+}
+
+#[tokio::test]
+async fn an_unsubscribe_cannot_overtake_the_subscribe_before_it() {
+    let engine = Arc::new(EngineDouble { subscribe_delay: Duration::from_millis(300), ..Default::default() });
+    let hub = hub_on(engine.clone());
+    let conn = hub.next_conn_id();
+    let subscribing = tokio::spawn({
+        let (hub, then) = (hub.clone(), note(&engine, "reply"));
+        async move { hub.subscribe("c", Subscriber::plain(conn, Outbox::new(1 << 20)), then).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    hub.unsubscribe("c", conn).await;
+    subscribing.await.expect("task").expect("subscribe");
+    assert_eq!(engine.events(), ["subscribe c", "subscribed c", "reply", "unsubscribe c"]);
+    assert_eq!((hub.inner.registry.count("c"), hub.inner.engine_subs.len()), (0, 0), "nothing left behind");
+}
+
+#[tokio::test]
+async fn a_gap_at_the_engine_tells_positioned_subscribers_to_recover() {
+    let hub = hub();
+    let (plain, positioned) = (Outbox::new(1 << 20), Outbox::new(1 << 20));
+    hub.subscribe("c", Subscriber::plain(hub.next_conn_id(), plain.clone()), || ()).await.expect("plain");
+    let state = StreamState::buffering(true);
+    let sub = Subscriber::new(hub.next_conn_id(), positioned.clone(), false, Some(state.clone()));
+    hub.subscribe("c", sub, || ()).await.expect("positioned");
+    state.go_live("e", |_| 0);
+    hub.inner.handle_gap("c");
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    plain.drain(&mut a);
+    positioned.drain(&mut b);
+    assert!(a.is_empty(), "a plain subscription has no place to lose");
+    assert!(matches!(&b[..], [Outgoing::Control(c)] if **c == Control::InsufficientState("c".into())), "{b:?}");
+}
 
 fn hub() -> Hub {
     let config = Config::from_text("[channel.without_namespace]\nallow_subscribe_for_client = true")

@@ -83,8 +83,8 @@ fn token_matches(claims: &crate::auth::SubscribeClaims, channel: &str, user: &st
 /// What the recovery step found.
 struct Recovery {
     result: SubscribeResult,
-    /// The offset the reply leaves the client at (publications after it follow live).
-    top: u64,
+    /// The position the reply leaves the client at (publications after it follow live).
+    top: StreamPosition,
 }
 
 fn expiry(expire_at: Option<u64>, now_ms: u64) -> Expiry {
@@ -95,22 +95,24 @@ fn expiry(expire_at: Option<u64>, now_ms: u64) -> Expiry {
 }
 
 /// Queues, after a reply, the held-back publications the reply does not cover (offsets
-/// up to `top` came from history); returns the offset the subscriber ends at. For a
-/// positioned subscription a gap among them means the client must recover.
+/// of `top`'s epoch up to its offset came from history); returns the offset the
+/// subscriber ends at. For a positioned subscription a gap among them, or a publication
+/// of another epoch, means the client must recover.
 fn queue_buffered(
     outbox: &crate::hub::Outbox,
     channel: &str,
-    top: u64,
+    top: &StreamPosition,
     positioned: bool,
     buffered: Vec<Arc<SharedPublication>>,
 ) -> u64 {
-    let mut last = top;
+    let mut last = top.offset;
     for p in buffered {
         let offset = p.publication.offset;
-        if offset != 0 && offset <= last {
+        let same_stream = top.epoch.is_empty() || *top.epoch == *p.epoch;
+        if offset != 0 && same_stream && offset <= last {
             continue; // already in the reply
         }
-        if positioned && offset != 0 && last.checked_add(1) != Some(offset) {
+        if positioned && offset != 0 && (!same_stream || last.checked_add(1) != Some(offset)) {
             let _ = outbox.push(Outgoing::Control(Box::new(Control::InsufficientState(channel.to_owned()))));
             break;
         }
@@ -234,7 +236,7 @@ impl Session {
         if result.was_recovering && !result.recovered && req.flag & FLAG_REJECT_UNRECOVERED != 0 {
             return Err(ClientError::UnrecoverablePosition);
         }
-        Ok(Recovery { top: page.position.offset, result })
+        Ok(Recovery { top: page.position, result })
     }
 
     /// Registers, reads the stream if needed, and queues `answer(result)` (a reply or a
@@ -250,12 +252,7 @@ impl Session {
         let outbox = self.outbox.clone();
         if eff.positioned || eff.cache {
             let state = StreamState::buffering(eff.positioned);
-            let subscriber = Subscriber {
-                conn: self.conn,
-                outbox: outbox.clone(),
-                join_leave: eff.push_join_leave,
-                stream: Some(state.clone()),
-            };
+            let subscriber = Subscriber::new(self.conn, outbox.clone(), eff.push_join_leave, Some(state.clone()));
             self.hub.subscribe(channel, subscriber, || ()).await.map_err(|e| e.client_error())?;
             let recovery = match self.recover(channel, eff, req).await {
                 Ok(r) => r,
@@ -265,12 +262,12 @@ impl Session {
                 }
             };
             let item = answer(recovery.result);
-            state.go_live(|buffered| {
+            state.go_live(&recovery.top.epoch, |buffered| {
                 let _ = outbox.push(item);
-                queue_buffered(&outbox, channel, recovery.top, eff.positioned, buffered)
+                queue_buffered(&outbox, channel, &recovery.top, eff.positioned, buffered)
             });
         } else {
-            let subscriber = Subscriber { conn: self.conn, outbox: outbox.clone(), join_leave: eff.push_join_leave, stream: None };
+            let subscriber = Subscriber::new(self.conn, outbox.clone(), eff.push_join_leave, None);
             let item = answer(SubscribeResult::default());
             self.hub
                 .subscribe(channel, subscriber, move || {
@@ -470,18 +467,13 @@ impl Session {
             // Every connect-time subscription buffers until the connect reply is queued,
             // so none of its publications can overtake the reply.
             let state = StreamState::buffering(eff.positioned);
-            let subscriber = Subscriber {
-                conn: self.conn,
-                outbox: self.outbox.clone(),
-                join_leave: eff.push_join_leave,
-                stream: Some(state.clone()),
-            };
+            let subscriber = Subscriber::new(self.conn, self.outbox.clone(), eff.push_join_leave, Some(state.clone()));
             self.hub.subscribe(&channel, subscriber, || ()).await.map_err(|_| Disconnect::INTERNAL)?;
             let (result, top) = if eff.positioned || eff.cache {
                 let r = self.recover(&channel, eff, &req).await.map_err(|_| Disconnect::INTERNAL)?;
                 (r.result, r.top)
             } else {
-                (SubscribeResult::default(), 0)
+                (SubscribeResult::default(), StreamPosition::default())
             };
             results.insert(channel.clone(), result);
             sub.server_side = true;
@@ -505,13 +497,13 @@ impl Session {
 pub(super) struct PendingLive {
     channel: String,
     state: Arc<StreamState>,
-    top: u64,
+    top: StreamPosition,
 }
 
 impl PendingLive {
     /// Releases the held-back publications after the connect reply.
     pub(super) fn go_live(self, outbox: &crate::hub::Outbox) {
         let positioned = self.state.positioned();
-        self.state.go_live(|buffered| queue_buffered(outbox, &self.channel, self.top, positioned, buffered));
+        self.state.go_live(&self.top.epoch, |buffered| queue_buffered(outbox, &self.channel, &self.top, positioned, buffered));
     }
 }

@@ -12,11 +12,12 @@ use crate::hub::HistoryOptions;
 struct Recorder(Mutex<Vec<Arc<Publication>>>);
 
 impl BrokerHandler for Recorder {
-    fn handle_publication(&self, p: Arc<Publication>) {
+    fn handle_publication(&self, p: Arc<Publication>, _epoch: &str) {
         self.0.lock().expect("lock").push(p);
     }
     fn handle_join_leave(&self, _: &str, _: &ClientInfo, _: bool) {}
     fn handle_control(&self, _: Control) {}
+    fn handle_gap(&self, _: &str) {}
 }
 
 struct Fixture {

@@ -2,86 +2,25 @@
 //! what a waiting command must not stop, the order of replies, the bound on queued
 //! commands, controls that hold later output, the coalescing window.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::broker::MemoryBroker;
 use crate::config::Config;
-use crate::hub::{
-    Broker, BrokerError, BrokerHandler, HistoryError, HistoryFilter, HistoryPage, Hub, PublishOptions, PublishOutcome,
-    Target,
-};
+use crate::hub::tests::EngineDouble;
+use crate::hub::{Hub, Target};
 use crate::metrics::Metrics;
-use crate::protocol::{ClientInfo, PresenceStats, Publication};
+use crate::protocol::ClientInfo;
 use crate::session::Auth;
 use crate::transport::{Framing, encode_json};
 
 const SECRET: &str = "s";
 const INFO: TransportInfo = TransportInfo { name: "websocket", bidirectional: true, emulation: false };
-
-/// The memory engine, with publishes that take `delay` and channel unsubscribes that take
-/// `unsubscribe_delay` (a remote engine, a backend).
-struct SlowPublish {
-    inner: Arc<MemoryBroker>,
-    delay: Duration,
-    unsubscribe_delay: Duration,
-}
-
-#[async_trait]
-impl Broker for SlowPublish {
-    fn name(&self) -> &'static str {
-        "slow"
-    }
-    fn set_handler(&self, handler: Weak<dyn BrokerHandler>) {
-        self.inner.set_handler(handler);
-    }
-    async fn publish(&self, publication: Publication, opts: &PublishOptions) -> Result<PublishOutcome, BrokerError> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.publish(publication, opts).await
-    }
-    async fn publish_join_leave(&self, channel: &str, info: &ClientInfo, join: bool) -> Result<(), BrokerError> {
-        self.inner.publish_join_leave(channel, info, join).await
-    }
-    async fn subscribe(&self, channel: &str) -> Result<(), BrokerError> {
-        self.inner.subscribe(channel).await
-    }
-    async fn unsubscribe(&self, channel: &str) -> Result<(), BrokerError> {
-        tokio::time::sleep(self.unsubscribe_delay).await;
-        self.inner.unsubscribe(channel).await
-    }
-    async fn history(&self, channel: &str, filter: &HistoryFilter, meta_ttl: Duration) -> Result<HistoryPage, HistoryError> {
-        self.inner.history(channel, filter, meta_ttl).await
-    }
-    async fn remove_history(&self, channel: &str) -> Result<(), BrokerError> {
-        self.inner.remove_history(channel).await
-    }
-    async fn add_presence(&self, channel: &str, info: &ClientInfo) -> Result<(), BrokerError> {
-        self.inner.add_presence(channel, info).await
-    }
-    async fn remove_presence(&self, channel: &str, client: &str) -> Result<(), BrokerError> {
-        self.inner.remove_presence(channel, client).await
-    }
-    async fn presence(&self, channel: &str) -> Result<BTreeMap<String, ClientInfo>, BrokerError> {
-        self.inner.presence(channel).await
-    }
-    async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, BrokerError> {
-        self.inner.presence_stats(channel).await
-    }
-    async fn control(&self, control: Control) -> Result<(), BrokerError> {
-        self.inner.control(control).await
-    }
-    async fn health(&self) -> Result<(), BrokerError> {
-        self.inner.health().await
-    }
-}
 
 /// What the recording transport saw.
 #[derive(Default)]
@@ -175,14 +114,17 @@ fn hub_with(ping: &str, extra: &str, publish_delay: Duration) -> (Hub, Arc<Auth>
 }
 
 fn hub_on(ping: &str, extra: &str, publish_delay: Duration, unsubscribe_delay: Duration) -> (Hub, Arc<Auth>) {
+    hub_over(ping, extra, Arc::new(EngineDouble { publish_delay, unsubscribe_delay, ..Default::default() }))
+}
+
+fn hub_over(ping: &str, extra: &str, engine: Arc<EngineDouble>) -> (Hub, Arc<Auth>) {
     let text = format!(
         "[client]\n{ping}\n[client.token]\nhmac_secret_key = \"{SECRET}\"\n\
          [channel.without_namespace]\nallow_subscribe_for_client = true\nallow_publish_for_client = true\n{extra}"
     );
     let config = Arc::new(Config::from_text(&text).expect("config").config);
     let auth = Auth::from_config(&config.client).expect("auth");
-    let broker = Arc::new(SlowPublish { inner: MemoryBroker::new(), delay: publish_delay, unsubscribe_delay });
-    (Hub::new(config, broker, Arc::new(Metrics::default())), auth)
+    (Hub::new(config, engine, Arc::new(Metrics::default())), auth)
 }
 
 fn hub(extra: &str, publish_delay: Duration) -> (Hub, Arc<Auth>) {
@@ -446,12 +388,42 @@ async fn output_queued_while_a_control_is_applied_stays_under_the_outbox_bound()
     let target = Target { user: "u".into(), ..Default::default() };
     hub.control(Control::Unsubscribe(target, "c".into())).await.expect("unsubscribe");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let data = Bytes::from(format!("\"{}\"", "x".repeat(1_000)));
-    for _ in 0..1_500 {
+    // 150 publications of 10 KB: few enough that publishing them all takes far less than
+    // the control's 1.5 s even on a loaded machine.
+    let data = Bytes::from(format!("\"{}\"", "x".repeat(10_000)));
+    for _ in 0..150 {
         let req = crate::hub::PublishRequest { channel: "d".into(), data: data.clone(), ..Default::default() };
         hub.publish(req).await.expect("publish");
     }
     let mut conn = conn;
     tokio::time::timeout(Duration::from_secs(10), &mut conn.task).await.expect("closed in time").expect("driver");
     assert_eq!(conn.record.lock().expect("record").closed, Some(Some(Disconnect::SLOW)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_engine_subscribe_is_answered_once_with_error_100() {
+    // The engine takes 300 ms and then fails the first subscribe; meanwhile a second
+    // connection subscribes to the same channel and waits for that engine subscription.
+    let engine = Arc::new(EngineDouble {
+        subscribe_delay: Duration::from_millis(300),
+        fail_subscribes: AtomicUsize::new(1),
+        ..Default::default()
+    });
+    let (hub, auth) = hub_over("", "", engine.clone());
+    let (a, b) = (connect(&hub, &auth, "a").await, connect(&hub, &auth, "b").await);
+    a.send(json!({"id": 2, "subscribe": {"channel": "c"}})).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    b.send(json!({"id": 2, "subscribe": {"channel": "c"}})).await;
+    let failed = a.wait_for("error reply", |m| m.starts_with(r#"{"id":2"#)).await;
+    assert!(failed.contains(r#""code":100"#), "{failed}");
+    let ok = b.wait_for("subscribe reply", |m| m.starts_with(r#"{"id":2"#)).await;
+    assert!(ok.contains(r#""subscribe""#), "the waiting subscribe retried the engine: {ok}");
+    let publish = crate::hub::PublishRequest { channel: "c".into(), data: Bytes::from_static(b"1"), ..Default::default() };
+    hub.publish(publish).await.expect("publish");
+    b.wait_for("publication", |m| m.contains(r#""pub""#)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = a.messages();
+    assert_eq!(seen.iter().filter(|m| m.starts_with(r#"{"id":2"#)).count(), 1, "answered once: {seen:?}");
+    assert!(!seen.iter().any(|m| m.contains(r#""pub""#)), "no publication after the error: {seen:?}");
+    assert_eq!(engine.events(), ["subscribe c", "subscribed c (failed)", "subscribe c", "subscribed c"]);
 }
