@@ -132,6 +132,7 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::default());
     let broker = MemoryBroker::new();
     let hub = Hub::new(config.clone(), broker, metrics);
+    hub.start();
 
     let mut app = crate::api::router(hub.clone())
         .merge(websocket::router(websocket::Ctx { hub: hub.clone(), auth: auth.clone(), sockets: websocket_sockets() }))
@@ -259,6 +260,7 @@ async fn run_shutdown(hub: &Hub, stop_accepting: oneshot::Sender<()>, timeout: D
     let _ = stop_accepting.send(());
     let asked = hub.shutdown();
     tracing::info!(connections = asked, "shutting down");
+    hub.announce_leaving().await;
     let deadline = Instant::now() + timeout;
     while hub.metrics().total_connections() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -302,19 +302,25 @@ pub async fn call(hub: &Hub, method: &str, params: &RawValue) -> Result<Answer, 
         }
         "channels" => {
             let p: ChannelParams = parse(params)?;
-            let mut channels = serde_json::Map::new();
-            for (name, n) in hub.channels_matching(&p.pattern) {
-                channels.insert(name, json!({"num_clients": n}));
-            }
-            Ok(json!({"channels": channels}))
+            hub.channels_everywhere(&p.pattern).await.map_err(|e| e.client_error()).map(|list| {
+                let channels: serde_json::Map<_, _> =
+                    list.into_iter().map(|(name, n)| (name, json!({"num_clients": n}))).collect();
+                json!({"channels": channels})
+            })
         }
         "info" => {
-            let i = hub.info();
-            Ok(json!({"nodes": [{
-                "uid": i.uid, "name": i.name, "version": crate::session::VERSION,
-                "num_clients": i.num_clients, "num_users": i.num_users,
-                "num_channels": i.num_channels, "num_subs": i.num_subs, "uptime": i.uptime,
-            }]}))
+            let nodes: Vec<_> = hub
+                .nodes()
+                .into_iter()
+                .map(|i| {
+                    json!({
+                        "uid": i.uid, "name": i.name, "version": crate::session::VERSION,
+                        "num_clients": i.num_clients, "num_users": i.num_users,
+                        "num_channels": i.num_channels, "num_subs": i.num_subs, "uptime": i.uptime,
+                    })
+                })
+                .collect();
+            Ok(json!({"nodes": nodes}))
         }
         "rpc" => Err(ClientError::MethodNotFound),
         _ => return Err(Rejection::NotFound),

@@ -10,6 +10,7 @@ pub mod broker;
 pub mod channel;
 mod engine_subs;
 pub mod fanout;
+pub mod nodes;
 pub mod outbox;
 pub mod publication;
 pub mod registry;
@@ -26,6 +27,7 @@ pub use broker::{
     PublishOptions, PublishOutcome,
 };
 pub use channel::{ChannelName, Channels, Resolved};
+pub use nodes::{SurveyAnswer, SurveyQuery};
 pub use outbox::{Drained, Outbox, Outgoing, Pushed};
 pub use publication::{Coalesce, SharedPublication};
 pub use registry::{Registry, StreamState, Subscriber};
@@ -120,6 +122,34 @@ pub enum Control {
         /// New connection info.
         info: Option<Bytes>,
     },
+    /// A node's announcement of itself (every [`nodes::ANNOUNCE_INTERVAL`]), or of its
+    /// graceful shutdown (`leaving`).
+    Node {
+        /// The node.
+        info: NodeInfo,
+        /// It is shutting down.
+        leaving: bool,
+    },
+    /// A question for every node; each answers node `from` with a [`Control::SurveyReply`].
+    Survey {
+        /// The asker's survey id.
+        id: u64,
+        /// The asking node.
+        from: String,
+        /// What it asks.
+        query: SurveyQuery,
+    },
+    /// Node `from`'s answer to survey `id` of node `to`.
+    SurveyReply {
+        /// The survey.
+        id: u64,
+        /// The asking node.
+        to: String,
+        /// The answering node.
+        from: String,
+        /// Its answer.
+        answer: SurveyAnswer,
+    },
 }
 
 impl Control {
@@ -127,7 +157,7 @@ impl Control {
         match self {
             Self::Subscribe(t, _) | Self::Unsubscribe(t, _) | Self::Disconnect(t, _, _) => Some(t),
             Self::Refresh { target, .. } => Some(target),
-            Self::InsufficientState(_) => None,
+            Self::InsufficientState(_) | Self::Node { .. } | Self::Survey { .. } | Self::SurveyReply { .. } => None,
         }
     }
 }
@@ -193,8 +223,8 @@ pub struct PublishRequest {
     pub delta: bool,
 }
 
-/// Node information for the `info` API.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Node information for the `info` API (and each node's announcement to the others).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeInfo {
     /// Node id.
     pub uid: String,
@@ -220,6 +250,7 @@ struct Inner {
     broker: Arc<dyn Broker>,
     metrics: Arc<Metrics>,
     conns: Mutex<Conns>,
+    nodes: nodes::Nodes,
     node_id: String,
     started: Instant,
     next_conn: AtomicU64,
@@ -249,6 +280,7 @@ impl Hub {
             broker,
             metrics,
             conns: Mutex::new(Conns::default()),
+            nodes: nodes::Nodes::default(),
             node_id: uuid::Uuid::new_v4().to_string(),
             started: Instant::now(),
             next_conn: AtomicU64::new(1),
@@ -290,8 +322,7 @@ impl Hub {
     }
 
     fn conns(&self) -> MutexGuard<'_, Conns> {
-        // Each mutation is a pair of map operations done together; no panic can split them.
-        self.inner.conns.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.conns()
     }
 
     /// Indexes an authenticated connection; fails with `LimitExceeded` over the
@@ -459,24 +490,81 @@ impl Hub {
 
     /// Channels with local subscribers matching a glob `pattern` (`*`, `?`; empty = all).
     pub fn channels_matching(&self, pattern: &str) -> Vec<(String, usize)> {
-        let mut list: Vec<_> =
-            self.inner.registry.channels().into_iter().filter(|(ch, _)| glob_match(pattern, ch)).collect();
-        list.sort();
-        list
+        self.inner.channels_matching(pattern)
+    }
+
+    /// Channels with subscribers on any node matching `pattern`, with their subscriber
+    /// counts summed over the nodes: this node's, and the other live nodes' answers to a
+    /// survey (those that answer within [`nodes::SURVEY_TIMEOUT`]).
+    pub async fn channels_everywhere(&self, pattern: &str) -> Result<Vec<(String, usize)>, Error> {
+        let mut merged: BTreeMap<String, usize> = self.channels_matching(pattern).into_iter().collect();
+        let Some((id, mut answers)) = self.inner.nodes.open_survey() else { return Ok(merged.into_iter().collect()) };
+        let ask = Control::Survey { id, from: self.inner.node_id.clone(), query: SurveyQuery::Channels(pattern.to_owned()) };
+        let asked = self.inner.broker.control(ask).await;
+        if asked.is_ok() {
+            let deadline = tokio::time::sleep(nodes::SURVEY_TIMEOUT);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    answer = answers.recv() => match answer {
+                        Some(SurveyAnswer::Channels(list)) => {
+                            for (channel, n) in list {
+                                *merged.entry(channel).or_default() += n;
+                            }
+                        }
+                        None => break,
+                    },
+                    () = &mut deadline => {
+                        tracing::warn!("channels survey: not every node answered in time");
+                        break;
+                    }
+                }
+            }
+        }
+        self.inner.nodes.close_survey(id);
+        asked?;
+        Ok(merged.into_iter().collect())
     }
 
     /// Numbers for the `info` API and metrics.
     pub fn info(&self) -> NodeInfo {
-        let (num_channels, num_subs) = self.inner.registry.totals();
-        let conns = self.conns();
-        NodeInfo {
-            uid: self.inner.node_id.clone(),
-            name: format!("tidewire-{}", &self.inner.node_id[..8]),
-            num_clients: conns.by_client.len() as u64,
-            num_users: conns.by_user.len() as u64,
-            num_channels: num_channels as u64,
-            num_subs: num_subs as u64,
-            uptime: self.inner.started.elapsed().as_secs(),
+        self.inner.info()
+    }
+
+    /// This node and every other node heard from lately (the `info` API).
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        let mut nodes = vec![self.info()];
+        nodes.extend(self.inner.nodes.live());
+        nodes
+    }
+
+    /// Starts announcing this node to the others, every [`nodes::ANNOUNCE_INTERVAL`] until
+    /// the hub is gone or shuts down. Call once, inside the runtime.
+    pub fn start(&self) {
+        let inner = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                let Some(hub) = inner.upgrade() else { return };
+                if hub.shutting_down.load(Ordering::Relaxed) {
+                    return;
+                }
+                let broker = hub.broker.clone();
+                let announce = Control::Node { info: hub.info(), leaving: false };
+                drop(hub);
+                if let Err(e) = broker.control(announce).await {
+                    tracing::debug!(error = %e, "node announcement failed");
+                }
+                tokio::time::sleep(nodes::ANNOUNCE_INTERVAL).await;
+            }
+        });
+    }
+
+    /// Tells the other nodes this one is leaving (graceful shutdown), so they stop
+    /// listing it at once.
+    pub async fn announce_leaving(&self) {
+        let leaving = Control::Node { info: self.info(), leaving: true };
+        if let Err(e) = self.inner.broker.control(leaving).await {
+            tracing::warn!(error = %e, "could not tell the other nodes this one is leaving");
         }
     }
 
@@ -499,6 +587,69 @@ impl Hub {
     /// Connections still open (authenticated ones).
     pub fn num_connections(&self) -> usize {
         self.conns().by_client.len()
+    }
+}
+
+impl Inner {
+    fn conns(&self) -> MutexGuard<'_, Conns> {
+        // Each mutation is a pair of map operations done together; no panic can split them.
+        self.conns.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn channels_matching(&self, pattern: &str) -> Vec<(String, usize)> {
+        let mut list: Vec<_> = self.registry.channels().into_iter().filter(|(ch, _)| glob_match(pattern, ch)).collect();
+        list.sort();
+        list
+    }
+
+    fn info(&self) -> NodeInfo {
+        let (num_channels, num_subs) = self.registry.totals();
+        let conns = self.conns();
+        NodeInfo {
+            uid: self.node_id.clone(),
+            name: format!("tidewire-{}", &self.node_id[..8]),
+            num_clients: conns.by_client.len() as u64,
+            num_users: conns.by_user.len() as u64,
+            num_channels: num_channels as u64,
+            num_subs: num_subs as u64,
+            uptime: self.started.elapsed().as_secs(),
+        }
+    }
+
+    /// Handles the node-to-node controls; false for the others.
+    fn handle_node_control(&self, control: &Control) -> bool {
+        match control {
+            Control::Node { info, leaving } => {
+                if info.uid != self.node_id {
+                    self.nodes.heard(info.clone(), *leaving);
+                }
+            }
+            Control::Survey { id, from, query } => {
+                if *from == self.node_id {
+                    return true; // answered locally by the asker
+                }
+                let answer = match query {
+                    SurveyQuery::Channels(pattern) => SurveyAnswer::Channels(self.channels_matching(pattern)),
+                };
+                let reply = Control::SurveyReply { id: *id, to: from.clone(), from: self.node_id.clone(), answer };
+                let broker = self.broker.clone();
+                // Answered off the engine's delivery path, which must not wait on the engine.
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move {
+                        if let Err(e) = broker.control(reply).await {
+                            tracing::warn!(error = %e, "survey answer failed");
+                        }
+                    });
+                }
+            }
+            Control::SurveyReply { id, to, from, answer } => {
+                if *to == self.node_id {
+                    self.nodes.answered(*id, from, answer.clone());
+                }
+            }
+            _ => return false,
+        }
+        true
     }
 }
 
@@ -539,8 +690,11 @@ impl BrokerHandler for Inner {
     }
 
     fn handle_control(&self, control: Control) {
+        if self.handle_node_control(&control) {
+            return;
+        }
         let Some(target) = control.target() else { return };
-        let conns = self.conns.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let conns = self.conns();
         let Some(clients) = conns.by_user.get(&target.user) else { return };
         for client in clients {
             let Some(entry) = conns.by_client.get(client) else { continue };

@@ -22,7 +22,13 @@ pub(crate) struct EngineDouble {
     pub(crate) unsubscribe_delay: Duration,
     pub(crate) fail_subscribes: AtomicUsize,
     pub(crate) events: Mutex<Vec<String>>,
+    /// Shared with other nodes' doubles: controls reach every node on it, as over Redis.
+    pub(crate) bus: Option<Arc<Bus>>,
 }
+
+/// The nodes of a multi-node test: every handler a control goes to.
+#[derive(Default)]
+pub(crate) struct Bus(Mutex<Vec<Weak<dyn BrokerHandler>>>);
 
 impl Default for EngineDouble {
     fn default() -> Self {
@@ -33,6 +39,7 @@ impl Default for EngineDouble {
             unsubscribe_delay: Duration::ZERO,
             fail_subscribes: AtomicUsize::new(0),
             events: Mutex::default(),
+            bus: None,
         }
     }
 }
@@ -53,6 +60,9 @@ impl Broker for EngineDouble {
         "double"
     }
     fn set_handler(&self, handler: Weak<dyn BrokerHandler>) {
+        if let Some(bus) = &self.bus {
+            bus.0.lock().expect("bus").push(handler.clone());
+        }
         self.inner.set_handler(handler);
     }
     async fn publish(&self, publication: Publication, opts: &PublishOptions) -> Result<PublishOutcome, BrokerError> {
@@ -96,7 +106,12 @@ impl Broker for EngineDouble {
         self.inner.presence_stats(channel).await
     }
     async fn control(&self, control: Control) -> Result<(), BrokerError> {
-        self.inner.control(control).await
+        let Some(bus) = &self.bus else { return self.inner.control(control).await };
+        let nodes: Vec<_> = bus.0.lock().expect("bus").iter().filter_map(Weak::upgrade).collect();
+        for node in nodes {
+            node.handle_control(control.clone());
+        }
+        Ok(())
     }
     async fn health(&self) -> Result<(), BrokerError> {
         self.inner.health().await
@@ -288,4 +303,40 @@ fn glob_patterns() {
     assert!(!glob_match("chat:*", "news"));
     assert!(glob_match("a?c*", "abcdef"));
     assert!(!glob_match("a?c", "ac"));
+}
+
+/// Waits (bounded) for `f` to hold.
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn nodes_announce_themselves_answer_surveys_and_take_each_others_controls() {
+    let bus = Arc::new(Bus::default());
+    let node = || hub_on(Arc::new(EngineDouble { bus: Some(bus.clone()), ..Default::default() }));
+    let (a, b) = (node(), node());
+    for (hub, channel) in [(&a, "x"), (&b, "x"), (&b, "y")] {
+        hub.subscribe(channel, Subscriber::plain(hub.next_conn_id(), Outbox::new(1 << 20)), || ()).await.expect("sub");
+    }
+    assert_eq!(a.channels_everywhere("").await.expect("alone"), [("x".to_owned(), 1)], "no other node known yet");
+    a.start();
+    b.start();
+    eventually("both nodes to know each other", || a.nodes().len() == 2 && b.nodes().len() == 2).await;
+    assert_eq!(a.nodes()[0].uid, a.node_id(), "this node first");
+    assert_eq!(a.nodes()[1].uid, b.node_id());
+    let merged = a.channels_everywhere("").await.expect("survey");
+    assert_eq!(merged, [("x".to_owned(), 2), ("y".to_owned(), 1)], "counts summed over the nodes");
+    assert_eq!(b.channels_everywhere("y*").await.expect("survey"), [("y".to_owned(), 1)]);
+    // An API action through node a reaches the user's connection on node b.
+    let e = entry(&b, "u", "c1");
+    b.register(e.clone()).expect("register");
+    let target = Target { user: "u".into(), ..Default::default() };
+    a.control(Control::Disconnect(target, Vec::new(), Disconnect::FORCE_NO_RECONNECT)).await.expect("control");
+    assert_eq!(e.outbox.closing_reason(), Some(Disconnect::FORCE_NO_RECONNECT));
+    b.announce_leaving().await;
+    assert_eq!(a.nodes().len(), 1, "a node that says it leaves is forgotten at once");
 }

@@ -358,6 +358,8 @@ impl Session {
                 Ok(())
             }
             Control::InsufficientState(channel) => self.insufficient_state(&channel).await,
+            // Node-to-node messages: the hub handles them and never routes them here.
+            Control::Node { .. } | Control::Survey { .. } | Control::SurveyReply { .. } => Ok(()),
             Control::Disconnect(_, _, d) => Err(d),
             Control::Refresh { expired, expire_at, info, .. } => {
                 if expired {
