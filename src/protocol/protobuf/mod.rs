@@ -103,11 +103,14 @@ pub struct Emulation {
     pub commands: Vec<Command>,
 }
 
-/// Decodes an `EmulationRequest` body (its `data` is varint-delimited commands).
+/// Decodes an `EmulationRequest` body (its `data` is varint-delimited commands; none at
+/// all is an empty batch, as in JSON).
 pub fn decode_emulation(body: &[u8]) -> Result<Emulation, DecodeError> {
     let req = wire::EmulationRequest::decode(body)?;
     let mut commands = Vec::new();
-    decode_commands(&req.data, &mut commands)?;
+    if !req.data.is_empty() {
+        decode_commands(&req.data, &mut commands)?;
+    }
     Ok(Emulation { session: req.session, node: req.node, commands })
 }
 

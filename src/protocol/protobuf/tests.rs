@@ -194,7 +194,9 @@ fn emulation_requests_decode_their_commands() {
     let e = decode_emulation(&body).expect("decodes");
     assert_eq!((e.node.as_str(), e.session.as_str(), e.commands.len()), ("n", "s", 1));
     let empty = wire::EmulationRequest { node: "n".into(), session: "s".into(), data: Bytes::new() }.encode_to_vec();
-    assert!(matches!(decode_emulation(&empty), Err(DecodeError::Empty)));
+    assert!(decode_emulation(&empty).expect("an empty batch").commands.is_empty());
+    let truncated = wire::EmulationRequest { node: "n".into(), session: "s".into(), data: Bytes::from_static(&[9, 1]) }.encode_to_vec();
+    assert!(matches!(decode_emulation(&truncated), Err(DecodeError::Truncated)));
     assert!(decode_emulation(&[0xff]).is_err());
 }
 
