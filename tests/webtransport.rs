@@ -1,6 +1,6 @@
 //! WebTransport on the client UDP port: the Centrifugo-compatible mode (newline-delimited
-//! JSON on one bidirectional stream, spoken here by a wtransport client exactly as
-//! centrifuge-js does), the native mode through `tidewire::client`, the certificate hash
+//! JSON, or varint-delimited Protobuf with `?cf_protocol=protobuf`, on one bidirectional
+//! stream, spoken here by a wtransport client exactly as centrifuge-js does), the native mode through `tidewire::client`, the certificate hash
 //! route, and bad input.
 
 mod common;
@@ -11,6 +11,8 @@ use bytes::Bytes;
 use common::{WAIT, next_pub, start_quic, token};
 use serde_json::{Value, json};
 use tidewire::client::Transport;
+use tidewire::protocol::protobuf::messages as pb;
+use tidewire::protocol::protobuf::put_delimited;
 use wtransport::tls::Sha256Digest;
 
 /// A compatible-mode session: the one stream and the lines read so far.
@@ -147,7 +149,12 @@ async fn a_session_that_opens_no_stream_is_closed_after_the_timeout() {
 async fn unknown_paths_get_404_and_protobuf_403() {
     let srv = start_quic("").await;
     assert_eq!(extended_connect_status(&srv, "/connection/nope").await, 404);
-    assert_eq!(extended_connect_status(&srv, "/connection/webtransport?cf_protocol=protobuf").await, 403);
+    assert_eq!(extended_connect_status(&srv, "/connection/webtransport/native?cf_protocol=protobuf").await, 403);
+    // The native mode has its own format: Centrifugo Protobuf is for the compatible mode.
+    let Err(err) = wt_connect(&srv, "/connection/webtransport/native?cf_protocol=protobuf").await else {
+        panic!("the native mode accepted cf_protocol=protobuf")
+    };
+    assert!(matches!(err, wtransport::error::ConnectingError::SessionRejected), "{err}");
     // wtransport's client sees the refusal as a rejected session.
     let Err(err) = wt_connect(&srv, "/elsewhere").await else { panic!("session accepted on an unknown path") };
     assert!(matches!(err, wtransport::error::ConnectingError::SessionRejected), "{err}");
@@ -235,5 +242,91 @@ async fn the_dev_certificate_hash_is_served_over_http() {
     let body: Value = srv.http.get(srv.url("/webtransport/cert-hash")).send().await.expect("get").json().await.expect("json");
     let hex: String = srv.cert_hash().iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(body, json!({"algorithm": "sha-256", "hash": hex}));
+    srv.shutdown().await;
+}
+
+/// A compatible-mode session in Protobuf (`?cf_protocol=protobuf`).
+struct PbCompat {
+    _conn: wtransport::Connection,
+    _endpoint: wtransport::Endpoint<wtransport::endpoint::endpoint_side::Client>,
+    send: wtransport::SendStream,
+    recv: wtransport::RecvStream,
+    buf: Vec<u8>,
+}
+
+impl PbCompat {
+    async fn open(srv: &common::TestServer) -> Self {
+        let (conn, endpoint) = wt_connect(srv, "/connection/webtransport?cf_protocol=protobuf").await.expect("session");
+        let (send, recv) = conn.open_bi().await.expect("open").await.expect("opened");
+        Self { _conn: conn, _endpoint: endpoint, send, recv, buf: Vec::new() }
+    }
+
+    async fn send(&mut self, cmds: &[pb::Command]) {
+        let mut out = Vec::new();
+        for c in cmds {
+            put_delimited(&mut out, c);
+        }
+        self.send.write_all(&out).await.expect("write");
+    }
+
+    /// The next delimited reply, or None at the end of the stream.
+    async fn next(&mut self) -> Option<pb::Reply> {
+        use prost::Message as _;
+        loop {
+            let mut view = &self.buf[..];
+            if let Ok(len) = prost::decode_length_delimiter(&mut view)
+                && view.len() >= len
+            {
+                let header = self.buf.len() - view.len();
+                let reply = pb::Reply::decode(&view[..len]).expect("a reply");
+                self.buf.drain(..header + len);
+                return Some(reply);
+            }
+            let mut chunk = [0u8; 4096];
+            match tokio::time::timeout(WAIT, self.recv.read(&mut chunk)).await.expect("data in time") {
+                Ok(Some(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                _ => return None,
+            }
+        }
+    }
+
+    async fn next_non_ping(&mut self) -> Option<pb::Reply> {
+        loop {
+            let r = self.next().await?;
+            if r != pb::Reply::default() {
+                return Some(r);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn compatible_mode_speaks_protobuf_with_cf_protocol() {
+    let srv = start_quic("[webtransport]\nmessage_size_limit = 1024\n").await;
+    let mut wt = PbCompat::open(&srv).await;
+    wt.send(&[
+        pb::Command { id: 1, connect: Some(pb::ConnectRequest { token: token("42", 3600), ..Default::default() }), ..Default::default() },
+        pb::Command { id: 2, subscribe: Some(pb::SubscribeRequest { channel: "news".into(), ..Default::default() }), ..Default::default() },
+    ])
+    .await;
+    let connect = wt.next_non_ping().await.expect("connect reply");
+    assert!(connect.connect.is_some_and(|c| c.pong), "pongs are expected");
+    assert!(wt.next_non_ping().await.expect("subscribe reply").subscribe.is_some());
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode([0u8, 0xff, 10]);
+    let (status, _) = srv.api("publish", json!({"channel": "news", "b64data": b64})).await;
+    assert_eq!(status, 200);
+    let push = wt.next_non_ping().await.expect("publication").push.expect("push");
+    assert_eq!((push.channel.as_str(), &push.r#pub.expect("pub").data[..]), ("news", &[0u8, 0xff, 10][..]));
+    // A length prefix over the message size limit: a disconnect push, then the end.
+    wt.send.write_all(&[0x80, 0x10]).await.expect("write"); // 2048
+    let d = wt.next_non_ping().await.and_then(|r| r.push).and_then(|p| p.disconnect).expect("disconnect push");
+    assert_eq!((d.code, d.reason.as_str()), (3501, "message size limit exceeded"));
+    assert!(wt.next().await.is_none(), "the stream ends after the disconnect push");
+    // A whole message with a wrong wire type (Command.id sent length-delimited).
+    let mut wt = PbCompat::open(&srv).await;
+    wt.send.write_all(&[2, 0x0a, 0]).await.expect("write");
+    let d = wt.next_non_ping().await.and_then(|r| r.push).and_then(|p| p.disconnect).expect("disconnect push");
+    assert_eq!(d.code, 3501, "a wrong wire type inside the length is a bad request");
     srv.shutdown().await;
 }

@@ -2,7 +2,7 @@
 //! publication into the bytes of its push in each of them.
 //!
 //! Fan-out (`hub`) keeps one cache slot per codec on every publication and asks for bytes
-//! by [`Codec`], never naming a format: adding one (Protobuf next) is a variant here, its
+//! by [`Codec`], never naming a format: adding one is a variant here, its
 //! [`Codec::encode_publication`] arm and nothing in the hub. The set of formats is closed
 //! and small, so this is an enum with exhaustive matches rather than a trait object: a new
 //! variant cannot be forgotten in any of them, and dispatch costs one branch.
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Command, CommandBody, Publication, Push, framing, json, native};
+use super::{Command, CommandBody, Publication, Push, Reply, ReplyBody, framing, json, native, protobuf};
 
 /// Why a frame's commands could not be decoded (the driver closes with 3501).
 #[derive(Debug, thiserror::Error)]
@@ -22,22 +22,36 @@ pub enum DecodeError {
     /// Malformed native (postcard) command.
     #[error(transparent)]
     Native(#[from] native::DecodeError),
+    /// Malformed Centrifugo Protobuf (a bad length prefix, a message prost refuses).
+    #[error(transparent)]
+    Protobuf(#[from] protobuf::DecodeError),
     /// A frame with no command in it.
     #[error("empty frame")]
     Empty,
 }
 
 /// A publication's push in one codec, with the framing its stream transports put around
-/// every message already in front: a WebSocket frame header for the JSON codecs (what a
-/// WebSocket subscriber writes as is), a varint length for the native codec (what a
-/// subscription stream writes as is). Transports with another framing take [`Framed::body`].
+/// every message already in front: a WebSocket frame header for the Centrifugo codecs
+/// (what a WebSocket subscriber writes as is: a text frame for JSON, a binary one for
+/// Protobuf, whose body is already varint-delimited), a varint length for the native
+/// codec (what a subscription stream writes as is). Transports with another framing take
+/// [`Framed::body`].
 #[derive(Debug, Clone)]
 pub struct Framed {
     bytes: Bytes,
     header: usize,
+    fits: bool,
 }
 
 impl Framed {
+    /// Whether this codec can carry the publication at all: false for a JSON codec and
+    /// data that is not JSON (binary published through the API's `b64data`, or by a
+    /// Protobuf client). The connection that would receive it is closed with 3506, as
+    /// Centrifugo does; the bytes are then empty.
+    pub fn fits(&self) -> bool {
+        self.fits
+    }
+
     /// Header and body, shared by every subscriber (a cheap clone).
     pub fn frame(&self) -> &Bytes {
         &self.bytes
@@ -64,11 +78,14 @@ pub enum Codec {
     /// Tidewire native (postcard): the publication body without length prefix or
     /// subscription id, which each connection's stream or datagram adds.
     Native,
+    /// Centrifugo Protobuf, every message varint-delimited, pushes wrapped in a Reply
+    /// (bidirectional transports: WebSocket, HTTP-streaming, WebTransport compatible mode).
+    Protobuf,
 }
 
 impl Codec {
     /// How many codecs there are: the size of a per-publication cache.
-    pub const COUNT: usize = 3;
+    pub const COUNT: usize = 4;
 
     /// This codec's index in a per-publication cache (`0..COUNT`, one per codec).
     pub fn slot(self) -> usize {
@@ -76,6 +93,40 @@ impl Codec {
             Self::Json => 0,
             Self::JsonUni => 1,
             Self::Native => 2,
+            Self::Protobuf => 3,
+        }
+    }
+
+    /// Whether this codec writes binary (a WebSocket binary frame, an octet stream).
+    pub fn is_binary(self) -> bool {
+        matches!(self, Self::Native | Self::Protobuf)
+    }
+
+    /// Whether this codec can carry `reply`: false for a JSON codec when a publication in
+    /// it holds data that is not JSON (see [`Framed::fits`]; the connection gets 3506).
+    pub fn fits_reply(self, reply: &Reply) -> bool {
+        if !matches!(self, Self::Json | Self::JsonUni) {
+            return true;
+        }
+        let pubs: &[super::PublicationRef] = match &reply.body {
+            ReplyBody::Subscribe(r) => &r.publications,
+            ReplyBody::History(h) => &h.publications,
+            ReplyBody::Connect(c) => return c.subs.values().all(|s| s.publications.iter().all(|p| json::is_json(&p.data))),
+            _ => return true,
+        };
+        pubs.iter().all(|p| json::is_json(&p.data))
+    }
+
+    /// Whether this codec can carry `push` (see [`Codec::fits_reply`]).
+    pub fn fits_push(self, push: &Push) -> bool {
+        if !matches!(self, Self::Json | Self::JsonUni) {
+            return true;
+        }
+        match push {
+            Push::Publication(p) => json::is_json(&p.data),
+            Push::Message(data) => json::is_json(data),
+            Push::Connect(c) => c.subs.values().all(|s| s.publications.iter().all(|p| json::is_json(&p.data))),
+            _ => true,
         }
     }
 
@@ -89,6 +140,7 @@ impl Codec {
                 Bytes::from(out)
             }
             Self::Native => Bytes::from(native::encode_publication(publication)),
+            Self::Protobuf => Bytes::from(protobuf::encode_publication(publication)),
         }
     }
 
@@ -96,7 +148,7 @@ impl Codec {
     /// commands, appended to `out` in order: newline-joined commands for [`Codec::Json`];
     /// a bare connect request (an empty message is an empty request) for
     /// [`Codec::JsonUni`], which becomes `connect` with id 1; one command for
-    /// [`Codec::Native`].
+    /// [`Codec::Native`]; varint-delimited commands for [`Codec::Protobuf`].
     pub fn decode_commands(self, frame: &[u8], out: &mut Vec<Command>) -> Result<(), DecodeError> {
         match self {
             Self::Json => {
@@ -113,6 +165,7 @@ impl Codec {
                 out.push(Command { id: 1, body: CommandBody::Connect(req) });
             }
             Self::Native => out.push(native::decode_command(frame)?),
+            Self::Protobuf => protobuf::decode_commands(frame, out)?,
         }
         Ok(())
     }
@@ -121,15 +174,19 @@ impl Codec {
     /// [`Framed`]). The body is encoded once and the header written before it in the same
     /// buffer, so the frame costs one allocation and no copy of the body.
     pub fn frame_publication(self, publication: &Arc<Publication>, cost: usize) -> Framed {
+        if !self.fits_push(&Push::Publication(publication.clone())) {
+            return Framed { bytes: Bytes::new(), header: 0, fits: false };
+        }
         let body = self.encode_publication(publication, cost);
         let mut out = Vec::with_capacity(body.len() + 10);
         match self {
             Self::Json | Self::JsonUni => framing::put_ws_header(&mut out, framing::WS_TEXT, body.len()),
+            Self::Protobuf => framing::put_ws_header(&mut out, framing::WS_BINARY, body.len()),
             Self::Native => framing::put_varint(&mut out, body.len()),
         }
         let header = out.len();
         out.extend_from_slice(&body);
-        Framed { bytes: Bytes::from(out), header }
+        Framed { bytes: Bytes::from(out), header, fits: true }
     }
 }
 
@@ -139,7 +196,7 @@ mod tests {
 
     #[test]
     fn slots_are_distinct_and_in_range() {
-        let all = [Codec::Json, Codec::JsonUni, Codec::Native];
+        let all = [Codec::Json, Codec::JsonUni, Codec::Native, Codec::Protobuf];
         let mut seen = [false; Codec::COUNT];
         for c in all {
             assert!(!std::mem::replace(&mut seen[c.slot()], true), "{c:?} shares a slot");
@@ -178,5 +235,31 @@ mod tests {
         let native = Codec::Native.frame_publication(&p, 0);
         assert_eq!(native.frame()[0] as usize, native.body().len(), "one-byte varint length");
         assert_eq!(&native.body_bytes()[..], native.body());
+        let pb = Codec::Protobuf.frame_publication(&p, 0);
+        assert_eq!(pb.frame()[0], 0x82, "a binary WebSocket frame");
+        assert_eq!(pb.body(), &protobuf::encode_publication(&p)[..], "the body is the delimited push");
+    }
+
+    #[test]
+    fn json_codecs_do_not_carry_binary_data_and_protobuf_carries_it_untouched() {
+        let bin = Arc::new(Publication { channel: "c".into(), data: Bytes::from_static(&[0xff, 0, 1]), ..Default::default() });
+        for codec in [Codec::Json, Codec::JsonUni] {
+            let f = codec.frame_publication(&bin, 0);
+            assert!(!f.fits() && f.frame().is_empty(), "{codec:?}");
+            let reply = Reply {
+                id: 1,
+                body: ReplyBody::History(super::super::HistoryResult { publications: vec![bin.clone()], ..Default::default() }),
+            };
+            assert!(!codec.fits_reply(&reply));
+            assert!(!codec.fits_push(&Push::Message(Bytes::from_static(b"\xff"))));
+            assert!(codec.fits_push(&Push::Message(Bytes::from_static(b"[1]"))));
+        }
+        let f = Codec::Protobuf.frame_publication(&bin, 0);
+        assert!(f.fits());
+        let mut out = Vec::new();
+        Codec::Protobuf.decode_commands(&[0], &mut out).expect("an empty command");
+        assert_eq!(out[0].body, CommandBody::Empty, "an empty Protobuf command is the pong");
+        let json = Arc::new(Publication { channel: "c".into(), data: Bytes::from_static(b"{\"a\":1}"), ..Default::default() });
+        assert!(Codec::Json.frame_publication(&json, 0).fits());
     }
 }

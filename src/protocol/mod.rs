@@ -1,6 +1,6 @@
 //! The protocol model: commands a client sends, replies and pushes the server sends, and
 //! the publication and client-info records they carry. One model for every codec: the
-//! Centrifugo JSON codec (`json`) and later Protobuf and postcard translate it to bytes.
+//! Centrifugo JSON (`json`) and Protobuf (`protobuf`) codecs and postcard (`native`) translate it to bytes.
 //!
 //! This room depends on nothing else in the crate and does no I/O. Payloads (`data`,
 //! `info`) are opaque [`Bytes`]: raw JSON text for JSON clients, raw bytes for binary ones.
@@ -10,6 +10,7 @@ pub mod codes;
 pub mod framing;
 pub mod json;
 pub mod native;
+pub mod protobuf;
 
 use std::collections::BTreeMap;
 

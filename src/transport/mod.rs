@@ -2,9 +2,9 @@
 //!
 //! `driver` is the one connection loop every transport runs (decode, session, outbox,
 //! write, timers); the rest implement its `Transport` trait with their framing only.
-//! Shared here: the clock every transport feeds its session, and the JSON stream encoder:
-//! everything an outbox holds is drained at once and written in as few writes as the
-//! framing allows.
+//! Shared here: the clock every transport feeds its session, and the stream encoder of
+//! the Centrifugo codecs (JSON and Protobuf): everything an outbox holds is drained at
+//! once and written in as few writes as the framing allows.
 //!
 //! Rooms: `websocket` (TCP, bidirectional and unidirectional, framing in `ws_frame`); `sse` (HTTP-streaming,
 //! SSE, their unidirectional variants and the `/emulation` endpoint); `endpoint` (the client UDP port, dispatching by ALPN) to
@@ -24,7 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::hub::{Outbox, Outgoing};
 use crate::protocol::codec::Codec;
-use crate::protocol::{Disconnect, json};
+use crate::protocol::{Disconnect, Push, json, protobuf};
 
 /// Largest batch written as one frame, in bytes. Bounds the writer's buffer while a
 /// burst drains; the rest goes in the next frame.
@@ -35,7 +35,9 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// How JSON messages are laid out in the bytes a transport writes.
+/// How messages are laid out in the bytes a transport writes. Protobuf messages carry
+/// their own length prefix, so they are simply concatenated in every layout but SSE,
+/// which is JSON only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
     /// `a\nb\nc`: one WebSocket frame holding several messages.
@@ -46,33 +48,48 @@ pub enum Framing {
     Sse,
 }
 
-/// Encodes `items[*next..]` as JSON into `out`, laid out by `framing`, until
-/// `MAX_BATCH_BYTES` or `max_messages` is reached; advances `*next` past what it took.
-/// Returns the number of messages encoded. The writer of every JSON stream transport
-/// (one call per chunk it writes).
-pub fn encode_json(
+/// Encodes `items[*next..]` in `codec` (Centrifugo JSON or Protobuf) into `out`, laid out
+/// by `framing`, until `MAX_BATCH_BYTES` or `max_messages` is reached; advances `*next`
+/// past what it took. Returns the number of messages encoded, or 3506 when a JSON
+/// connection would receive data that is not JSON (Centrifugo's rule: binary payloads are
+/// for Protobuf clients). The writer of every Centrifugo transport (one call per chunk it writes).
+pub fn encode_batch(
     items: &[Outgoing],
     next: &mut usize,
     out: &mut Vec<u8>,
     codec: Codec,
     framing: Framing,
     max_messages: usize,
-) -> usize {
+) -> Result<usize, Disconnect> {
+    let protobuf = codec == Codec::Protobuf;
     let wrapped = codec == Codec::Json;
     let mut count = 0;
     while *next < items.len() && out.len() < MAX_BATCH_BYTES && count < max_messages {
         let item = &items[*next];
         *next += 1;
+        let fits = match item {
+            Outgoing::Publication(p) => p.framed(codec).fits(),
+            Outgoing::Reply(r) => codec.fits_reply(r),
+            Outgoing::Push(p) => codec.fits_push(p),
+            Outgoing::Ping | Outgoing::Control(_) => true,
+        };
+        if !fits {
+            return Err(Disconnect::INAPPROPRIATE_PROTOCOL);
+        }
         let start = out.len();
         match framing {
+            _ if protobuf => {}
             Framing::Joined if start > 0 => out.push(b'\n'),
             Framing::Sse => out.extend_from_slice(b"data: "),
             _ => {}
         }
         match item {
             Outgoing::Publication(p) => out.extend_from_slice(p.encoded(codec)),
+            Outgoing::Reply(r) if protobuf => protobuf::encode_reply(out, r),
             Outgoing::Reply(r) => json::encode_reply(out, r),
+            Outgoing::Push(p) if protobuf => protobuf::encode_push(out, p),
             Outgoing::Push(p) => json::encode_push(out, p, wrapped),
+            Outgoing::Ping if protobuf => out.extend_from_slice(protobuf::PING),
             Outgoing::Ping => out.extend_from_slice(json::PING),
             // The driver hands controls to the session, never to a writer.
             Outgoing::Control(_) => {
@@ -81,13 +98,34 @@ pub fn encode_json(
             }
         }
         match framing {
+            _ if protobuf => {}
             Framing::Joined => {}
             Framing::Terminated => out.push(b'\n'),
             Framing::Sse => out.extend_from_slice(b"\n\n"),
         }
         count += 1;
     }
-    count
+    Ok(count)
+}
+
+/// One push on its own in `codec`, with the stream layout of `framing` (a transport's
+/// last words: the disconnect push).
+pub fn encode_push(push: &Push, codec: Codec, framing: Framing) -> Vec<u8> {
+    let mut out = Vec::new();
+    if codec == Codec::Protobuf {
+        protobuf::encode_push(&mut out, push);
+        return out;
+    }
+    if framing == Framing::Sse {
+        out.extend_from_slice(b"data: ");
+    }
+    json::encode_push(&mut out, push, codec == Codec::Json);
+    match framing {
+        Framing::Joined => {}
+        Framing::Terminated => out.push(b'\n'),
+        Framing::Sse => out.extend_from_slice(b"\n\n"),
+    }
+    out
 }
 
 /// Why a write failed: a writer stuck on a full socket is usually also the reason its
@@ -122,7 +160,7 @@ mod tests {
             Outgoing::Ping,
         ];
         let (mut out, mut next) = (Vec::new(), 0);
-        let n = encode_json(&items, &mut next, &mut out, Codec::Json, Framing::Joined, usize::MAX);
+        let n = encode_batch(&items, &mut next, &mut out, Codec::Json, Framing::Joined, usize::MAX).expect("json data");
         assert_eq!(n, 3);
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
@@ -139,9 +177,38 @@ mod tests {
         }));
         let items: Vec<_> = (0..5).map(|_| Outgoing::Publication(p.clone())).collect();
         let (mut out, mut next) = (Vec::new(), 0);
-        assert_eq!(encode_json(&items, &mut next, &mut out, Codec::Json, Framing::Joined, usize::MAX), 3);
+        assert_eq!(encode_batch(&items, &mut next, &mut out, Codec::Json, Framing::Joined, usize::MAX), Ok(3));
         out.clear();
-        assert_eq!(encode_json(&items, &mut next, &mut out, Codec::Json, Framing::Joined, usize::MAX), 2);
+        assert_eq!(encode_batch(&items, &mut next, &mut out, Codec::Json, Framing::Joined, usize::MAX), Ok(2));
         assert_eq!(next, 5);
+    }
+
+    #[test]
+    fn protobuf_batches_are_concatenated_delimited_messages() {
+        let p = SharedPublication::new(Arc::new(Publication {
+            channel: "c".into(),
+            data: Bytes::from_static(&[0xff, 0]),
+            ..Default::default()
+        }));
+        let items = vec![
+            Outgoing::Reply(Box::new(Reply { id: 1, body: ReplyBody::Publish })),
+            Outgoing::Publication(p.clone()),
+            Outgoing::Ping,
+        ];
+        for framing in [Framing::Joined, Framing::Terminated] {
+            let (mut out, mut next) = (Vec::new(), 0);
+            assert_eq!(encode_batch(&items, &mut next, &mut out, Codec::Protobuf, framing, usize::MAX), Ok(3));
+            let mut want = Vec::new();
+            protobuf::encode_reply(&mut want, &Reply { id: 1, body: ReplyBody::Publish });
+            want.extend_from_slice(p.encoded(Codec::Protobuf));
+            want.push(0);
+            assert_eq!(out, want, "{framing:?}");
+        }
+        // The same binary publication closes a JSON connection with 3506.
+        let (mut out, mut next) = (Vec::new(), 0);
+        assert_eq!(
+            encode_batch(&items, &mut next, &mut out, Codec::Json, Framing::Joined, usize::MAX),
+            Err(Disconnect::INAPPROPRIATE_PROTOCOL)
+        );
     }
 }

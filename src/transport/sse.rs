@@ -9,6 +9,12 @@
 //! for an unknown node or session, 413 over the body limit. There is no close frame on
 //! these transports, so a disconnect is a `disconnect` push before the stream ends.
 //!
+//! HTTP-streaming speaks Protobuf when the connect request says `Content-Type:
+//! application/octet-stream` (what centrifuge-js's Protobuf build sends): the body is
+//! varint-delimited commands, the response an octet stream of delimited replies, and its
+//! `/emulation` posts are `EmulationRequest` messages with the same content type. SSE is
+//! JSON only, as in Centrifugo: an octet-stream connect there is a 400.
+//!
 //! One task per connection runs the connection driver (`driver.rs`), as on every
 //! transport; `/emulation` reaches it through a small bounded channel found by session id. With several nodes,
 //! a request for another node's session is the place to forward through the broker's
@@ -30,10 +36,10 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::driver::{self, Inbound, Transport, WriteError};
-use super::{Framing, encode_json, now_ms};
+use super::{Framing, encode_batch, now_ms};
 use crate::hub::{Hub, Outbox, Outgoing};
 use crate::protocol::codec::Codec;
-use crate::protocol::{Command, CommandBody, ConnectRequest, Disconnect, Push, framing, json};
+use crate::protocol::{Command, CommandBody, ConnectRequest, Disconnect, Push, framing, json, protobuf};
 use crate::session::{Auth, Session, TransportInfo};
 
 /// Chunks buffered between a connection task and its HTTP response body. Small: the
@@ -84,12 +90,25 @@ impl Kind {
         }
     }
 
-    fn content_type(self) -> &'static str {
+    fn content_type(self, codec: Codec) -> &'static str {
         match self {
+            Self::HttpStream if codec == Codec::Protobuf => OCTET_STREAM,
             Self::HttpStream | Self::UniHttpStream => "application/json",
             Self::Sse | Self::UniSse => "text/event-stream; charset=utf-8",
         }
     }
+}
+
+/// The content type of Protobuf requests and responses.
+const OCTET_STREAM: &str = "application/octet-stream";
+
+/// Whether a request's body is Protobuf (`Content-Type: application/octet-stream`).
+fn is_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(OCTET_STREAM))
 }
 
 /// Live emulation sessions: session id → its command channel.
@@ -239,6 +258,17 @@ fn bidi_commands(body: &[u8]) -> Result<Vec<Command>, &'static str> {
         .map(json::decode_command)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| "malformed JSON command")?;
+    first_is_connect(commands)
+}
+
+/// [`bidi_commands`] for a Protobuf body: varint-delimited commands.
+fn bidi_protobuf_commands(body: &[u8]) -> Result<Vec<Command>, &'static str> {
+    let mut commands = Vec::new();
+    protobuf::decode_commands(body, &mut commands).map_err(|_| "malformed Protobuf command")?;
+    first_is_connect(commands)
+}
+
+fn first_is_connect(commands: Vec<Command>) -> Result<Vec<Command>, &'static str> {
     match commands.first() {
         Some(Command { id, body: CommandBody::Connect(_) }) if *id != 0 => Ok(commands),
         _ => Err("the first command must be connect"),
@@ -255,8 +285,13 @@ fn uni_command(body: &[u8]) -> Result<Vec<Command>, &'static str> {
 }
 
 async fn http_stream(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
-    match bidi_commands(&body) {
-        Ok(commands) => open(ctx, Kind::HttpStream, &headers, commands),
+    let (codec, commands) = if is_protobuf(&headers) {
+        (Codec::Protobuf, bidi_protobuf_commands(&body))
+    } else {
+        (Codec::Json, bidi_commands(&body))
+    };
+    match commands {
+        Ok(commands) => open_with(ctx, Kind::HttpStream, codec, &headers, commands),
         Err(why) => bad_request(why),
     }
 }
@@ -270,6 +305,9 @@ async fn sse_get(State(ctx): State<Ctx>, headers: HeaderMap, RawQuery(query): Ra
 }
 
 async fn sse_post(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    if is_protobuf(&headers) {
+        return bad_request("SSE is JSON only");
+    }
     match bidi_commands(&body) {
         Ok(commands) => open(ctx, Kind::Sse, &headers, commands),
         Err(why) => bad_request(why),
@@ -298,8 +336,13 @@ async fn uni_sse_post(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -
     }
 }
 
-/// Starts a connection task and answers with its stream.
+/// Starts a connection task in the kind's JSON codec and answers with its stream.
 fn open(ctx: Ctx, kind: Kind, headers: &HeaderMap, commands: Vec<Command>) -> Response {
+    open_with(ctx, kind, kind.codec(), headers, commands)
+}
+
+/// Starts a connection task speaking `codec` and answers with its stream.
+fn open_with(ctx: Ctx, kind: Kind, codec: Codec, headers: &HeaderMap, commands: Vec<Command>) -> Response {
     let mut out = match cors(&ctx, headers) {
         Ok(h) => h,
         Err(r) => return r.into_response(),
@@ -312,18 +355,18 @@ fn open(ctx: Ctx, kind: Kind, headers: &HeaderMap, commands: Vec<Command>) -> Re
         return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
     }
     let (tx, rx) = mpsc::channel::<Bytes>(BODY_CHANNEL_CHUNKS);
-    tokio::spawn(run(ctx, kind, commands, tx));
+    tokio::spawn(run(ctx, kind, codec, commands, tx));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (Ok::<_, Infallible>(chunk), rx))
     }));
-    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind.content_type()));
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind.content_type(codec)));
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));
     out.insert("x-accel-buffering", HeaderValue::from_static("no"));
     (StatusCode::OK, out, body).into_response()
 }
 
 /// Opens one streaming connection and hands it to the driver until it ends.
-async fn run(ctx: Ctx, kind: Kind, commands: Vec<Command>, tx: mpsc::Sender<Bytes>) {
+async fn run(ctx: Ctx, kind: Kind, codec: Codec, commands: Vec<Command>, tx: mpsc::Sender<Bytes>) {
     let outbox = Outbox::new(ctx.hub.config().client.queue_max_size);
     let session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), kind.info(), now_ms());
     let session_id = session.session_id().to_owned();
@@ -336,7 +379,7 @@ async fn run(ctx: Ctx, kind: Kind, commands: Vec<Command>, tx: mpsc::Sender<Byte
     };
     // SSE streams open with a blank line, as Centrifugo's do (some proxies need a first byte).
     if kind.framing() != Framing::Sse || tx.send(Bytes::from_static(b"\r\n")).await.is_ok() {
-        let stream = Stream { kind, tx, commands: commands_in, metrics: ctx.hub.metrics().clone() };
+        let stream = Stream { kind, codec, tx, commands: commands_in, metrics: ctx.hub.metrics().clone() };
         driver::run(stream, session, outbox, commands).await;
     }
     if kind.bidirectional() {
@@ -344,10 +387,11 @@ async fn run(ctx: Ctx, kind: Kind, commands: Vec<Command>, tx: mpsc::Sender<Byte
     }
 }
 
-/// The framing of one streaming response: JSON chunks into the response body, commands
-/// from `/emulation` posts.
+/// The framing of one streaming response: JSON (or Protobuf) chunks into the response
+/// body, commands from `/emulation` posts.
 struct Stream {
     kind: Kind,
+    codec: Codec,
     tx: mpsc::Sender<Bytes>,
     /// `/emulation` batches for this session (bidirectional kinds, until the sender is gone).
     commands: Option<mpsc::Receiver<Vec<Command>>>,
@@ -373,7 +417,7 @@ impl Transport for Stream {
     }
 
     fn codec(&self) -> Codec {
-        self.kind.codec()
+        self.codec
     }
 
     async fn recv(&mut self) -> Inbound {
@@ -400,7 +444,7 @@ impl Transport for Stream {
         let mut next = 0;
         while next < items.len() {
             let mut chunk = Vec::new();
-            let n = encode_json(items, &mut next, &mut chunk, self.kind.codec(), self.kind.framing(), usize::MAX);
+            let n = encode_batch(items, &mut next, &mut chunk, self.codec, self.kind.framing(), usize::MAX).map_err(WriteError::Close)?;
             if n > 0 {
                 self.send(chunk).await?;
                 self.metrics.transport(self.kind.info().name).messages_sent.fetch_add(n as u64, Ordering::Relaxed);
@@ -413,12 +457,7 @@ impl Transport for Stream {
     async fn close(&mut self, reason: Option<&Disconnect>) {
         // No close frame here: the code travels as a disconnect push, then the stream ends.
         let Some(d) = reason else { return };
-        let mut out = Vec::new();
-        if self.kind.framing() == Framing::Sse {
-            out.extend_from_slice(b"data: ");
-        }
-        json::encode_push(&mut out, &Push::Disconnect(d.clone()), self.kind.bidirectional());
-        out.extend_from_slice(if self.kind.framing() == Framing::Sse { b"\n\n" } else { b"\n" });
+        let out = super::encode_push(&Push::Disconnect(d.clone()), self.codec, self.kind.framing());
         let _ = self.send(out).await;
     }
 }
@@ -450,18 +489,29 @@ async fn emulate(State(ctx): State<Ctx>, method: Method, headers: HeaderMap, bod
         Ok(h) => h,
         Err(r) => return r.into_response(),
     };
-    let Some(req) = emulation_request(&body) else {
+    let decoded = if is_protobuf(&headers) {
+        protobuf::decode_emulation(&body)
+            .ok()
+            .filter(|e| !e.session.is_empty() && !e.node.is_empty())
+            .map(|e| (e.session, e.node, Some(e.commands)))
+    } else {
+        emulation_request(&body).map(|r| {
+            let commands = emulation_commands(&r.data);
+            (r.session, r.node, commands)
+        })
+    };
+    let Some((session, node, commands)) = decoded else {
         return (StatusCode::BAD_REQUEST, out, "Bad Request").into_response();
     };
-    if req.node != ctx.hub.node_id() {
+    if node != ctx.hub.node_id() {
         // Another node's session: with a multi-node engine this is forwarded through the
         // broker's control channel; on one node the node is simply unknown.
         return (StatusCode::NOT_FOUND, out, "unknown node").into_response();
     }
-    let Some(commands) = emulation_commands(&req.data) else {
+    let Some(commands) = commands else {
         return (StatusCode::BAD_REQUEST, out, "Bad Request").into_response();
     };
-    let sender = ctx.sessions.lock().get(&req.session).cloned();
+    let sender = ctx.sessions.lock().get(&session).cloned();
     let Some(sender) = sender else {
         return (StatusCode::NOT_FOUND, out, "unknown session").into_response();
     };

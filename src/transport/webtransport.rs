@@ -3,15 +3,16 @@
 //! Two modes, chosen by path:
 //! - `/connection/webtransport` — **compatible mode**, what centrifuge-js's `webtransport`
 //!   transport speaks: the client opens one bidirectional stream and both sides write
-//!   newline-delimited Centrifugo JSON on it (the server ends every write with `\n`). A
+//!   newline-delimited Centrifugo JSON on it (the server ends every write with `\n`), or
+//!   varint-delimited Centrifugo Protobuf with `?cf_protocol=protobuf`. A
 //!   disconnect is a `disconnect` push on the stream, then the session close carries the
 //!   code and reason (browsers often lose the latter, so the push is what counts: the
 //!   server finishes the stream and waits, bounded, for the client to close first).
 //! - `/connection/webtransport/native` — **native multiplexed mode** (see `mux.rs`): a
 //!   postcard control stream, one server-opened stream per subscription, datagrams.
 //!
-//! Any other path gets 404; `?cf_protocol=protobuf` gets 403 (Protobuf is not served yet);
-//! an `Origin` outside `client.allowed_origins` gets 403. A session that opens no stream
+//! Any other path gets 404; `?cf_protocol=protobuf` on the native path gets 403 (the
+//! native mode has its own format); an `Origin` outside `client.allowed_origins` gets 403. A session that opens no stream
 //! within `quic.stream_accept_timeout` is closed with 3502 (stale).
 //!
 //! Also here: `GET /webtransport/cert-hash`, the dev certificate's SHA-256 for pages that
@@ -27,11 +28,11 @@ use axum::routing::get;
 
 use super::mux::{self, CLOSE_GRACE, PEER_CLOSE_WAIT, Pending, READ_CHUNK_BYTES, RecvHalf, SendHalf};
 use super::driver::{self, Inbound, Transport, WriteError};
-use super::{Framing, encode_json, now_ms};
+use super::{Framing, encode_batch, now_ms};
 use crate::hub::{Outbox, Outgoing};
 use crate::protocol::codec::Codec;
-use crate::protocol::framing::{self, LineCheck};
-use crate::protocol::{Disconnect, Push, json};
+use crate::protocol::framing::{self, LineCheck, VarintCheck};
+use crate::protocol::{Disconnect, Push};
 use crate::session::{Session, TransportInfo};
 
 /// Path of the Centrifugo-compatible mode.
@@ -90,8 +91,9 @@ pub async fn run(ctx: mux::Ctx, incoming: wtransport::endpoint::IncomingSessionF
             return;
         }
     };
-    if query.split('&').any(|kv| kv == "cf_protocol=protobuf") {
-        crate::log::limited_info!("webtransport.protobuf", "webtransport: Protobuf is not served; use JSON");
+    let codec = if query.split('&').any(|kv| kv == "cf_protocol=protobuf") { Codec::Protobuf } else { Codec::Json };
+    if native && codec == Codec::Protobuf {
+        crate::log::limited_info!("webtransport.protobuf", "webtransport: the native mode does not speak Centrifugo Protobuf");
         request.forbidden().await;
         return;
     }
@@ -126,7 +128,7 @@ pub async fn run(ctx: mux::Ctx, incoming: wtransport::endpoint::IncomingSessionF
     let stream = tokio::time::timeout(timeout, conn.accept_bi()).await;
     match stream {
         Ok(Ok((send, recv))) if native => mux::run(ctx.clone(), conn.clone(), (send, recv), NATIVE).await,
-        Ok(Ok((send, recv))) => run_compat(&ctx, conn, send, recv).await,
+        Ok(Ok((send, recv))) => run_compat(&ctx, conn, send, recv, codec).await,
         Ok(Err(_)) => {}
         Err(_) => {
             tracing::debug!("webtransport session opened no stream in time");
@@ -136,12 +138,14 @@ pub async fn run(ctx: mux::Ctx, incoming: wtransport::endpoint::IncomingSessionF
     }
 }
 
-/// Serves a compatible-mode session (one stream, newline-delimited JSON both ways) on the driver.
+/// Serves a compatible-mode session (one stream, newline-delimited JSON or
+/// varint-delimited Protobuf both ways) on the driver.
 async fn run_compat(
     ctx: &mux::Ctx,
     conn: wtransport::Connection,
     send: wtransport::SendStream,
     recv: wtransport::RecvStream,
+    codec: Codec,
 ) {
     let outbox = Outbox::new(ctx.hub.config().client.queue_max_size);
     let session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), COMPAT, now_ms());
@@ -149,6 +153,7 @@ async fn run_compat(
         conn,
         send,
         recv,
+        codec,
         metrics: ctx.hub.metrics().clone(),
         limit: ctx.message_size_limit,
         shutdown: Some(ctx.shutdown.clone()),
@@ -157,25 +162,49 @@ async fn run_compat(
     driver::run(compat, session, outbox, Vec::new()).await;
 }
 
-/// The framing of compatible mode: lines of Centrifugo JSON on one bidirectional stream.
+/// The framing of compatible mode: lines of Centrifugo JSON, or delimited Protobuf
+/// messages, on one bidirectional stream.
 struct Compat {
     conn: wtransport::Connection,
     send: wtransport::SendStream,
     recv: wtransport::RecvStream,
+    codec: Codec,
     metrics: Arc<crate::metrics::Metrics>,
     limit: usize,
     /// Server shutdown, until it has been seen.
     shutdown: Option<tokio::sync::watch::Receiver<bool>>,
-    /// Stream bytes read but not yet a whole line.
+    /// Stream bytes read but not yet a whole message.
     inbuf: Pending,
 }
 
+/// A message over `webtransport.message_size_limit`.
+fn too_large() -> Disconnect {
+    Disconnect::custom(Disconnect::BAD_REQUEST.code, "message size limit exceeded")
+}
+
 impl Compat {
+    /// The next whole message in `inbuf`, if one is there.
+    fn take_message(&mut self) -> Result<Option<bytes::Bytes>, Disconnect> {
+        if self.codec != Codec::Protobuf {
+            return self.take_line();
+        }
+        match framing::check_varint(self.inbuf.bytes(), self.limit) {
+            Err(_) => Err(too_large()),
+            Ok(VarintCheck::Incomplete) => Ok(None),
+            Ok(VarintCheck::Complete { header, len }) => {
+                // The message with its prefix: the codec decodes delimited frames.
+                let message = bytes::Bytes::copy_from_slice(&self.inbuf.bytes()[..header + len]);
+                self.inbuf.consume(header + len);
+                Ok(Some(message))
+            }
+        }
+    }
+
     /// The next whole line in `inbuf` (blank lines skipped), if one is there.
     fn take_line(&mut self) -> Result<Option<bytes::Bytes>, Disconnect> {
         loop {
             let len = match framing::check_line(self.inbuf.bytes(), self.limit) {
-                Err(_) => return Err(Disconnect::custom(Disconnect::BAD_REQUEST.code, "message size limit exceeded")),
+                Err(_) => return Err(too_large()),
                 Ok(LineCheck::Incomplete) => return Ok(None),
                 Ok(LineCheck::Complete { len }) => len,
             };
@@ -194,12 +223,12 @@ impl Transport for Compat {
     }
 
     fn codec(&self) -> Codec {
-        Codec::Json
+        self.codec
     }
 
     async fn recv(&mut self) -> Inbound {
         loop {
-            match self.take_line() {
+            match self.take_message() {
                 Err(d) => return Inbound::Close(d),
                 Ok(Some(line)) => return Inbound::Message(line),
                 Ok(None) => {}
@@ -224,7 +253,7 @@ impl Transport for Compat {
         let mut next = 0;
         while next < items.len() {
             let mut chunk = Vec::new();
-            let n = encode_json(items, &mut next, &mut chunk, Codec::Json, Framing::Terminated, usize::MAX);
+            let n = encode_batch(items, &mut next, &mut chunk, self.codec, Framing::Terminated, usize::MAX).map_err(WriteError::Close)?;
             if n == 0 {
                 continue;
             }
@@ -239,9 +268,7 @@ impl Transport for Compat {
     async fn close(&mut self, reason: Option<&Disconnect>) {
         let Some(d) = reason else { return };
         // The disconnect push carries the code (browsers often lose the session close).
-        let mut out = Vec::new();
-        json::encode_push(&mut out, &Push::Disconnect(d.clone()), true);
-        out.push(b'\n');
+        let out = super::encode_push(&Push::Disconnect(d.clone()), self.codec, Framing::Terminated);
         let send = &mut self.send;
         let delivered = tokio::time::timeout(CLOSE_GRACE, async {
             if SendHalf::write_all(send, &out).await.is_ok() {

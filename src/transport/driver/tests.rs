@@ -17,7 +17,7 @@ use crate::hub::{Hub, Target};
 use crate::metrics::Metrics;
 use crate::protocol::ClientInfo;
 use crate::session::Auth;
-use crate::transport::{Framing, encode_json};
+use crate::transport::{Framing, encode_batch};
 
 const SECRET: &str = "s";
 const INFO: TransportInfo = TransportInfo { name: "websocket", bidirectional: true, emulation: false };
@@ -55,7 +55,7 @@ impl Transport for Probe {
         let mut next = 0;
         while next < items.len() {
             let mut out = Vec::new();
-            encode_json(items, &mut next, &mut out, Codec::Json, Framing::Joined, 1);
+            encode_batch(items, &mut next, &mut out, Codec::Json, Framing::Joined, 1).map_err(WriteError::Close)?;
             messages.push(String::from_utf8(out).map_err(|_| WriteError::Io)?);
         }
         items.clear();

@@ -1,10 +1,13 @@
-//! `/connection/websocket`: Centrifugo protocol v2 JSON over WebSocket text frames, on the
-//! raw upgraded TCP socket (framing in `ws_frame.rs`).
+//! `/connection/websocket`: Centrifugo protocol v2 over WebSocket, on the raw upgraded TCP
+//! socket (framing in `ws_frame.rs`): JSON in text frames, or Protobuf in binary frames
+//! when the client asks for it (the subprotocol `centrifuge-protobuf`, which centrifuge-js
+//! and centrifuge-python send, or `?format=protobuf` / `?cf_protocol=protobuf`). A
+//! requested `centrifuge-*` subprotocol is echoed, as WebSocket clients require.
 //!
 //! Server frames are unmasked, so a publication's whole frame (header and JSON push) is
 //! built once per codec and shared by every subscriber (`Framed`): a wake-up holding one
 //! publication writes those shared bytes as they are. Several messages for a bidirectional
-//! client go newline-joined in one frame (Centrifugo's framing; far fewer frames for both
+//! client go newline-joined (Protobuf: back to back, each delimited) in one frame (Centrifugo's framing; far fewer frames for both
 //! ends under load); a unidirectional client gets one message per frame, the shared
 //! frames in one vectored write. Replies and other pushes are framed into a small scratch
 //! buffer given back after a burst. Nothing is buffered while a connection is idle: the socket is read into a
@@ -25,7 +28,7 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 
 use super::driver::{self, Inbound, Transport, WriteError};
-use super::{Framing, encode_json, now_ms};
+use super::{Framing, encode_batch, now_ms};
 use super::ws_frame::{self, Message, Opcode, UpgradeError, WsError, WsSocket};
 use crate::hub::{Hub, Outbox, Outgoing};
 use crate::protocol::codec::Codec;
@@ -46,11 +49,11 @@ const KEEP_SCRATCH_BYTES: usize = 4096;
 const INFO: TransportInfo = TransportInfo { name: "websocket", bidirectional: true, emulation: false };
 const UNI_INFO: TransportInfo = TransportInfo { name: "uni_websocket", bidirectional: false, emulation: false };
 
-/// Bidirectional (commands in, replies and pushes out) or unidirectional (one connect
-/// request in, bare pushes out, one per frame).
+/// Bidirectional (commands in, replies and pushes out, in JSON or Protobuf) or
+/// unidirectional (one connect request in, bare JSON pushes out, one per frame).
 #[derive(Debug)]
 enum Mode {
-    Bidi,
+    Bidi(Codec),
     /// The connect request, when it came in the `cf_connect` URL parameter.
     Uni(Option<ConnectRequest>),
 }
@@ -96,8 +99,42 @@ pub fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     allowed.iter().any(|pattern| crate::hub::glob_match(&pattern.to_ascii_lowercase(), &origin))
 }
 
+/// Subprotocol of Centrifugo JSON (the default without one).
+const JSON_SUBPROTOCOL: &str = "centrifuge-json";
+/// Subprotocol of Centrifugo Protobuf.
+const PROTOBUF_SUBPROTOCOL: &str = "centrifuge-protobuf";
+
+/// The codec a bidirectional WebSocket speaks and the subprotocol to answer with: a
+/// requested `centrifuge-*` subprotocol decides, then the query (`format=protobuf` or
+/// `cf_protocol=protobuf`); JSON otherwise (reference §2.4).
+fn negotiate(headers: &HeaderMap, query: Option<&str>) -> (Codec, Option<&'static str>) {
+    let offered = || {
+        headers
+            .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+    };
+    if offered().any(|p| p == PROTOBUF_SUBPROTOCOL) {
+        return (Codec::Protobuf, Some(PROTOBUF_SUBPROTOCOL));
+    }
+    if offered().any(|p| p == JSON_SUBPROTOCOL) {
+        return (Codec::Json, Some(JSON_SUBPROTOCOL));
+    }
+    let protobuf = query.unwrap_or("").split('&').any(|kv| kv == "format=protobuf" || kv == "cf_protocol=protobuf");
+    (if protobuf { Codec::Protobuf } else { Codec::Json }, None)
+}
+
 async fn upgrade(State(ctx): State<Ctx>, req: Request) -> Response {
-    accept(ctx, req, Mode::Bidi)
+    let (codec, subprotocol) = negotiate(req.headers(), req.uri().query());
+    let mut response = accept(ctx, req, Mode::Bidi(codec));
+    if let Some(p) = subprotocol
+        && response.status() == StatusCode::SWITCHING_PROTOCOLS
+    {
+        response.headers_mut().insert(axum::http::header::SEC_WEBSOCKET_PROTOCOL, axum::http::HeaderValue::from_static(p));
+    }
+    response
 }
 
 async fn upgrade_uni(State(ctx): State<Ctx>, req: Request) -> Response {
@@ -155,7 +192,7 @@ fn accept(ctx: Ctx, mut req: Request, mode: Mode) -> Response {
 
 async fn drive(ctx: Ctx, ws: WsSocket, mode: Mode) {
     let (info, codec) = match mode {
-        Mode::Bidi => (INFO, Codec::Json),
+        Mode::Bidi(codec) => (INFO, codec),
         Mode::Uni(_) => (UNI_INFO, Codec::JsonUni),
     };
     let outbox = Outbox::new(ctx.hub.config().client.queue_max_size);
@@ -215,9 +252,16 @@ impl Socket {
         let (mut next, mut messages) = (0, 0u64);
         while next < items.len() {
             self.body.clear();
-            let n = encode_json(items, &mut next, &mut self.body, self.codec, Framing::Joined, usize::MAX);
+            let n = match encode_batch(items, &mut next, &mut self.body, self.codec, Framing::Joined, usize::MAX) {
+                Ok(n) => n,
+                Err(d) => {
+                    items.clear();
+                    return Err(WriteError::Close(d));
+                }
+            };
             if n > 0 {
-                ws_frame::put_frame(&mut self.scratch, Opcode::Text, &self.body);
+                let opcode = self.opcode();
+                ws_frame::put_frame(&mut self.scratch, opcode, &self.body);
                 messages += n as u64;
             }
         }
@@ -245,16 +289,22 @@ impl Socket {
         Ok(())
     }
 
+    /// The data frames' opcode: text for JSON, binary for Protobuf.
+    fn opcode(&self) -> Opcode {
+        if self.codec.is_binary() { Opcode::Binary } else { Opcode::Text }
+    }
+
     /// Appends one non-shared message as a whole frame to the scratch buffer; false for
     /// what is not written here (publications are shared frames, controls the session's).
-    fn frame_into_scratch(&mut self, item: &Outgoing) -> bool {
+    fn frame_into_scratch(&mut self, item: &Outgoing) -> Result<bool, Disconnect> {
         if matches!(item, Outgoing::Publication(_) | Outgoing::Control(_)) {
-            return false;
+            return Ok(false);
         }
         self.body.clear();
-        encode_json(std::slice::from_ref(item), &mut 0, &mut self.body, self.codec, Framing::Joined, 1);
-        ws_frame::put_frame(&mut self.scratch, Opcode::Text, &self.body);
-        true
+        encode_batch(std::slice::from_ref(item), &mut 0, &mut self.body, self.codec, Framing::Joined, 1)?;
+        let opcode = self.opcode();
+        ws_frame::put_frame(&mut self.scratch, opcode, &self.body);
+        Ok(true)
     }
 }
 
@@ -278,6 +328,8 @@ impl Transport for Socket {
                 Err(e) => return read_error_close(&e).map_or(Inbound::Gone, Inbound::Close),
             };
             match msg {
+                // Protobuf clients send binary frames; a text frame's bytes are decoded the same.
+                Message::Text(bytes) | Message::Binary(bytes) if self.codec == Codec::Protobuf => return Inbound::Message(bytes),
                 Message::Text(text) => return Inbound::Message(text),
                 Message::Binary(_) if self.info.bidirectional => return Inbound::Close(Disconnect::INAPPROPRIATE_PROTOCOL),
                 Message::Binary(_) | Message::Pong(_) => {}
@@ -311,10 +363,20 @@ impl Transport for Socket {
         let mut ends: Vec<usize> = Vec::new();
         let mut messages = 0u64;
         for item in items.iter() {
-            if matches!(item, Outgoing::Publication(_)) {
-                messages += 1;
-            } else if self.frame_into_scratch(item) {
-                ends.push(self.scratch.len());
+            let framed = match item {
+                Outgoing::Publication(p) if p.framed(self.codec).fits() => Ok(false),
+                Outgoing::Publication(_) => Err(Disconnect::INAPPROPRIATE_PROTOCOL),
+                _ => self.frame_into_scratch(item),
+            };
+            match framed {
+                Ok(true) => ends.push(self.scratch.len()),
+                Ok(false) => {}
+                Err(d) => {
+                    items.clear();
+                    return Err(WriteError::Close(d));
+                }
+            }
+            if !matches!(item, Outgoing::Control(_)) {
                 messages += 1;
             }
         }
