@@ -17,10 +17,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-# Debian packages the tests need (later: redis-server). chromium: tests/browser.rs drives
-# Debian's headless Chromium through playwright-core (never a downloaded browser). curl:
-# tests/readme.rs runs README's and the banner's curl commands as written.
-APT_PACKAGES=(chromium curl)
+# Debian packages the tests need. chromium: tests/browser.rs drives Debian's headless
+# Chromium through playwright-core (never a downloaded browser). curl: tests/readme.rs
+# runs README's and the banner's curl commands as written. redis-server (with redis-cli):
+# tests/redis_broker.rs and tests/redis_nodes.rs start their own Redis processes and
+# clusters on free loopback ports (the package's own service is not used).
+APT_PACKAGES=(chromium curl redis-server)
 
 JS_DIR="tests/interop/js"
 BROWSER_JS_DIR="tests/browser"

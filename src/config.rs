@@ -13,7 +13,10 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+mod redis;
 mod v5;
+
+pub use redis::{RedisAddress, RedisEngine, RedisTls, RedisTopology};
 
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -399,14 +402,17 @@ impl Default for Log {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Engine {
-    /// `memory` (default, single node). Redis comes with a later release.
+    /// `memory` (default, single node) or `redis` (several nodes sharing channels,
+    /// history and presence through Redis; see `engine.redis`).
     #[serde(rename = "type")]
     pub kind: String,
+    /// The Redis engine's connection settings (read when `type = "redis"`).
+    pub redis: RedisEngine,
 }
 
 impl Default for Engine {
     fn default() -> Self {
-        Self { kind: "memory".into() }
+        Self { kind: "memory".into(), redis: RedisEngine::default() }
     }
 }
 
@@ -851,11 +857,12 @@ impl Config {
         if !matches!(self.http_api.error_mode.as_str(), "" | "transport") {
             return Err(ConfigError::invalid("http_api.error_mode", "must be \"\" or \"transport\""));
         }
-        if self.engine.kind != "memory" {
-            return Err(ConfigError::invalid(
-                "engine.type",
-                format!("{:?} is not supported yet; use \"memory\"", self.engine.kind),
-            ));
+        match self.engine.kind.as_str() {
+            "memory" => {}
+            "redis" => self.engine.redis.validate()?,
+            other => {
+                return Err(ConfigError::invalid("engine.type", format!("{other:?} is not supported; use \"memory\" or \"redis\"")));
+            }
         }
         if self.channel.max_length == 0 {
             return Err(ConfigError::invalid("channel.max_length", "must be greater than 0"));

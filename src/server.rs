@@ -1,5 +1,5 @@
-//! Builds the running server: the only place that names concrete types (the memory
-//! broker, the TCP listener, the QUIC endpoints and the HTTP/3 listener) and starts
+//! Builds the running server: the only place that names concrete types (the memory or
+//! Redis broker, the TCP listener, the QUIC endpoints and the HTTP/3 listener) and starts
 //! long-lived tasks (the HTTP server, the QUIC accept loops, the certificate renewal, the
 //! demo ticker). Also owns graceful shutdown:
 //! stop accepting, ask every connection to flush and close with 3001, and wait for them
@@ -14,9 +14,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::broker::MemoryBroker;
+use crate::broker::{MemoryBroker, RedisBroker};
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::hub::{Broker, Hub};
 use crate::metrics::Metrics;
 use crate::session::Auth;
 use crate::tls::{CertStore, TlsError};
@@ -35,6 +35,9 @@ pub enum StartError {
     /// The certificate could not be loaded or generated.
     #[error("certificate: {0}")]
     Tls(#[from] TlsError),
+    /// The engine could not be reached.
+    #[error("engine: {0}")]
+    Engine(String),
     /// The listener could not bind.
     #[error("cannot listen on {addr} (set by {key}): {source}")]
     Bind {
@@ -130,7 +133,7 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let config = Arc::new(config);
     let auth = Auth::from_config(&config.client).map_err(StartError::Config)?;
     let metrics = Arc::new(Metrics::default());
-    let broker = MemoryBroker::new();
+    let broker = engine(&config).await?;
     let hub = Hub::new(config.clone(), broker, metrics);
     hub.start();
 
@@ -240,6 +243,23 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         }
     });
     Ok(Running { http_addr, hub, quic_addr, quic_addr_v6, h3_addr, certs, stop: Some(stop_tx), task })
+}
+
+/// The engine `engine.type` names: memory, or Redis with one reader task per shard (they
+/// end when the engine is dropped).
+async fn engine(config: &Config) -> Result<Arc<dyn Broker>, StartError> {
+    match config.engine.kind.as_str() {
+        "redis" => {
+            let (broker, readers) =
+                RedisBroker::connect(&config.engine.redis).await.map_err(|e| StartError::Engine(e.to_string()))?;
+            for reader in readers {
+                tokio::spawn(reader.run());
+            }
+            tracing::info!(shards = broker.shard_count(), prefix = %config.engine.redis.prefix, "redis engine connected");
+            Ok(broker)
+        }
+        _ => Ok(MemoryBroker::new()),
+    }
 }
 
 /// Logs the client connection limit next to the open-file limit it must stay under.

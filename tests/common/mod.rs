@@ -2,6 +2,8 @@
 //! with fresh secrets; plus small WebSocket and HTTP clients that speak raw protocol.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod redis;
+
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
