@@ -242,6 +242,10 @@ pub struct NodeInfo {
     pub uptime: u64,
 }
 
+/// What answers `/emulation` requests for this node's sessions: the request body as
+/// posted and whether it is Protobuf → the HTTP status to answer.
+pub type EmulationSink = Box<dyn Fn(&[u8], bool) -> u16 + Send + Sync>;
+
 struct Inner {
     config: Arc<Config>,
     channels: Channels,
@@ -251,6 +255,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     conns: Mutex<Conns>,
     nodes: nodes::Nodes,
+    emulation: std::sync::OnceLock<EmulationSink>,
     node_id: String,
     started: Instant,
     next_conn: AtomicU64,
@@ -281,6 +286,7 @@ impl Hub {
             metrics,
             conns: Mutex::new(Conns::default()),
             nodes: nodes::Nodes::default(),
+            emulation: std::sync::OnceLock::new(),
             node_id: uuid::Uuid::new_v4().to_string(),
             started: Instant::now(),
             next_conn: AtomicU64::new(1),
@@ -512,6 +518,7 @@ impl Hub {
                                 *merged.entry(channel).or_default() += n;
                             }
                         }
+                        Some(SurveyAnswer::Emulation(_)) => {}
                         None => break,
                     },
                     () = &mut deadline => {
@@ -557,6 +564,33 @@ impl Hub {
                 tokio::time::sleep(nodes::ANNOUNCE_INTERVAL).await;
             }
         });
+    }
+
+    /// Sets what answers `/emulation` requests for this node's sessions (forwarded ones
+    /// included). The first call wins.
+    pub fn set_emulation_sink(&self, sink: EmulationSink) {
+        let _ = self.inner.emulation.set(sink);
+    }
+
+    /// Forwards an `/emulation` request to the node that owns its session; the status it
+    /// answered, or None when that node is not known (or did not answer in time).
+    pub async fn emulate_on(&self, node: &str, body: Bytes, protobuf: bool) -> Result<Option<u16>, Error> {
+        if !self.inner.nodes.is_live(node) {
+            return Ok(None);
+        }
+        let Some((id, mut answers)) = self.inner.nodes.open_survey_of(vec![node.to_owned()]) else { return Ok(None) };
+        let ask = Control::Survey { id, from: self.inner.node_id.clone(), query: SurveyQuery::Emulation { body, protobuf } };
+        let asked = self.inner.broker.control(ask).await;
+        let answer = match asked {
+            Ok(()) => tokio::time::timeout(nodes::SURVEY_TIMEOUT, answers.recv()).await.ok().flatten(),
+            Err(_) => None,
+        };
+        self.inner.nodes.close_survey(id);
+        asked?;
+        Ok(match answer {
+            Some(SurveyAnswer::Emulation(status)) => Some(status),
+            _ => None,
+        })
     }
 
     /// Tells the other nodes this one is leaving (graceful shutdown), so they stop
@@ -630,6 +664,10 @@ impl Inner {
                 }
                 let answer = match query {
                     SurveyQuery::Channels(pattern) => SurveyAnswer::Channels(self.channels_matching(pattern)),
+                    SurveyQuery::Emulation { body, protobuf } => {
+                        // 404 (unknown session) when no transport here takes emulation.
+                        SurveyAnswer::Emulation(self.emulation.get().map_or(404, |sink| sink(body, *protobuf)))
+                    }
                 };
                 let reply = Control::SurveyReply { id: *id, to: from.clone(), from: self.node_id.clone(), answer };
                 let broker = self.broker.clone();

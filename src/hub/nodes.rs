@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::NodeInfo;
@@ -31,6 +32,14 @@ pub const SURVEY_TIMEOUT: Duration = Duration::from_secs(3);
 pub enum SurveyQuery {
     /// Its channels matching a glob pattern, with their local subscriber counts.
     Channels(String),
+    /// An `/emulation` request (its body as posted; Protobuf or JSON) for a session this
+    /// node owns; asked of that node only.
+    Emulation {
+        /// The request body.
+        body: Bytes,
+        /// Whether it is Protobuf-encoded.
+        protobuf: bool,
+    },
 }
 
 /// One node's answer to a survey.
@@ -38,6 +47,8 @@ pub enum SurveyQuery {
 pub enum SurveyAnswer {
     /// Channel → local subscribers.
     Channels(Vec<(String, usize)>),
+    /// The HTTP status the owning node gave the emulation request.
+    Emulation(u16),
 }
 
 struct Survey {
@@ -82,7 +93,11 @@ impl Nodes {
     /// Opens a survey of the live other nodes: its id and the stream of their answers
     /// (ending when all have answered). None when there is no other node.
     pub(super) fn open_survey(&self) -> Option<(u64, mpsc::UnboundedReceiver<SurveyAnswer>)> {
-        let waiting: Vec<String> = self.live().into_iter().map(|n| n.uid).collect();
+        self.open_survey_of(self.live().into_iter().map(|n| n.uid).collect())
+    }
+
+    /// Opens a survey of the given nodes (see [`Nodes::open_survey`]).
+    pub(super) fn open_survey_of(&self, waiting: Vec<String>) -> Option<(u64, mpsc::UnboundedReceiver<SurveyAnswer>)> {
         if waiting.is_empty() {
             return None;
         }
@@ -103,6 +118,11 @@ impl Nodes {
         if survey.waiting.is_empty() {
             surveys.remove(&id); // drops the sender: the asker's stream ends
         }
+    }
+
+    /// Whether `uid` is a live other node.
+    pub(super) fn is_live(&self, uid: &str) -> bool {
+        lock(&self.known).get(uid).is_some_and(|(_, at)| at.elapsed() < MAX_SILENCE)
     }
 
     /// Ends survey `id` (answered or timed out).

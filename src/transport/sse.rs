@@ -133,7 +133,14 @@ pub struct Ctx {
 impl Ctx {
     /// Context for the routes of this room.
     pub fn new(hub: Hub, auth: Arc<Auth>) -> Self {
-        Self { hub, auth, sessions: Arc::new(Sessions::default()) }
+        let sessions = Arc::new(Sessions::default());
+        // `/emulation` requests another node forwards to this one (the session is ours).
+        let ours = sessions.clone();
+        hub.set_emulation_sink(Box::new(move |body, protobuf| match decode_emulation(body, protobuf) {
+            Some((session, _, commands)) => deliver_emulation(&ours, &session, commands).as_u16(),
+            None => StatusCode::BAD_REQUEST.as_u16(),
+        }));
+        Self { hub, auth, sessions }
     }
 }
 
@@ -482,44 +489,63 @@ fn emulation_commands(data: &str) -> Option<Vec<Command>> {
     framing::lines(data.as_bytes()).map(json::decode_command).collect::<Result<Vec<_>, _>>().ok()
 }
 
-/// `POST /emulation`: hands the commands in `data` to the session they belong to.
+/// An `/emulation` body, Protobuf or JSON: session id, node id and the commands (None
+/// when they do not decode); None when the ids are missing.
+fn decode_emulation(body: &[u8], protobuf: bool) -> Option<(String, String, Option<Vec<Command>>)> {
+    if protobuf {
+        protobuf::decode_emulation(body)
+            .ok()
+            .filter(|e| !e.session.is_empty() && !e.node.is_empty())
+            .map(|e| (e.session, e.node, Some(e.commands)))
+    } else {
+        emulation_request(body).map(|r| {
+            let commands = emulation_commands(&r.data);
+            (r.session, r.node, commands)
+        })
+    }
+}
+
+/// Hands decoded emulation commands to a session of this node.
+fn deliver_emulation(sessions: &Sessions, session: &str, commands: Option<Vec<Command>>) -> StatusCode {
+    let Some(commands) = commands else { return StatusCode::BAD_REQUEST };
+    let sender = sessions.lock().get(session).cloned();
+    let Some(sender) = sender else { return StatusCode::NOT_FOUND };
+    match sender.try_send(commands) {
+        Ok(()) => StatusCode::NO_CONTENT,
+        Err(mpsc::error::TrySendError::Full(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        Err(mpsc::error::TrySendError::Closed(_)) => StatusCode::NOT_FOUND,
+    }
+}
+
+/// `POST /emulation`: hands the commands in `data` to the session they belong to, on
+/// this node or, through the engine, on the node named in the request (so no sticky
+/// sessions are needed in front of several nodes).
 async fn emulate(State(ctx): State<Ctx>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
     debug_assert_eq!(method, Method::POST);
     let out = match cors(&ctx, &headers) {
         Ok(h) => h,
         Err(r) => return r.into_response(),
     };
-    let decoded = if is_protobuf(&headers) {
-        protobuf::decode_emulation(&body)
-            .ok()
-            .filter(|e| !e.session.is_empty() && !e.node.is_empty())
-            .map(|e| (e.session, e.node, Some(e.commands)))
+    let protobuf = is_protobuf(&headers);
+    let Some((session, node, commands)) = decode_emulation(&body, protobuf) else {
+        return (StatusCode::BAD_REQUEST, out, "Bad Request").into_response();
+    };
+    let status = if node == ctx.hub.node_id() {
+        deliver_emulation(&ctx.sessions, &session, commands)
     } else {
-        emulation_request(&body).map(|r| {
-            let commands = emulation_commands(&r.data);
-            (r.session, r.node, commands)
-        })
+        match ctx.hub.emulate_on(&node, body, protobuf).await {
+            Ok(Some(status)) => StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Ok(None) => return (StatusCode::NOT_FOUND, out, "unknown node").into_response(),
+            Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, out, "engine unavailable").into_response(),
+        }
     };
-    let Some((session, node, commands)) = decoded else {
-        return (StatusCode::BAD_REQUEST, out, "Bad Request").into_response();
+    let text = match status {
+        StatusCode::BAD_REQUEST => "Bad Request",
+        StatusCode::NOT_FOUND => "unknown session",
+        StatusCode::SERVICE_UNAVAILABLE => "busy",
+        _ => "",
     };
-    if node != ctx.hub.node_id() {
-        // Another node's session: with a multi-node engine this is forwarded through the
-        // broker's control channel; on one node the node is simply unknown.
-        return (StatusCode::NOT_FOUND, out, "unknown node").into_response();
-    }
-    let Some(commands) = commands else {
-        return (StatusCode::BAD_REQUEST, out, "Bad Request").into_response();
-    };
-    let sender = ctx.sessions.lock().get(&session).cloned();
-    let Some(sender) = sender else {
-        return (StatusCode::NOT_FOUND, out, "unknown session").into_response();
-    };
-    match sender.try_send(commands) {
-        Ok(()) => (StatusCode::NO_CONTENT, out).into_response(),
-        Err(mpsc::error::TrySendError::Full(_)) => (StatusCode::SERVICE_UNAVAILABLE, out, "busy").into_response(),
-        Err(mpsc::error::TrySendError::Closed(_)) => (StatusCode::NOT_FOUND, out, "unknown session").into_response(),
-    }
+    (status, out, text).into_response()
 }
 
 /// The connect request of a unidirectional WebSocket (`cf_connect` or first message).
