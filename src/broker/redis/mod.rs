@@ -31,7 +31,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 use fred::clients::SubscriberClient;
-use fred::prelude::{Client, ClientLike, EventInterface, KeysInterface, PubsubInterface, Value};
+use fred::prelude::{Client, ClientLike, EventInterface, KeysInterface, Options, PubsubInterface, Value};
+use fred::types::ClusterHash;
 use fred::types::scripts::Script;
 use rand::distr::{Alphanumeric, SampleString};
 use tokio::sync::broadcast::error::RecvError;
@@ -180,7 +181,7 @@ impl RedisBroker {
             },
         });
         let shard0 = &broker.shards[0];
-        broker.bounded("SUBSCRIBE control", shard0, shard0.subscriber.subscribe(control)).await?;
+        broker.confirmed("SUBSCRIBE control", shard0, shard0.subscriber.subscribe(control)).await?;
         Ok((broker, readers))
     }
 
@@ -205,6 +206,26 @@ impl RedisBroker {
             Ok(Err(e)) => Err(BrokerError(format!("redis {what} on {}: {e}", shard.name))),
             Err(_) => Err(BrokerError(format!("redis {what} on {}: no answer within {:?}", shard.name, self.io_timeout))),
         }
+    }
+
+    /// Runs a SUBSCRIBE or UNSUBSCRIBE and waits until Redis has applied it. fred resolves
+    /// those commands once written (their replies come out of band), so without this a
+    /// publish right after `subscribe` could reach Redis first and be missed. A PING on the
+    /// same connection is answered only after Redis processed what was sent before it.
+    async fn confirmed(
+        &self,
+        what: &str,
+        shard: &Shard,
+        command: impl Future<Output = Result<(), fred::error::Error>>,
+    ) -> Result<(), BrokerError> {
+        self.bounded(what, shard, async {
+            command.await?;
+            // In a cluster fred sends a subscriber's (UN)SUBSCRIBEs to the node of its id's slot.
+            let slot = fred::util::redis_keyslot(shard.subscriber.id().as_bytes());
+            let same_node = Options { cluster_hash: Some(ClusterHash::Custom(slot)), ..Options::default() };
+            shard.subscriber.with_options(&same_node).ping::<Value>(None).await.map(drop)
+        })
+        .await
     }
 
     async fn eval(&self, what: &str, shard: &Shard, script: &Script, keys: Vec<String>, args: Vec<Value>) -> Result<Value, BrokerError> {
@@ -275,12 +296,12 @@ impl Broker for RedisBroker {
 
     async fn subscribe(&self, channel: &str) -> Result<(), BrokerError> {
         let shard = self.shard(channel);
-        self.bounded("SUBSCRIBE", shard, shard.subscriber.subscribe(self.keys.pubsub(channel))).await
+        self.confirmed("SUBSCRIBE", shard, shard.subscriber.subscribe(self.keys.pubsub(channel))).await
     }
 
     async fn unsubscribe(&self, channel: &str) -> Result<(), BrokerError> {
         let shard = self.shard(channel);
-        self.bounded("UNSUBSCRIBE", shard, shard.subscriber.unsubscribe(self.keys.pubsub(channel))).await
+        self.confirmed("UNSUBSCRIBE", shard, shard.subscriber.unsubscribe(self.keys.pubsub(channel))).await
     }
 
     async fn history(&self, channel: &str, filter: &HistoryFilter, meta_ttl: Duration) -> Result<HistoryPage, HistoryError> {
