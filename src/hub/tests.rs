@@ -94,6 +94,7 @@ impl Broker for EngineDouble {
         self.inner.remove_history(channel).await
     }
     async fn add_presence(&self, channel: &str, info: &ClientInfo) -> Result<(), BrokerError> {
+        self.event(format!("presence {channel}"));
         self.inner.add_presence(channel, info).await
     }
     async fn remove_presence(&self, channel: &str, client: &str) -> Result<(), BrokerError> {

@@ -130,6 +130,8 @@ pub struct Session {
     subs: HashMap<String, Sub>,
     created_ms: u64,
     failed_ms: u64,
+    /// When the presence entries are next refreshed (0: not scheduled yet).
+    next_presence_ms: u64,
 }
 
 impl Session {
@@ -151,6 +153,7 @@ impl Session {
             subs: HashMap::new(),
             created_ms: now_ms,
             failed_ms: 0,
+            next_presence_ms: 0,
         }
     }
 
@@ -410,7 +413,24 @@ impl Session {
             self.drop_subscription(&channel).await;
             self.push(Push::Unsubscribe { channel, reason: crate::protocol::UnsubscribeReason::Expired });
         }
+        if now_ms >= self.next_presence_ms {
+            if self.next_presence_ms != 0 {
+                self.refresh_presence().await;
+            }
+            self.next_presence_ms = now_ms.saturating_add(millis(self.hub.config().client.presence_update_interval.0).max(1));
+        }
         Ok(())
+    }
+
+    /// Refreshes this connection's presence entries, so that an engine that expires them
+    /// (Redis: after `presence_ttl`) keeps a connection listed as long as it stays.
+    async fn refresh_presence(&self) {
+        for (channel, sub) in self.subs.iter().filter(|(_, s)| s.presence) {
+            let info = self.client_info(sub.chan_info.clone());
+            if let Err(e) = self.hub.add_presence(channel, &info).await {
+                tracing::warn!(channel, error = %e, "presence refresh failed");
+            }
+        }
     }
 
     /// When [`Session::tick`] next has something to do (unix ms).
@@ -429,6 +449,9 @@ impl Session {
                     if let Some(at) = s.expire_at {
                         next = next.min(to_ms(at, cfg.expired_sub_close_delay.0.as_secs()));
                     }
+                }
+                if self.subs.values().any(|s| s.presence) {
+                    next = next.min(self.next_presence_ms);
                 }
                 next
             }

@@ -125,7 +125,7 @@ fn queue_buffered(
 }
 
 impl Session {
-    fn client_info(&self, chan_info: Option<bytes::Bytes>) -> ClientInfo {
+    pub(super) fn client_info(&self, chan_info: Option<bytes::Bytes>) -> ClientInfo {
         ClientInfo { user: self.user.clone(), client: self.client.clone(), conn_info: self.conn_info.clone(), chan_info }
     }
 

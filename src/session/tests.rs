@@ -370,3 +370,30 @@ async fn sub_refresh_with_a_foreign_or_forged_token_closes_with_3500() {
         assert_eq!(s.handle(sub_refresh_cmd(3, "$p", t), T0).await, Err(Disconnect::INVALID_TOKEN));
     }
 }
+
+#[tokio::test]
+async fn presence_entries_are_refreshed_every_presence_update_interval() {
+    let text = format!(
+        "[client]\npresence_update_interval = \"10s\"\n[client.token]\nhmac_secret_key = \"{SECRET}\"\n\
+         [channel.without_namespace]\nallow_subscribe_for_client = true\npresence = true"
+    );
+    let config = Config::from_text(&text).expect("config").config;
+    let auth = Auth::from_config(&config.client).expect("auth");
+    let engine = Arc::new(crate::hub::tests::EngineDouble::default());
+    let hub = Hub::new(Arc::new(config), engine.clone(), Arc::new(Metrics::default()));
+    let (mut s, _outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+    let sub = Command { id: 2, body: CommandBody::Subscribe(SubscribeRequest { channel: "c".into(), ..Default::default() }) };
+    s.handle(sub, T0).await.expect("subscribe");
+    let presence = |e: &Arc<crate::hub::tests::EngineDouble>| e.events().iter().filter(|e| *e == "presence c").count();
+    assert_eq!(presence(&engine), 1, "added on subscribe");
+    // The first timer run schedules the refresh; it is due one interval later.
+    let due = s.next_deadline();
+    s.tick(due).await.expect("tick");
+    assert_eq!(presence(&engine), 1);
+    assert_eq!(s.next_deadline(), due + 10_000, "next refresh one interval later");
+    s.tick(due + 10_000).await.expect("tick");
+    assert_eq!(presence(&engine), 2, "refreshed");
+    s.tick(due + 20_000).await.expect("tick");
+    assert_eq!(presence(&engine), 3, "and again");
+}
