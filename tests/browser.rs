@@ -1,6 +1,7 @@
 //! Browser tests: headless Debian Chromium (through playwright-core, tests/browser/)
-//! against a Tidewire server started here — centrifuge-js over WebTransport, and a page
-//! speaking the native multiplexed mode (per-subscription streams, a datagram channel).
+//! against a Tidewire server started here — centrifuge-js over WebTransport (its JSON and
+//! Protobuf builds), and a page speaking the native multiplexed mode (per-subscription
+//! streams, a datagram channel).
 //! scripts/test.sh installs Chromium and the pinned npm packages first.
 
 mod common;

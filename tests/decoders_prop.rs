@@ -1,6 +1,6 @@
 //! Property tests of the decoders fed by the network: newline and varint framing, the
-//! Centrifugo JSON client protocol, native postcard frames and datagrams, and the JSON
-//! depth scan. Arbitrary bytes and mutated valid frames never panic; what can round-trip
+//! Centrifugo JSON and Protobuf client protocols, native postcard frames and datagrams, and
+//! the JSON depth scan. Arbitrary bytes and mutated valid frames never panic; what can round-trip
 //! does; a declared length over the limit is refused before anything is allocated.
 //! Cases per property: `PROPTEST_CASES` (default 256) so the suite stays fast.
 
@@ -9,7 +9,9 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use tidewire::protocol::framing::{self, FrameError, LineCheck, VarintCheck};
 use tidewire::protocol::json::{self, MAX_JSON_DEPTH};
+use tidewire::protocol::codec::Codec;
 use tidewire::protocol::native::{self, WireCommand, WireCommandBody, WireConnect, WireHistory, WireSubscribe};
+use tidewire::protocol::protobuf::{self, messages as pb};
 
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256);
@@ -245,4 +247,80 @@ proptest! {
     fn depth_scan_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512), limit in 0usize..(2 * MAX_JSON_DEPTH)) {
         let _ = json::nested_deeper_than(&bytes, limit);
     }
+
+    #[test]
+    fn protobuf_decoder_never_panics_on_mutated_frames(bytes in mutated(valid_protobuf_frame())) {
+        let mut out = Vec::new();
+        let _ = Codec::Protobuf.decode_commands(&bytes, &mut out);
+        let _ = protobuf::decode_emulation(&bytes);
+    }
+
+    #[test]
+    fn valid_protobuf_frames_decode(bytes in valid_protobuf_frame()) {
+        let mut out = Vec::new();
+        prop_assert!(Codec::Protobuf.decode_commands(&bytes, &mut out).is_ok(), "{bytes:?}");
+    }
+
+    #[test]
+    fn a_protobuf_field_length_past_the_message_is_refused(declared in 64u64..(1 << 34)) {
+        // Command { subscribe: <declared bytes> } with two bytes of body: prost checks the
+        // length against what is there before it reads (no allocation of `declared`).
+        let mut body = vec![(5 << 3) | 2];
+        let mut v = declared;
+        while v >= 0x80 {
+            body.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        body.push(v as u8);
+        body.extend_from_slice(&[0x0a, 0]);
+        let mut frame = vec![body.len() as u8];
+        frame.extend_from_slice(&body);
+        let mut out = Vec::new();
+        prop_assert!(Codec::Protobuf.decode_commands(&frame, &mut out).is_err());
+    }
+
+    #[test]
+    fn json_and_protobuf_decode_to_the_same_model(id in 1u32..1000, channel in "[a-z:#$]{0,12}", offset in any::<u64>(), epoch in "[a-zA-Z0-9]{0,8}", recover in any::<bool>(), limit in -1i32..100) {
+        let json_cmds = [
+            json!({"id": id, "subscribe": {"channel": channel, "recover": recover, "offset": offset, "epoch": epoch}}),
+            json!({"id": id, "history": {"channel": channel, "limit": limit, "since": {"offset": offset, "epoch": epoch}, "reverse": recover}}),
+            json!({"id": id, "presence_stats": {"channel": channel}}),
+        ];
+        let pb_cmds = [
+            pb::Command { id, subscribe: Some(pb::SubscribeRequest { channel: channel.clone(), recover, offset, epoch: epoch.clone(), ..Default::default() }), ..Default::default() },
+            pb::Command { id, history: Some(pb::HistoryRequest { channel: channel.clone(), limit, since: Some(pb::StreamPosition { offset, epoch: epoch.clone() }), reverse: recover }), ..Default::default() },
+            pb::Command { id, presence_stats: Some(pb::PresenceStatsRequest { channel: channel.clone() }), ..Default::default() },
+        ];
+        let text = json_cmds.iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
+        let (mut from_json, mut from_pb) = (Vec::new(), Vec::new());
+        Codec::Json.decode_commands(text.as_bytes(), &mut from_json).expect("json");
+        let mut frame = Vec::new();
+        for c in &pb_cmds {
+            protobuf::put_delimited(&mut frame, c);
+        }
+        Codec::Protobuf.decode_commands(&frame, &mut from_pb).expect("protobuf");
+        prop_assert_eq!(from_json, from_pb);
+    }
+}
+
+/// Valid Protobuf frames: one to three delimited commands of several kinds.
+fn valid_protobuf_frame() -> impl Strategy<Value = Vec<u8>> {
+    let one = ("[a-z:#]{0,10}", any::<u64>(), prop::collection::vec(any::<u8>(), 0..24), 0u8..5, 1u32..1000).prop_map(|(ch, n, data, kind, id)| {
+        let mut c = pb::Command { id, ..Default::default() };
+        match kind {
+            0 => c.connect = Some(pb::ConnectRequest { token: ch, data: Bytes::from(data), ..Default::default() }),
+            1 => c.subscribe = Some(pb::SubscribeRequest { channel: ch, offset: n, recover: true, ..Default::default() }),
+            2 => c.publish = Some(pb::PublishRequest { channel: ch, data: Bytes::from(data), ..Default::default() }),
+            3 => c.history = Some(pb::HistoryRequest { channel: ch, limit: 5, since: Some(pb::StreamPosition { offset: n, epoch: "e".into() }), reverse: true }),
+            _ => c = pb::Command::default(),
+        }
+        c
+    });
+    prop::collection::vec(one, 1..4).prop_map(|cmds| {
+        let mut out = Vec::new();
+        for c in &cmds {
+            protobuf::put_delimited(&mut out, c);
+        }
+        out
+    })
 }

@@ -2,8 +2,10 @@
 //!
 //! `data` and `info` travel as raw embedded JSON, never re-encoded: decoding borrows them
 //! from the frame and copies them once into [`Bytes`], encoding writes them verbatim. A
-//! payload that is not JSON (binary data published through `b64data`) is written to JSON
-//! clients as a JSON string of its base64 form, so a frame is always valid JSON.
+//! publication or message whose data is not JSON (binary published through `b64data` or
+//! by a Protobuf client) never reaches a JSON client: the writer closes it with 3506 first
+//! (`Codec::fits_push`, Centrifugo's rule). Any other payload that is not JSON is written
+//! as a JSON string of its base64 form, so a frame is always valid JSON.
 
 use std::collections::BTreeMap;
 

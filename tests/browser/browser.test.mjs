@@ -31,6 +31,8 @@ const WAIT_MS = 10_000;
 const FILES = {
   '/': ['text/html', Buffer.from('<!doctype html><meta charset="utf-8"><title>tidewire browser test</title>')],
   '/centrifuge.js': ['text/javascript', fs.readFileSync(path.join(here, 'node_modules/centrifuge/dist/centrifuge.js'))],
+  // The Protobuf build also defines globalThis.Centrifuge: a page loads one or the other.
+  '/centrifuge.protobuf.js': ['text/javascript', fs.readFileSync(path.join(here, 'node_modules/centrifuge/dist/centrifuge.protobuf.js'))],
   '/native.js': ['text/javascript', fs.readFileSync(path.join(here, 'native.js'))],
 };
 
@@ -235,5 +237,56 @@ test('centrifuge-js over webtransport gets every API disconnect (20 in a row)', 
   }
   console.log(`disconnects: ${ROUNDS - lost.length} of ${ROUNDS} arrived; lost in rounds [${lost}]`);
   assert.deepEqual(lost, [], `no disconnected event within 5 s in rounds ${lost} of ${ROUNDS}`);
+  await page.close();
+});
+
+test('centrifuge-js Protobuf build over webtransport (cf_protocol=protobuf): bytes in, bytes out, the disconnect push', async () => {
+  const page = await openPage('protobuf');
+  await page.addScriptTag({ url: '/centrifuge.protobuf.js' });
+  const connected = await page.evaluate(async ({ port, hash, token }) => {
+    const value = new Uint8Array(hash.match(/../g).map((h) => parseInt(h, 16)));
+    const Native = globalThis.WebTransport;
+    globalThis.WebTransport = class PinnedWebTransport extends Native {
+      constructor(url, options) {
+        window.__url = url;
+        super(url, { ...(options || {}), serverCertificateHashes: [{ algorithm: 'sha-256', value }] });
+      }
+    };
+    const endpoint = `https://127.0.0.1:${port}/connection/webtransport`;
+    const c = new Centrifuge([{ transport: 'webtransport', endpoint }], { token });
+    window.__pubs = [];
+    window.__disconnected = null;
+    c.on('disconnected', (ctx) => { window.__disconnected = ctx; });
+    c.on('error', (ctx) => console.log('client error ' + JSON.stringify(ctx)));
+    const sub = c.newSubscription('chat:protobuf');
+    window.__sub = sub;
+    sub.on('publication', (ctx) => window.__pubs.push({ bytes: Array.from(ctx.data), user: ctx.info?.user }));
+    const transport = new Promise((resolve) => c.on('connected', (ctx) => resolve(ctx.transport)));
+    const subscribed = new Promise((resolve, reject) => {
+      sub.on('subscribed', resolve);
+      setTimeout(() => reject(new Error('not subscribed in time')), 10000);
+    });
+    sub.subscribe();
+    c.connect();
+    await subscribed;
+    return { transport: await transport, url: window.__url };
+  }, { port: QUIC_PORT, hash: HASH, token: TOKEN });
+  assert.equal(connected.transport, 'webtransport');
+  assert.ok(connected.url.endsWith('?cf_protocol=protobuf'), connected.url);
+
+  // JSON through the API arrives as its text's bytes; b64data as the raw bytes.
+  await publish('chat:protobuf', { n: 1 });
+  const raw = [0, 255, 10, 128];
+  const resp = await api('publish', { channel: 'chat:protobuf', b64data: Buffer.from(raw).toString('base64') });
+  assert.ok(!resp.error, JSON.stringify(resp));
+  await page.waitForFunction(() => window.__pubs.length >= 2, null, { timeout: WAIT_MS });
+  const pubs = await page.evaluate(() => window.__pubs);
+  assert.deepEqual(JSON.parse(Buffer.from(pubs[0].bytes).toString()), { n: 1 });
+  assert.deepEqual(pubs[1].bytes, raw);
+
+  await api('disconnect', { user: 'browser', disconnect: { code: 4501, reason: 'bye protobuf' } });
+  await page.waitForFunction(() => window.__disconnected !== null, null, { timeout: WAIT_MS });
+  const d = await page.evaluate(() => window.__disconnected);
+  assert.deepEqual({ code: d.code, reason: d.reason }, { code: 4501, reason: 'bye protobuf' });
   await page.close();
 });

@@ -7,6 +7,13 @@
 //!
 //! Proto3 semantics: every scalar has its zero value when absent, so "absent" and "zero"
 //! are one; message fields are `Option`, which is how a command's method is found.
+//!
+//! Maps the server writes whose values are messages (`ConnectResult.subs`, `Connect.subs`,
+//! `PresenceResult.presence`) are declared as their wire equivalent, repeated key/value
+//! entries ([`SubscribeResultEntry`], [`ClientInfoEntry`]): prost leaves a default value
+//! out of a map entry, and the SDKs' decoders (protobufjs) then store `null` for that key
+//! (centrifuge-js fails on a server-side subscription whose result is all defaults). An
+//! entry's value is always written, as Go's encoder does.
 
 use std::collections::BTreeMap;
 
@@ -298,9 +305,9 @@ pub struct Connect {
     /// Custom data.
     #[prost(bytes = "bytes", tag = "3")]
     pub data: Bytes,
-    /// Server-side subscriptions.
-    #[prost(btree_map = "string, message", tag = "4")]
-    pub subs: BTreeMap<String, SubscribeResult>,
+    /// Server-side subscriptions (a map, see [`SubscribeResultEntry`]).
+    #[prost(message, repeated, tag = "4")]
+    pub subs: Vec<SubscribeResultEntry>,
     /// Credentials expire.
     #[prost(bool, tag = "5")]
     pub expires: bool,
@@ -393,9 +400,9 @@ pub struct ConnectResult {
     /// Custom data.
     #[prost(bytes = "bytes", tag = "5")]
     pub data: Bytes,
-    /// Server-side subscriptions.
-    #[prost(btree_map = "string, message", tag = "6")]
-    pub subs: BTreeMap<String, SubscribeResult>,
+    /// Server-side subscriptions (a map, see [`SubscribeResultEntry`]).
+    #[prost(message, repeated, tag = "6")]
+    pub subs: Vec<SubscribeResultEntry>,
     /// Ping interval, s.
     #[prost(uint32, tag = "7")]
     pub ping: u32,
@@ -550,6 +557,28 @@ pub struct SubscribeResult {
     pub publish_debounce: u32,
 }
 
+/// One entry of a `map<string, SubscribeResult>`, as the map is on the wire.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SubscribeResultEntry {
+    /// Channel.
+    #[prost(string, tag = "1")]
+    pub key: String,
+    /// Its result (always written).
+    #[prost(message, optional, tag = "2")]
+    pub value: Option<SubscribeResult>,
+}
+
+/// One entry of a `map<string, ClientInfo>`, as the map is on the wire.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClientInfoEntry {
+    /// Client id.
+    #[prost(string, tag = "1")]
+    pub key: String,
+    /// Its info (always written).
+    #[prost(message, optional, tag = "2")]
+    pub value: Option<ClientInfo>,
+}
+
 /// A keyed item of a track batch.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct KeyedItem {
@@ -653,9 +682,9 @@ pub struct PresenceRequest {
 /// `presence` result.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PresenceResult {
-    /// Client id → info.
-    #[prost(btree_map = "string, message", tag = "1")]
-    pub presence: BTreeMap<String, ClientInfo>,
+    /// Client id → info (a map, see [`ClientInfoEntry`]).
+    #[prost(message, repeated, tag = "1")]
+    pub presence: Vec<ClientInfoEntry>,
 }
 
 /// `presence_stats` request.

@@ -230,7 +230,11 @@ fn connect_result_to_wire(r: &ConnectResult) -> wire::ConnectResult {
         expires: r.expiry.expires,
         ttl: r.expiry.ttl,
         data: bytes_of(r.data.as_ref()),
-        subs: r.subs.iter().map(|(k, v)| (k.clone(), subscribe_result_to_wire(v))).collect(),
+        subs: r
+            .subs
+            .iter()
+            .map(|(k, v)| wire::SubscribeResultEntry { key: k.clone(), value: Some(subscribe_result_to_wire(v)) })
+            .collect(),
         ping: r.ping,
         pong: r.pong,
         session: r.session.clone(),
@@ -255,7 +259,11 @@ pub fn reply_to_wire(reply: &Reply) -> wire::Reply {
         ReplyBody::Ping => out.ping = Some(wire::PingResult {}),
         ReplyBody::Presence(p) => {
             out.presence = Some(wire::PresenceResult {
-                presence: p.presence.iter().map(|(k, v)| (k.clone(), info_to_wire(v))).collect(),
+                presence: p
+                    .presence
+                    .iter()
+                    .map(|(k, v)| wire::ClientInfoEntry { key: k.clone(), value: Some(info_to_wire(v)) })
+                    .collect(),
             });
         }
         ReplyBody::PresenceStats(s) => {

@@ -170,7 +170,8 @@ fn replies_and_pushes_carry_the_model() {
     assert_eq!(r[1].error, Some(wire::Error { code: 103, message: "permission denied".into(), temporary: false }));
     assert!(r[2].publish.is_some(), "an empty result is still present");
     assert_eq!(r[3].presence_stats, Some(wire::PresenceStatsResult { num_clients: 2, num_users: 1 }));
-    assert_eq!(r[4].presence.as_ref().map(|p| p.presence["k"].user.as_str()), Some("u"));
+    let entry = &r[4].presence.as_ref().expect("presence").presence[0];
+    assert_eq!((entry.key.as_str(), entry.value.as_ref().map(|i| i.user.as_str())), ("k", Some("u")));
     let d = r[5].push.as_ref().and_then(|p| p.disconnect.as_ref()).expect("disconnect");
     assert_eq!((r[5].id, d.code, d.reason.as_str()), (0, 3001, "shutdown"));
     assert_eq!(r[6], wire::Reply::default(), "the ping");
@@ -180,11 +181,26 @@ fn replies_and_pushes_carry_the_model() {
 fn connect_results_carry_server_side_subscriptions() {
     let mut result = ConnectResult { client: "c".into(), version: "v".into(), ping: 25, pong: true, session: "s".into(), node: "n".into(), ..Default::default() };
     result.subs.insert("#42".into(), SubscribeResult { recoverable: true, epoch: "e".into(), offset: 3, ..Default::default() });
+    result.subs.insert("plain".into(), SubscribeResult::default());
     let mut out = Vec::new();
     encode_reply(&mut out, &Reply { id: 1, body: ReplyBody::Connect(Box::new(result)) });
     let c = replies(&out).remove(0).connect.expect("connect");
     assert_eq!((c.client.as_str(), c.ping, c.pong, c.session.as_str(), c.node.as_str()), ("c", 25, true, "s", "n"));
-    assert_eq!((c.subs["#42"].epoch.as_str(), c.subs["#42"].offset, c.subs["#42"].recoverable), ("e", 3, true));
+    let sub = c.subs[0].value.as_ref().expect("a value");
+    assert_eq!((c.subs[0].key.as_str(), sub.epoch.as_str(), sub.offset, sub.recoverable), ("#42", "e", 3, true));
+    // A map read as a map (what the SDKs do) sees every key, an all-default value too.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct AsMap {
+        #[prost(btree_map = "string, message", tag = "6")]
+        subs: std::collections::BTreeMap<String, wire::SubscribeResult>,
+    }
+    let body: Vec<u8> = messages(&out).next().expect("one").expect("delimited").to_vec();
+    let connect = wire::Reply::decode(&body[..]).expect("reply").connect.expect("connect").encode_to_vec();
+    let map = AsMap::decode(&connect[..]).expect("a map");
+    assert_eq!(map.subs.keys().collect::<Vec<_>>(), ["#42", "plain"]);
+    // The empty value is on the wire: key "plain" (1), then value (2) of length 0.
+    let plain: &[u8] = &[(1 << 3) | 2, 5, b'p', b'l', b'a', b'i', b'n', (2 << 3) | 2, 0];
+    assert!(connect.windows(plain.len()).any(|w| w == plain), "{connect:?}");
 }
 
 #[test]
