@@ -82,6 +82,12 @@ impl RedisServer {
         Self::start_with(&[])
     }
 
+    /// Starts a standalone Redis that keeps its data across a kill -9: an append-only
+    /// file written on every command (`--appendonly yes --appendfsync always`).
+    pub fn start_persistent() -> Self {
+        Self::start_with(&["--appendonly", "yes", "--appendfsync", "always"])
+    }
+
     fn start_with(extra: &[&str]) -> Self {
         let dir = temp_dir("redis");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
