@@ -185,7 +185,7 @@ async fn serve(config: Config, generated: server::Generated, config_path: Option
     let stop = shutdown_signal()?;
     let running = server::start(config).await?;
     let addr = running.http_addr;
-    println!("Tidewire {} is running (memory engine)", env!("CARGO_PKG_VERSION"));
+    println!("Tidewire {} is running ({} engine)", env!("CARGO_PKG_VERSION"), running.hub.engine_name());
     if demo {
         println!("  Demo page:   http://{addr}/   <- open it in a browser (demo mode: no config file; it mints tokens for anyone, development only)");
     }

@@ -312,6 +312,11 @@ impl Hub {
         &self.inner.metrics
     }
 
+    /// The engine's short name (`memory`, `redis`).
+    pub fn engine_name(&self) -> &'static str {
+        self.inner.broker.name()
+    }
+
     /// This node's id.
     pub fn node_id(&self) -> &str {
         &self.inner.node_id

@@ -78,6 +78,46 @@ test('info through any node lists all three nodes', { timeout: TEST_TIMEOUT_MS }
   }
 });
 
+test('a subscriber on A gets what cent.js publishes through B; presence, join/leave and history span the nodes', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const channel = `hist:${uniq('span')}`;
+  const [ua, uc] = [uniq('ua'), uniq('uc')];
+  const onA = clientOf(A, { token: connectionToken(ua) });
+  await connect(onA);
+  const subA = onA.newSubscription(channel, { joinLeave: true });
+  subA.on('error', () => {});
+  const eventsA = recordEvents(subA, ['subscribed', 'publication', 'join', 'leave']);
+  subA.subscribe();
+  await eventsA.next('subscribed');
+
+  // A client of C joins: A sees the join, and presence through B lists both.
+  const onC = clientOf(C, { token: connectionToken(uc) });
+  await connect(onC);
+  const subC = await subscribe(onC, channel);
+  const joined = await eventsA.next('join', { filter: (ctx) => ctx.info.user === uc });
+  assert.equal(joined.channel, channel);
+  const apiB = apiOf(B);
+  const presence = await eventually('both clients in presence', async () => {
+    const p = await apiB.getPresence({ channel });
+    return Object.keys(p.presence ?? {}).length === 2 ? p : null;
+  });
+  assert.deepEqual(new Set(Object.values(presence.presence).map((i) => i.user)), new Set([ua, uc]));
+  assert.deepEqual(await apiOf(A).getPresenceStats({ channel }), { num_clients: 2, num_users: 2 });
+
+  // Published through B, received on A.
+  const published = await apiB.publish({ channel, data: { via: 'B' } });
+  const got = await eventsA.next('publication');
+  assert.deepEqual([got.data, got.offset], [{ via: 'B' }, published.offset]);
+
+  // History read through C.
+  const history = await apiOf(C).getHistory({ channel, limit: 10 });
+  assert.deepEqual(history.publications.map((p) => p.data), [{ via: 'B' }]);
+
+  // C's client leaves: A sees the leave.
+  subC.unsubscribe();
+  const left = await eventsA.next('leave', { filter: (ctx) => ctx.info.user === uc });
+  assert.equal(left.channel, channel);
+});
+
 test('recovery across nodes: subscribed on A, publications through B, back on C with since: exactly the missed ones', { timeout: TEST_TIMEOUT_MS }, async () => {
   const user = uniq('u');
   const channel = `hist:${uniq('x')}`;
