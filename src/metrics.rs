@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+pub mod engine;
+
 /// Every transport Tidewire serves, in the order of [`Metrics::transport`] slots.
 pub const TRANSPORTS: [&str; 8] =
     ["websocket", "uni_websocket", "http_stream", "sse", "uni_http_stream", "uni_sse", "webtransport", "quic"];
@@ -69,6 +71,8 @@ pub struct Metrics {
     pub api_calls: Labeled,
     /// Server API calls that returned an error, by method.
     pub api_errors: Labeled,
+    /// The engine's calls and PUB/SUB traffic.
+    pub engine: engine::EngineMetrics,
 }
 
 impl Metrics {
@@ -138,6 +142,7 @@ impl Metrics {
         for (name, help, v) in plain {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }
+        self.engine.render(&mut out);
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }

@@ -133,7 +133,7 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let config = Arc::new(config);
     let auth = Auth::from_config(&config.client).map_err(StartError::Config)?;
     let metrics = Arc::new(Metrics::default());
-    let broker = engine(&config).await?;
+    let broker = engine(&config, metrics.clone()).await?;
     let hub = Hub::new(config.clone(), broker, metrics);
     hub.start();
 
@@ -247,11 +247,11 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
 
 /// The engine `engine.type` names: memory, or Redis with one reader task per shard (they
 /// end when the engine is dropped).
-async fn engine(config: &Config) -> Result<Arc<dyn Broker>, StartError> {
+async fn engine(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<dyn Broker>, StartError> {
     match config.engine.kind.as_str() {
         "redis" => {
             let (broker, readers) =
-                RedisBroker::connect(&config.engine.redis).await.map_err(|e| StartError::Engine(e.to_string()))?;
+                RedisBroker::connect(&config.engine.redis, metrics).await.map_err(|e| StartError::Engine(e.to_string()))?;
             for reader in readers {
                 tokio::spawn(reader.run());
             }

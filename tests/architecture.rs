@@ -13,7 +13,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("api", &["api", "session", "hub", "protocol", "config", "metrics", "log"]),
     ("log", &["log"]),
     ("fd_limit", &[]),
-    ("broker", &["broker", "hub", "protocol", "config"]),
+    ("broker", &["broker", "hub", "protocol", "config", "metrics"]),
     ("tls", &["tls", "config"]),
     ("client", &["client", "protocol"]),
     ("web", &["web", "hub", "config", "auth", "metrics", "protocol"]),

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use tidewire::config::{Dur, RedisEngine};
 use tidewire::hub::{
     Broker, BrokerHandler, Control, HistoryError, HistoryFilter, HistoryOptions, PublishOptions, Target,
 };
+use tidewire::metrics::Metrics;
 use tidewire::protocol::{ClientInfo, Publication, StreamPosition};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -76,17 +78,19 @@ fn engine(addresses: Vec<String>) -> RedisEngine {
 struct Node {
     broker: Arc<RedisBroker>,
     seen: Arc<Recorder>,
+    metrics: Arc<Metrics>,
 }
 
 async fn node(cfg: &RedisEngine) -> Node {
-    let (broker, readers) = RedisBroker::connect(cfg).await.expect("broker connects");
+    let metrics = Arc::new(Metrics::default());
+    let (broker, readers) = RedisBroker::connect(cfg, metrics.clone()).await.expect("broker connects");
     for reader in readers {
         tokio::spawn(reader.run());
     }
     let seen = Arc::new(Recorder::default());
     let handler: Arc<dyn BrokerHandler> = seen.clone();
     broker.set_handler(Arc::downgrade(&handler));
-    Node { broker, seen }
+    Node { broker, seen, metrics }
 }
 
 fn publication(channel: &str, n: u32) -> Publication {
@@ -320,6 +324,15 @@ async fn a_redis_restart_fails_calls_in_bounded_time_then_everything_is_resubscr
     // The control channel was resubscribed too.
     n.broker.control(Control::InsufficientState("x".into())).await.expect("control");
     until("control after the restart", || !n.seen.controls.lock().unwrap().is_empty()).await;
+    // The engine's metrics saw it all.
+    let engine = &n.metrics.engine;
+    assert!(engine.pubsub_reconnects.load(Ordering::Relaxed) >= 1, "a PUB/SUB reconnect was counted");
+    let mut text = String::new();
+    engine.render(&mut text);
+    assert!(text.contains("tidewire_engine_command_errors_total{command=\"publish\"}"), "{text}");
+    assert!(text.contains("tidewire_engine_command_duration_seconds_count{command=\"publish\"}"), "{text}");
+    assert!(engine.messages_published.load(Ordering::Relaxed) >= 2);
+    assert!(engine.messages_received.load(Ordering::Relaxed) >= 2);
     drop(redis);
 }
 

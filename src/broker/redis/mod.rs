@@ -25,6 +25,7 @@ mod wire;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -42,6 +43,7 @@ use crate::hub::{
     Broker, BrokerError, BrokerHandler, Control, HistoryError, HistoryFilter, HistoryPage, IDEMPOTENCY_WINDOW,
     PublishOptions, PublishOutcome,
 };
+use crate::metrics::Metrics;
 use crate::protocol::{ClientInfo, PresenceStats, Publication, StreamPosition};
 
 use keys::{Keys, shard_of};
@@ -79,6 +81,7 @@ pub struct RedisBroker {
     io_timeout: Duration,
     presence_ttl: Duration,
     scripts: Scripts,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for RedisBroker {
@@ -100,6 +103,7 @@ pub struct ShardReader {
     control: String,
     name: String,
     io_timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for ShardReader {
@@ -144,7 +148,7 @@ impl RedisBroker {
     /// Connects to every shard (failing, with the address, when one cannot be reached
     /// within `connect_timeout`), subscribes shard 0 to the control channel, and returns
     /// the engine with one reader per shard for the caller to run.
-    pub async fn connect(cfg: &RedisEngine) -> Result<(Arc<Self>, Vec<ShardReader>), BrokerError> {
+    pub async fn connect(cfg: &RedisEngine, metrics: Arc<Metrics>) -> Result<(Arc<Self>, Vec<ShardReader>), BrokerError> {
         let connected = connect::connect(cfg).await?;
         let handler: Handler = Arc::new(OnceLock::new());
         let keys = Keys::new(&cfg.prefix);
@@ -163,6 +167,7 @@ impl RedisBroker {
                 control: control.clone(),
                 name: c.name.clone(),
                 io_timeout,
+                metrics: metrics.clone(),
             });
             shards.push(Shard { client: c.client, subscriber: c.subscriber, name: c.name });
         }
@@ -179,6 +184,7 @@ impl RedisBroker {
                 presence_remove: Script::from_lua(scripts::PRESENCE_REMOVE),
                 presence_get: Script::from_lua(scripts::PRESENCE_GET),
             },
+            metrics,
         });
         let shard0 = &broker.shards[0];
         broker.confirmed("SUBSCRIBE control", shard0, shard0.subscriber.subscribe(control)).await?;
@@ -201,11 +207,14 @@ impl RedisBroker {
         shard: &Shard,
         fut: impl Future<Output = Result<T, fred::error::Error>>,
     ) -> Result<T, BrokerError> {
-        match tokio::time::timeout(self.io_timeout, fut).await {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(self.io_timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(BrokerError(format!("redis {what} on {}: {e}", shard.name))),
             Err(_) => Err(BrokerError(format!("redis {what} on {}: no answer within {:?}", shard.name, self.io_timeout))),
-        }
+        };
+        self.metrics.engine.command(what, started.elapsed(), result.is_ok());
+        result
     }
 
     /// Runs a SUBSCRIBE or UNSUBSCRIBE and waits until Redis has applied it. fred resolves
@@ -283,6 +292,9 @@ impl Broker for RedisBroker {
             other => return Err(bad_reply("publish", other)),
         };
         let duplicate = parts[0].as_i64() == Some(1);
+        if !duplicate {
+            self.metrics.engine.messages_published.fetch_add(1, Ordering::Relaxed);
+        }
         let position = parts[1].as_str().ok_or_else(|| bad_reply("publish", &reply))?;
         Ok(PublishOutcome { position: parse_position(&position), duplicate })
     }
@@ -291,6 +303,7 @@ impl Broker for RedisBroker {
         let shard = self.shard(channel);
         let message = bytes(wire::join_leave_message(channel, info, join));
         self.bounded("PUBLISH join/leave", shard, shard.client.publish::<i64, _, _>(self.keys.pubsub(channel), message)).await?;
+        self.metrics.engine.messages_published.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -398,6 +411,7 @@ impl Broker for RedisBroker {
         let shard = &self.shards[0];
         let message = bytes(wire::control_message(&control));
         self.bounded("PUBLISH control", shard, shard.client.publish::<i64, _, _>(self.keys.control(), message)).await?;
+        self.metrics.engine.messages_published.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -417,12 +431,16 @@ impl ShardReader {
                 message = self.messages.recv() => match message {
                     Ok(m) => self.dispatch(&m),
                     Err(RecvError::Lagged(lost)) => {
+                        self.metrics.engine.pubsub_errors.inc("lagged");
                         tracing::error!(shard = %self.name, lost, "redis: the reader fell behind and lost messages");
                     }
                     Err(RecvError::Closed) => break,
                 },
                 reconnect = self.reconnects.recv() => match reconnect {
-                    Ok(_) | Err(RecvError::Lagged(_)) => self.resubscribe().await,
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
+                        self.metrics.engine.pubsub_reconnects.fetch_add(1, Ordering::Relaxed);
+                        self.resubscribe().await;
+                    }
                     Err(RecvError::Closed) => break,
                 },
             }
@@ -433,6 +451,7 @@ impl ShardReader {
     fn dispatch(&self, m: &fred::types::Message) {
         let Some(handler) = self.handler.get().and_then(Weak::upgrade) else { return };
         let Some(raw) = m.value.as_bytes() else { return };
+        self.metrics.engine.messages_received.fetch_add(1, Ordering::Relaxed);
         let from_control = *m.channel == *self.control;
         match wire::decode_message(raw) {
             Ok(wire::Message::Control(c)) if from_control => handler.handle_control(c),
@@ -445,7 +464,10 @@ impl ShardReader {
                 handler.handle_join_leave(&channel, &info, join)
             }
             Ok(_) => tracing::warn!(shard = %self.name, channel = %m.channel, "redis: a message on the wrong channel, dropped"),
-            Err(e) => tracing::warn!(shard = %self.name, channel = %m.channel, error = %e, "redis: dropped"),
+            Err(e) => {
+                self.metrics.engine.pubsub_errors.inc("decode");
+                tracing::warn!(shard = %self.name, channel = %m.channel, error = %e, "redis: dropped");
+            }
         }
     }
 
@@ -468,8 +490,14 @@ impl ShardReader {
                     }
                     return;
                 }
-                Ok(Err(e)) => tracing::warn!(shard = %self.name, attempt, error = %e, "redis: resubscribe failed"),
-                Err(_) => tracing::warn!(shard = %self.name, attempt, "redis: resubscribe timed out"),
+                Ok(Err(e)) => {
+                    self.metrics.engine.pubsub_errors.inc("resubscribe");
+                    tracing::warn!(shard = %self.name, attempt, error = %e, "redis: resubscribe failed");
+                }
+                Err(_) => {
+                    self.metrics.engine.pubsub_errors.inc("resubscribe");
+                    tracing::warn!(shard = %self.name, attempt, "redis: resubscribe timed out");
+                }
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(RESUBSCRIBE_MAX_PAUSE);
