@@ -1,0 +1,1 @@
+//! Unit tests of proxy resolution and calls against a local backend.
