@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 use common::{API_KEY, SECRET, TestServer};
 use serde_json::{Value, json};
 
+/// One test of this file at a time: the SDK suite's timing assertions and the latency
+/// figures must not share the two cores with each other.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -79,6 +83,8 @@ ping_interval = "1s"
 pong_timeout = "500ms"
 [client.token]
 hmac_secret_key = "{SECRET}"
+[uni_http_stream]
+enabled = true
 [client.proxy.connect]
 enabled = true
 endpoint = "{backend}/centrifugo/connect"
@@ -102,7 +108,7 @@ X-From = "tidewire"
 [[proxies]]
 name = "rpc"
 endpoint = "{backend}/centrifugo/rpc"
-timeout = "1500ms"
+timeout = "2500ms"
 http_headers = ["Cookie", "X-Tenant"]
 include_connection_meta = true
 [[proxies]]
@@ -142,6 +148,7 @@ async fn start_pair(django: &Django) -> (TestServer, TestServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn centrifuge_js_against_a_django_backend() {
+    let _serial = SERIAL.lock().await;
     let django = Django::start();
     let (srv, down) = start_pair(&django).await;
     let sdk = root().join("tests/interop/js/node_modules/centrifuge");
@@ -170,6 +177,37 @@ async fn centrifuge_js_against_a_django_backend() {
     assert!(metrics.contains("tidewire_proxy_request_errors_total{proxy=\"rpc\",event=\"rpc\",kind=\"timeout\"} 1"), "{metrics}");
     assert!(metrics.contains("tidewire_proxy_request_errors_total{proxy=\"dead\",event=\"subscribe\",kind=\"transport\"}"), "{metrics}");
     assert!(metrics.contains("tidewire_proxy_requests_in_flight{proxy=\"rpc\",event=\"rpc\"} 0"), "{metrics}");
+    srv.shutdown().await;
+    down.shutdown().await;
+}
+
+/// Unidirectional transports connect through the connect proxy too: the first line of
+/// a uni HTTP-stream is the connect push with Django's data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unidirectional_stream_connects_through_the_connect_proxy() {
+    let _serial = SERIAL.lock().await;
+    let django = Django::start();
+    let (srv, down) = start_pair(&django).await;
+    let http = reqwest::Client::new();
+    let cookie = login(&http, &django, "uni").await;
+    let mut resp = http
+        .post(srv.url("/connection/uni_http_stream"))
+        .header("cookie", cookie)
+        .body("{}")
+        .send()
+        .await
+        .expect("uni_http_stream");
+    assert_eq!(resp.status(), 200);
+    let mut text = String::new();
+    let deadline = Instant::now() + common::WAIT;
+    while !text.contains('\n') && Instant::now() < deadline {
+        let chunk = tokio::time::timeout(common::WAIT, resp.chunk()).await.expect("a chunk in time").expect("chunk");
+        let Some(chunk) = chunk else { break };
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let first: Value = serde_json::from_str(text.lines().next().expect("a line")).expect("json");
+    assert_eq!(first["connect"]["data"], json!({"hello": "uni", "transport": "uni_http_stream", "protocol": "json"}), "{first}");
+    drop(resp);
     srv.shutdown().await;
     down.shutdown().await;
 }
@@ -222,6 +260,7 @@ fn summary(mut v: Vec<Duration>) -> (Duration, Duration) {
 /// only that both paths work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_latency_with_and_without_the_connect_proxy() {
+    let _serial = SERIAL.lock().await;
     /// Connects measured per path (after warm-up): bounded, a few seconds in a debug build.
     const ROUNDS: usize = 100;
     let django = Django::start();

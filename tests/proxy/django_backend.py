@@ -17,7 +17,7 @@ No session cookie: error 101 "unauthorized" (the client gets it as sent).
 Channels: public:* subscribe allowed (data {"welcome": channel}); secret:* refused
 (error 103). Publish to public:* rewrites {"text": t} to {"text": T.upper(), "by": user};
 "forbidden" text is error 1002.
-RPC methods: whoami (user, meta, the X-Tenant header), slow (sleeps 2 s: past the
+RPC methods: whoami (user, meta, the X-Tenant header), slow (sleeps 3 s: past the
 proxy timeout), fail (error 1003), kick (disconnect 4502).
 GET /seen returns every header name each proxy view received, for the allowlist test.
 """
@@ -136,7 +136,7 @@ def rpc(request):
         data = {"user": req.get("user"), "meta": req.get("meta"), "tenant": request.headers.get("X-Tenant")}
         return JsonResponse({"result": {"data": data}})
     if method == "slow":
-        time.sleep(2)
+        time.sleep(3)
         return JsonResponse({"result": {"data": {"late": True}}})
     if method == "fail":
         return JsonResponse({"error": {"code": 1003, "message": "rpc failed"}})

@@ -175,8 +175,9 @@ test('disconnected when the refresh proxy says so: expired (3005) and disconnect
 });
 
 test('a backend slower than the timeout: error 100 while publications and pings keep flowing', async () => {
-  // maxServerPingDelay: the SDK reconnects if a server ping is 300 ms late (pings every 1 s).
-  const c = client(WS, { cookie: await login('erin'), maxServerPingDelay: 300 });
+  // maxServerPingDelay: the SDK reconnects if a server ping is 600 ms late (pings every
+  // 1 s), so pings held up by the 2.5 s call would show as a reconnect.
+  const c = client(WS, { cookie: await login('erin'), maxServerPingDelay: 600 });
   c.connect();
   await c.ready(WAIT_MS);
   // From here on, any reconnect (a late ping, 3008, 3012) is trouble.
@@ -196,14 +197,14 @@ test('a backend slower than the timeout: error 100 while publications and pings 
   );
   for (let n = 0; n < 5; n++) {
     await apiPublish('public:ticker', { n });
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 300));
   }
   const failed = await slow;
   assert.equal(failed.code, 100);
-  assert.ok(failed.at - started >= 1000, 'the call waited for the proxy timeout');
+  assert.ok(failed.at - started >= 2000, 'the call waited for the proxy timeout');
   assert.deepEqual(got.map((g) => g.n), [0, 1, 2, 3, 4]);
   assert.ok(got.every((g) => g.at < failed.at), 'publications arrived while the call waited');
-  // Past the 1.5 s timeout plus two more ping intervals: still connected, no 3008/3012.
+  // Past the 2.5 s timeout plus two more ping intervals: still connected, no 3008/3012.
   await new Promise((r) => setTimeout(r, 2200));
   assert.deepEqual([...trouble], []);
   assert.equal(c.state, 'connected');
