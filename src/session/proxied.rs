@@ -279,3 +279,6 @@ impl Session {
         self.push(Push::Unsubscribe { channel, reason: crate::protocol::UnsubscribeReason::Expired });
     }
 }
+
+#[cfg(test)]
+mod tests;
