@@ -140,3 +140,82 @@ async fn connect_and_rpc_errors_are_the_backends() {
     };
     assert_eq!((e.code(), e.message(), e.temporary()), (1003, "rpc failed", true));
 }
+
+fn setup_channels(url: &str) -> (Hub, Arc<Auth>) {
+    let text = format!(
+        "[[proxies]]\nname = \"sub\"\nendpoint = \"{url}/subscribe\"\n\
+         [[proxies]]\nname = \"refresh\"\nendpoint = \"{url}/sub_refresh\"\n\
+         [[proxies]]\nname = \"pub\"\nendpoint = \"{url}/publish\"\n\
+         [[channel.namespaces]]\nname = \"room\"\nsubscribe_proxy_enabled = true\nsubscribe_proxy_name = \"sub\"\n\
+         sub_refresh_proxy_enabled = true\nsub_refresh_proxy_name = \"refresh\"\n\
+         publish_proxy_enabled = true\npublish_proxy_name = \"pub\"\n\
+         [client]\nallow_anonymous_connect_without_token = true"
+    );
+    let config = Config::from_text(&text).expect("config").config;
+    let metrics = Arc::new(Metrics::default());
+    let (proxies, _) = crate::proxy::Proxies::from_config(&config, metrics.clone()).expect("proxies");
+    let auth = Auth::from_config(&config.client).expect("auth").with_proxies(proxies);
+    (Hub::new(Arc::new(config), MemoryBroker::new(), metrics), auth)
+}
+
+#[tokio::test]
+async fn subscribe_and_sub_refresh_proxies_decide_the_subscription_and_its_life() {
+    let answers = Arc::new(Mutex::new(json!({
+        "subscribe": {"result": {"data": {"welcome": 1}, "info": {"role": "guest"}, "expire_at": T0_S + 30}},
+        "sub_refresh": {"result": {"expire_at": T0_S + 90}},
+        "publish": {"result": {"data": {"rewritten": true}, "skip_history": true}},
+    })));
+    let url = backend(answers.clone()).await;
+    let (hub, auth) = setup_channels(&url);
+    let outbox = Outbox::new(1 << 20);
+    let mut s = Session::new(hub.clone(), auth, outbox.clone(), WS, T0);
+    s.handle(connect(), T0).await.expect("anonymous connect");
+    let sub = Command {
+        id: 2,
+        body: CommandBody::Subscribe(crate::protocol::SubscribeRequest { channel: "room:1".into(), ..Default::default() }),
+    };
+    s.handle(sub, T0).await.expect("subscribe");
+    let r = replies(&outbox);
+    let ReplyBody::Subscribe(result) = &r[1].body else { panic!("{r:?}") };
+    assert_eq!(result.data.as_deref(), Some(&br#"{"welcome":1}"#[..]));
+    // The sub_refresh proxy renews it: nothing for the client to refresh.
+    assert!(!result.expiry.expires);
+    assert_eq!(s.next_deadline(), (T0_S + 30) * 1000);
+
+    // The publish proxy rewrites what subscribers get.
+    let publish = Command {
+        id: 3,
+        body: CommandBody::Publish(crate::protocol::PublishRequest { channel: "room:1".into(), data: Some("{\"x\":1}".into()) }),
+    };
+    s.handle(publish, T0).await.expect("publish");
+    let mut out = Vec::new();
+    let _ = outbox.drain(&mut out);
+    let delivered = out.iter().find_map(|o| match o {
+        Outgoing::Publication(p) => Some(p.publication.data.clone()),
+        _ => None,
+    });
+    assert_eq!(delivered.as_deref(), Some(&br#"{"rewritten":true}"#[..]));
+
+    s.tick(T0 + 30_000).await.expect("renewed");
+    assert_eq!(s.next_deadline(), (T0_S + 90) * 1000);
+    answers.lock().expect("lock")["sub_refresh"] = json!({"result": {"expired": true}});
+    s.tick(T0 + 90_000).await.expect("the connection stays");
+    let mut out = Vec::new();
+    let _ = outbox.drain(&mut out);
+    assert!(
+        out.iter().any(|o| matches!(o, Outgoing::Push(p) if matches!(&**p, Push::Unsubscribe { channel, reason: crate::protocol::UnsubscribeReason::Expired } if channel == "room:1"))),
+        "{out:?}"
+    );
+    assert_eq!(s.channels().count(), 0);
+
+    // Refused by the backend: its error, and no subscription.
+    answers.lock().expect("lock")["subscribe"] = json!({"error": {"code": 103, "message": "permission denied"}});
+    let again = Command {
+        id: 4,
+        body: CommandBody::Subscribe(crate::protocol::SubscribeRequest { channel: "room:2".into(), ..Default::default() }),
+    };
+    s.handle(again, T0 + 91_000).await.expect("answered");
+    let r = replies(&outbox);
+    assert!(matches!(r.last().map(|r| &r.body), Some(ReplyBody::Error(e)) if e.code() == 103), "{r:?}");
+    assert_eq!(s.channels().count(), 0);
+}
