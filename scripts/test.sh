@@ -29,6 +29,8 @@ BROWSER_JS_DIR="tests/browser"
 # The browser SDK and demo page: typescript (build) and playwright-core (demo tests).
 WEB_CLIENT_DIR="web-client"
 PY_REQUIREMENTS="tests/interop/python/requirements.txt"
+# The Django app tests/proxy.rs runs as the backend of the proxies.
+PROXY_REQUIREMENTS="tests/proxy/requirements.txt"
 
 log() { printf '\n==> %s\n' "$*"; }
 die() { printf '\nscripts/test.sh: %s\n' "$*" >&2; exit 1; }
@@ -112,21 +114,22 @@ PY
 }
 
 ensure_python_deps() {
+  local requirements="${1:-$PY_REQUIREMENTS}"
   command -v python3 >/dev/null 2>&1 || die "python3 not found (Python 3.11 + pip expected on the machine)"
   if ! python3 -m pip --version >/dev/null 2>&1; then
     ensure_apt_packages python3-pip
   fi
-  if python_pins_satisfied "$PY_REQUIREMENTS"; then
-    log "pip: $PY_REQUIREMENTS already satisfied"
+  if python_pins_satisfied "$requirements"; then
+    log "pip: $requirements already satisfied"
     return 0
   fi
-  log "pip install -r $PY_REQUIREMENTS"
+  log "pip install -r $requirements"
   # The packages go where `python3 -m pytest` (run by tests/interop.rs) finds
   # them; on a Debian-managed python3 that needs --break-system-packages, which
   # PIP_BREAK_SYSTEM_PACKAGES gives without failing on older pips.
   PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --disable-pip-version-check \
-    --root-user-action=ignore -q -r "$PY_REQUIREMENTS"
-  python_pins_satisfied "$PY_REQUIREMENTS" || die "pip install did not give the pinned versions of $PY_REQUIREMENTS"
+    --root-user-action=ignore -q -r "$requirements"
+  python_pins_satisfied "$requirements" || die "pip install did not give the pinned versions of $requirements"
 }
 
 # --- set-up (a failure here stops everything) --------------------------------
@@ -136,7 +139,8 @@ fi
 ensure_js_deps "$JS_DIR"
 ensure_js_deps "$BROWSER_JS_DIR"
 ensure_js_deps "$WEB_CLIENT_DIR"
-ensure_python_deps
+ensure_python_deps "$PY_REQUIREMENTS"
+ensure_python_deps "$PROXY_REQUIREMENTS"
 
 # --- checks (all run; the summary lists each) --------------------------------
 STEP_NAMES=()

@@ -13,9 +13,14 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+mod proxy;
 mod redis;
 mod v5;
 
+pub use proxy::{
+    ChannelProxies, ClientEventProxy, ClientProxies, NamedProxy, ProxyEndpoint, ProxyHttp, RpcConfig, RpcNamespace, RpcOptions,
+    RpcPing,
+};
 pub use redis::{RedisAddress, RedisEngine, RedisTls, RedisTopology};
 
 /// A configuration problem, naming the key at fault.
@@ -191,6 +196,10 @@ pub struct Config {
     /// The client UDP port: one QUIC endpoint for WebTransport (ALPN `h3`) and raw QUIC
     /// (ALPN `tidewire/1`).
     pub quic: QuicConfig,
+    /// Client RPC: routing methods to proxies, the built-in ping.
+    pub rpc: RpcConfig,
+    /// Named proxies, referred to by `*_proxy_name` (see `crate::proxy`).
+    pub proxies: Vec<NamedProxy>,
     /// Demo mode (`demo.enabled`, off by default; `tidewire serve` without a config file
     /// turns it on): the demo page at `/`, `GET /demo/token?user=NAME` minting tokens for
     /// anyone (development only), the namespaces the page needs and a stats ticker.
@@ -496,6 +505,8 @@ pub struct ClientConfig {
     pub connection_limit: usize,
     /// Interval at which connections refresh their presence. Default 27s.
     pub presence_update_interval: Dur,
+    /// Connect and refresh proxies (`client.proxy.connect`, `client.proxy.refresh`).
+    pub proxy: ClientProxies,
 }
 
 impl Default for ClientConfig {
@@ -519,6 +530,7 @@ impl Default for ClientConfig {
             user_connection_limit: 0,
             connection_limit: crate::fd_limit::default_connection_limit(),
             presence_update_interval: Dur::secs(27),
+            proxy: ClientProxies::default(),
         }
     }
 }
@@ -584,6 +596,19 @@ pub struct ChannelOptions {
     /// With `batch_max_delay`: send as soon as this many messages are held (0: no count
     /// limit, the delay alone decides).
     pub batch_max_size: usize,
+    /// Ask the subscribe proxy whether a client may subscribe (instead of the `allow_*`
+    /// options; a subscription token still wins).
+    pub subscribe_proxy_enabled: bool,
+    /// Which proxy: a `proxies[]` name, or `default` (`channel.proxy.subscribe`) when empty.
+    pub subscribe_proxy_name: String,
+    /// Ask the publish proxy whether a client may publish (it may rewrite the data).
+    pub publish_proxy_enabled: bool,
+    /// Which proxy (`default`: `channel.proxy.publish`).
+    pub publish_proxy_name: String,
+    /// Ask the sub_refresh proxy when a subscription's `expire_at` comes.
+    pub sub_refresh_proxy_enabled: bool,
+    /// Which proxy (`default`: `channel.proxy.sub_refresh`).
+    pub sub_refresh_proxy_name: String,
 }
 
 /// One entry of `channel.namespaces`.
@@ -617,6 +642,8 @@ pub struct ChannelConfig {
     pub without_namespace: ChannelOptions,
     /// Namespaces.
     pub namespaces: Vec<Namespace>,
+    /// The channel proxies namespaces call `default`.
+    pub proxy: ChannelProxies,
 }
 
 impl Default for ChannelConfig {
@@ -630,6 +657,7 @@ impl Default for ChannelConfig {
             history_meta_ttl: Dur::secs(720 * 3600),
             without_namespace: ChannelOptions::default(),
             namespaces: Vec::new(),
+            proxy: ChannelProxies::default(),
         }
     }
 }
@@ -1111,23 +1139,29 @@ mod tests {
             port = 9001
             [client.token]
             hmac_secret_key = "s"
-            [client.proxy]
-            connect = true
+            [client.proxy.connect]
+            enabled = true
+            endpoint = "http://127.0.0.1:9/connect"
+            grpc_metadata = ["x"]
             [channel.without_namespace]
             allow_subscribe_for_client = true
             [[channel.namespaces]]
             name = "chat"
             presence = true
             subscribe_proxy_enabled = true
+            subscribe_stream_proxy_enabled = true
             [admin]
             enabled = true
         "#;
         let loaded = Config::from_text(text).expect("loads");
         assert_eq!(loaded.config.http_server.port, 9001);
         assert!(loaded.config.channel.namespaces[0].options.presence);
+        assert!(loaded.config.channel.namespaces[0].options.subscribe_proxy_enabled);
+        assert!(loaded.config.client.proxy.connect.enabled);
+        assert_eq!(loaded.config.client.proxy.connect.proxy.timeout, Dur::secs(1));
         assert_eq!(
             loaded.unknown_keys,
-            vec!["admin", "channel.namespaces[0].subscribe_proxy_enabled", "client.proxy"]
+            vec!["admin", "channel.namespaces[0].subscribe_stream_proxy_enabled", "client.proxy.connect.grpc_metadata"]
         );
     }
 

@@ -6,6 +6,8 @@
 //! - [`hub`]: channels, subscriptions, fan-out, the connection index, the [`hub::Broker`] port.
 //! - [`broker`]: engines behind that port (memory).
 //! - [`session`]: one connection's state machine, sans I/O, driven with `now`.
+//! - [`proxy`]: calls to the application backend (connect, refresh, subscribe, publish,
+//!   sub_refresh, rpc) over HTTP, as Centrifugo's proxies make them.
 //! - [`auth`]: JWT verification.
 //! - [`transport`]: moves bytes between sockets and sessions: one connection loop (the
 //!   driver) for every transport, each of which is framing only (WebSocket, HTTP-streaming
@@ -23,7 +25,8 @@
 //! # Dependency rules (checked by `tests/architecture.rs`)
 //! - `protocol` depends on nothing of ours.
 //! - `hub` depends on `config`, `metrics` and `protocol` only; it owns the `Broker` trait and `broker` implements it.
-//! - `session` depends on `hub`, `protocol`, `auth` (and `config`, `metrics`, `log` for rate-limited lines).
+//! - `session` depends on `hub`, `protocol`, `auth`, `proxy` (and `config`, `metrics`, `log` for rate-limited lines).
+//! - `proxy` depends on `config`, `protocol`, `auth` (override types), `metrics` and `log`; never on `session`, `hub` or a transport.
 //! - `transport` and `api` depend on `session`/`hub`/`protocol`, never on `broker`.
 //! - Only `server` names concrete brokers and listeners.
 //! - `web` depends on `hub`, `config`, `auth` (token minting) and `metrics`; never on a transport or `broker`.
@@ -39,6 +42,7 @@ pub mod hub;
 pub mod log;
 pub mod metrics;
 pub mod protocol;
+pub mod proxy;
 pub mod server;
 pub mod session;
 pub mod tls;

@@ -149,6 +149,13 @@ fn main() -> anyhow::Result<()> {
             for key in &loaded.unknown_keys {
                 println!("warning: {key} is not supported by Tidewire and would be ignored");
             }
+            // Proxy names and endpoints are checked as `serve` checks them.
+            let metrics = std::sync::Arc::new(tidewire::metrics::Metrics::default());
+            let (_, warnings) =
+                tidewire::proxy::Proxies::from_config(&loaded.config, metrics).map_err(|e| anyhow::anyhow!("{e}"))?;
+            for warning in &warnings {
+                println!("warning: {warning}");
+            }
             println!("{}: ok", path.display());
             Ok(())
         }

@@ -73,6 +73,85 @@ pub struct Metrics {
     pub api_errors: Labeled,
     /// The engine's calls and PUB/SUB traffic.
     pub engine: engine::EngineMetrics,
+    /// Calls to application backends, per proxy and event.
+    pub proxies: ProxyMetrics,
+}
+
+/// Upper bounds of the proxy duration histogram's buckets, in seconds: a backend answers
+/// in milliseconds; the default timeout is 1 s.
+pub const PROXY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+/// Counters of one proxy's calls for one event.
+#[derive(Debug, Default)]
+pub struct ProxyStats {
+    /// Calls under way.
+    pub in_flight: AtomicI64,
+    /// Calls that failed (timeout, transport, status, bad answer), by kind.
+    pub errors: Labeled,
+    /// Calls per [`PROXY_BUCKETS`] bucket (non-cumulative; one more for +Inf).
+    buckets: [AtomicU64; PROXY_BUCKETS.len() + 1],
+    /// Calls finished.
+    count: AtomicU64,
+    /// Sum of their durations, in µs.
+    sum_us: AtomicU64,
+}
+
+impl ProxyStats {
+    /// Records a finished call.
+    pub fn observe(&self, took: std::time::Duration) {
+        let secs = took.as_secs_f64();
+        let i = PROXY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(PROXY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+/// Proxy stats keyed by (proxy name, event); entries are made at start, one per configured pair.
+#[derive(Debug, Default)]
+pub struct ProxyMetrics(Mutex<BTreeMap<(String, String), std::sync::Arc<ProxyStats>>>);
+
+impl ProxyMetrics {
+    /// The stats of `proxy` for `event` (made on first use).
+    pub fn stats(&self, proxy: &str, event: &str) -> std::sync::Arc<ProxyStats> {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry((proxy.to_owned(), event.to_owned())).or_default().clone()
+    }
+
+    fn render(&self, out: &mut String) {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if map.is_empty() {
+            return;
+        }
+        let esc = |s: &str| s.replace(['"', '\\', '\n'], "_");
+        let name = "tidewire_proxy_request_duration_seconds";
+        let _ = writeln!(out, "# HELP {name} Duration of calls to application backends.\n# TYPE {name} histogram");
+        for ((proxy, event), st) in &map {
+            let labels = format!("proxy=\"{}\",event=\"{}\"", esc(proxy), esc(event));
+            let mut cumulative = 0;
+            for (i, b) in PROXY_BUCKETS.iter().enumerate() {
+                cumulative += st.buckets[i].load(Ordering::Relaxed);
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {cumulative}");
+            }
+            let count = st.count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+            let sum = st.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}\n{name}_count{{{labels}}} {count}");
+        }
+        let name = "tidewire_proxy_requests_in_flight";
+        let _ = writeln!(out, "# HELP {name} Calls to application backends under way.\n# TYPE {name} gauge");
+        for ((proxy, event), st) in &map {
+            let v = st.in_flight.load(Ordering::Relaxed).max(0);
+            let _ = writeln!(out, "{name}{{proxy=\"{}\",event=\"{}\"}} {v}", esc(proxy), esc(event));
+        }
+        let name = "tidewire_proxy_request_errors_total";
+        let _ = writeln!(out, "# HELP {name} Calls to application backends that failed.\n# TYPE {name} counter");
+        for ((proxy, event), st) in &map {
+            for (kind, v) in st.errors.snapshot() {
+                let _ = writeln!(out, "{name}{{proxy=\"{}\",event=\"{}\",kind=\"{}\"}} {v}", esc(proxy), esc(event), esc(&kind));
+            }
+        }
+    }
 }
 
 impl Metrics {
@@ -143,6 +222,7 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }
         self.engine.render(&mut out);
+        self.proxies.render(&mut out);
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
@@ -164,5 +244,24 @@ mod tests {
         assert!(text.contains("tidewire_transport_messages_sent_total{transport=\"websocket\"} 3\n"));
         assert!(text.contains("tidewire_client_commands_total{command=\"connect\"} 2\n"));
         assert!(text.contains("# TYPE tidewire_channels gauge\ntidewire_channels 5\n"));
+        assert!(!text.contains("tidewire_proxy"), "no proxy series without proxies");
+    }
+
+    #[test]
+    fn renders_proxy_histogram_errors_and_in_flight() {
+        let m = Metrics::default();
+        let st = m.proxies.stats("django", "connect");
+        st.observe(std::time::Duration::from_millis(3));
+        st.observe(std::time::Duration::from_secs(2));
+        st.errors.inc("timeout");
+        st.in_flight.fetch_add(1, Ordering::Relaxed);
+        let text = m.render(&[]);
+        let l = "proxy=\"django\",event=\"connect\"";
+        assert!(text.contains(&format!("tidewire_proxy_request_duration_seconds_bucket{{{l},le=\"0.001\"}} 0\n")), "{text}");
+        assert!(text.contains(&format!("tidewire_proxy_request_duration_seconds_bucket{{{l},le=\"0.005\"}} 1\n")));
+        assert!(text.contains(&format!("tidewire_proxy_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} 2\n")));
+        assert!(text.contains(&format!("tidewire_proxy_request_duration_seconds_count{{{l}}} 2\n")));
+        assert!(text.contains(&format!("tidewire_proxy_requests_in_flight{{{l}}} 1\n")));
+        assert!(text.contains(&format!("tidewire_proxy_request_errors_total{{{l},kind=\"timeout\"}} 1\n")));
     }
 }

@@ -131,8 +131,12 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         );
     }
     let config = Arc::new(config);
-    let auth = Auth::from_config(&config.client).map_err(StartError::Config)?;
     let metrics = Arc::new(Metrics::default());
+    let (proxies, warnings) = crate::proxy::Proxies::from_config(&config, metrics.clone()).map_err(StartError::Config)?;
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    let auth = Auth::from_config(&config.client).map_err(StartError::Config)?.with_proxies(proxies);
     let broker = engine(&config, metrics.clone()).await?;
     let hub = Hub::new(config.clone(), broker, metrics);
     hub.start();

@@ -7,7 +7,8 @@ use std::path::Path;
 const RULES: &[(&str, &[&str])] = &[
     ("protocol", &["protocol"]),
     ("hub", &["hub", "config", "metrics", "protocol"]),
-    ("session", &["session", "hub", "protocol", "auth", "config", "metrics", "log"]),
+    ("session", &["session", "hub", "protocol", "auth", "proxy", "config", "metrics", "log"]),
+    ("proxy", &["proxy", "config", "protocol", "auth", "metrics", "log"]),
     ("auth", &["auth", "config"]),
     ("transport", &["transport", "session", "hub", "protocol", "config", "metrics", "log"]),
     ("api", &["api", "session", "hub", "protocol", "config", "metrics", "log"]),

@@ -109,11 +109,28 @@ const V5_KEYS: &[(&str, Shape, &str)] = &[
     ("engine", Shape::Str, "engine.type"),
     ("redis_address", Shape::Any, "engine.redis.address"),
     ("redis_prefix", Shape::Any, "engine.redis.prefix"),
-    ("proxy_connect_endpoint", Shape::Any, "proxies[] + client.proxy.connect"),
-    ("proxy_refresh_endpoint", Shape::Any, "proxies[] + client.proxy.refresh"),
-    ("proxy_subscribe_endpoint", Shape::Any, "proxies[] + channel.*.subscribe_proxy_name"),
-    ("proxy_publish_endpoint", Shape::Any, "proxies[] + channel.*.publish_proxy_name"),
-    ("proxy_rpc_endpoint", Shape::Any, "proxies[] + rpc"),
+    // Proxies: v5 had one flat set of proxy_* keys (and a "granular proxy mode"); v6 has
+    // per-event proxy objects and named `proxies[]`.
+    ("proxy_connect_endpoint", Shape::Any, "client.proxy.connect.endpoint (+ client.proxy.connect.enabled)"),
+    ("proxy_connect_timeout", Shape::Any, "client.proxy.connect.timeout"),
+    ("proxy_refresh_endpoint", Shape::Any, "client.proxy.refresh.endpoint (+ client.proxy.refresh.enabled)"),
+    ("proxy_refresh_timeout", Shape::Any, "client.proxy.refresh.timeout"),
+    ("proxy_subscribe_endpoint", Shape::Any, "channel.proxy.subscribe.endpoint"),
+    ("proxy_subscribe_timeout", Shape::Any, "channel.proxy.subscribe.timeout"),
+    ("proxy_subscribe", Shape::Any, "channel.*.subscribe_proxy_enabled"),
+    ("proxy_publish_endpoint", Shape::Any, "channel.proxy.publish.endpoint"),
+    ("proxy_publish_timeout", Shape::Any, "channel.proxy.publish.timeout"),
+    ("proxy_publish", Shape::Any, "channel.*.publish_proxy_enabled"),
+    ("proxy_sub_refresh_endpoint", Shape::Any, "channel.proxy.sub_refresh.endpoint"),
+    ("proxy_sub_refresh_timeout", Shape::Any, "channel.proxy.sub_refresh.timeout"),
+    ("proxy_sub_refresh", Shape::Any, "channel.*.sub_refresh_proxy_enabled"),
+    ("proxy_rpc_endpoint", Shape::Any, "rpc.proxy.endpoint (+ rpc.without_namespace.proxy_enabled)"),
+    ("proxy_rpc_timeout", Shape::Any, "rpc.proxy.timeout"),
+    ("proxy_http_headers", Shape::Any, "<proxy>.http_headers"),
+    ("proxy_static_http_headers", Shape::Any, "<proxy>.http.static_headers"),
+    ("proxy_binary_encoding", Shape::Any, "<proxy>.binary_encoding"),
+    ("proxy_include_connection_meta", Shape::Any, "<proxy>.include_connection_meta"),
+    ("granular_proxy_mode", Shape::Any, "proxies[] (named proxies; v6 has no granular mode switch)"),
 ];
 
 /// The v5-style keys at the top level of `file`, each with its v6 name, in table order.

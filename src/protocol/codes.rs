@@ -36,6 +36,50 @@ pub enum ClientError {
     TooManyRequests,
     /// 112: the requested stream position cannot be served.
     UnrecoverablePosition,
+    /// An application's own error, as its backend (a proxy) answered it: code (400–1999
+    /// by convention), message and whether the client may retry. Messages are interned
+    /// ([`ClientError::app`]) so the type stays `Copy` for every codec.
+    App {
+        /// The backend's code.
+        code: u32,
+        /// The backend's message.
+        message: &'static str,
+        /// The backend's `temporary` flag.
+        temporary: bool,
+    },
+}
+
+/// Distinct application error messages kept (a backend has a handful; past this many
+/// the rest share [`APP_MESSAGE_OVERFLOW`]): bounds what interning can ever hold.
+const MAX_APP_MESSAGES: usize = 1024;
+
+/// Longest application error message kept, in bytes (longer ones are cut at a char
+/// boundary): a message is for humans and must fit a reply comfortably.
+const MAX_APP_MESSAGE_LEN: usize = 256;
+
+/// The message of an application error once [`MAX_APP_MESSAGES`] distinct ones are kept.
+const APP_MESSAGE_OVERFLOW: &str = "application error";
+
+fn intern(message: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static KEPT: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut end = message.len().min(MAX_APP_MESSAGE_LEN);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let message = &message[..end];
+    let mut kept = KEPT.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(m) = kept.get(message) {
+        return m;
+    }
+    if kept.len() >= MAX_APP_MESSAGES {
+        return APP_MESSAGE_OVERFLOW;
+    }
+    // Bounded above: at most MAX_APP_MESSAGES × MAX_APP_MESSAGE_LEN bytes, ever.
+    let leaked: &'static str = Box::leak(message.to_owned().into_boxed_str());
+    kept.insert(leaked);
+    leaked
 }
 
 impl ClientError {
@@ -55,6 +99,7 @@ impl ClientError {
             Self::Expired => 110,
             Self::TooManyRequests => 111,
             Self::UnrecoverablePosition => 112,
+            Self::App { code, .. } => code,
         }
     }
 
@@ -74,12 +119,21 @@ impl ClientError {
             Self::Expired => "expired",
             Self::TooManyRequests => "too many requests",
             Self::UnrecoverablePosition => "unrecoverable position",
+            Self::App { message, .. } => message,
         }
     }
 
     /// Whether SDKs may retry the same command.
     pub fn temporary(self) -> bool {
-        matches!(self, Self::Internal | Self::TooManyRequests)
+        match self {
+            Self::App { temporary, .. } => temporary,
+            _ => matches!(self, Self::Internal | Self::TooManyRequests),
+        }
+    }
+
+    /// An application error (a backend's `error {code, message, temporary}`).
+    pub fn app(code: u32, message: &str, temporary: bool) -> Self {
+        Self::App { code, message: intern(message), temporary }
     }
 
     /// HTTP status for the server API's "transport" error mode.

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-
 use super::{Session, State, Sub, VERSION};
 use crate::auth::TokenError;
 use crate::auth::jwt::SubOverride;
@@ -11,6 +10,10 @@ use crate::protocol::{ClientError, ConnectRequest, ConnectResult, Disconnect, Ex
 
 impl Session {
     pub(super) fn expiry(&self, now_ms: u64) -> Expiry {
+        if self.server_refresh() {
+            // The refresh proxy renews it: the client has nothing to refresh.
+            return Expiry::default();
+        }
         match self.expire_at {
             Some(at) => Expiry { expires: true, ttl: at.saturating_sub(now_ms / 1000).min(u64::from(u32::MAX)) as u32 },
             None => Expiry::default(),
@@ -29,6 +32,7 @@ impl Session {
             return Ok(());
         }
         let cfg = self.hub.config().client.clone();
+        let mut connect_data = None;
         let claims = if !req.token.is_empty() {
             match self.auth.connect.connect(&req.token, now_ms / 1000) {
                 Ok(c) => {
@@ -49,6 +53,22 @@ impl Session {
                     return Err(Disconnect::INVALID_TOKEN);
                 }
             }
+        } else if self.connect_proxied() {
+            match self.proxy_connect(&req).await {
+                Ok((claims, data)) => {
+                    connect_data = data;
+                    claims
+                }
+                Err(super::subscribe::Refusal::Reply(e)) => {
+                    // As a refused token: the reply (100 when the backend gave no answer,
+                    // else its own error), then this connection is done.
+                    self.error(id, e);
+                    self.state = State::Failed;
+                    self.failed_ms = now_ms;
+                    return Ok(());
+                }
+                Err(super::subscribe::Refusal::Close(d)) => return Err(d),
+            }
         } else if cfg.insecure || cfg.allow_anonymous_connect_without_token {
             crate::auth::ConnectClaims::default()
         } else {
@@ -56,6 +76,7 @@ impl Session {
         };
         self.user = claims.user;
         self.conn_info = claims.info;
+        self.keep_meta(claims.meta);
         self.expire_at = super::capped_expiry(claims.expire_at, now_ms);
         self.hub
             .register(ConnEntry {
@@ -74,7 +95,11 @@ impl Session {
         for channel in claims.channels {
             server_subs.entry(channel).or_insert_with(|| (Sub { server_side: true, ..Default::default() }, SubOverride::default()));
         }
+        let mut sub_data = Vec::new();
         for (channel, claim) in claims.subs {
+            if let Some(data) = claim.data {
+                sub_data.push((channel.clone(), data));
+            }
             let sub = Sub { server_side: true, chan_info: claim.info, ..Default::default() };
             server_subs.insert(channel, (sub, claim.overrides));
         }
@@ -82,14 +107,19 @@ impl Session {
             return Err(Disconnect::CHANNEL_LIMIT);
         }
         let subs = server_subs.into_iter().map(|(ch, (sub, o))| (ch, sub, o)).collect();
-        let (results, pending) = self.connect_subscriptions(subs, &req.subs).await?;
+        let (mut results, pending) = self.connect_subscriptions(subs, &req.subs).await?;
+        for (channel, data) in sub_data {
+            if let Some(r) = results.get_mut(&channel) {
+                r.data = Some(data);
+            }
+        }
 
         let ping = cfg.ping_interval.0.as_secs().max(1) as u32;
         let result = ConnectResult {
             client: self.client.clone(),
             version: VERSION.into(),
             expiry: self.expiry(now_ms),
-            data: None,
+            data: connect_data,
             subs: results,
             ping,
             pong: self.pong_expected(),

@@ -10,6 +10,7 @@
 
 mod connect;
 pub mod heartbeat;
+mod proxied;
 mod subscribe;
 #[cfg(test)]
 mod tests;
@@ -65,13 +66,15 @@ pub struct TransportInfo {
     pub emulation: bool,
 }
 
-/// Verifiers shared by every session.
+/// Verifiers and backend proxies shared by every session.
 #[derive(Debug, Clone)]
 pub struct Auth {
     /// Connection tokens.
     pub connect: Verifier,
     /// Subscription tokens.
     pub subscribe: Verifier,
+    /// The application backend's proxies (none configured: `None`).
+    pub proxies: Option<Arc<crate::proxy::Proxies>>,
 }
 
 impl Auth {
@@ -83,7 +86,17 @@ impl Auth {
         } else {
             connect.clone()
         };
-        Ok(Arc::new(Self { connect, subscribe }))
+        Ok(Arc::new(Self { connect, subscribe, proxies: None }))
+    }
+
+    /// These verifiers with the backend proxies (kept only when some are configured).
+    pub fn with_proxies(self: Arc<Self>, proxies: crate::proxy::Proxies) -> Arc<Self> {
+        if proxies.is_empty() {
+            return self;
+        }
+        let mut me = Arc::unwrap_or_clone(self);
+        me.proxies = Some(Arc::new(proxies));
+        Arc::new(me)
     }
 }
 
@@ -132,6 +145,11 @@ pub struct Session {
     failed_ms: u64,
     /// When the presence entries are next refreshed (0: not scheduled yet).
     next_presence_ms: u64,
+    /// Headers and meta for proxy calls (boxed: only connections of a node with proxies
+    /// pay for it).
+    backend: Option<Box<proxied::Backend>>,
+    /// The client speaks a binary protocol (the proxies' `protocol: protobuf`).
+    binary_protocol: bool,
 }
 
 impl Session {
@@ -142,7 +160,6 @@ impl Session {
             client: uuid::Uuid::new_v4().to_string(),
             session_id: uuid::Uuid::new_v4().to_string(),
             hub,
-            auth,
             outbox,
             transport,
             state: State::Connecting,
@@ -154,6 +171,9 @@ impl Session {
             created_ms: now_ms,
             failed_ms: 0,
             next_presence_ms: 0,
+            backend: auth.proxies.as_ref().map(|_| Box::default()),
+            binary_protocol: false,
+            auth,
         }
     }
 
@@ -229,15 +249,12 @@ impl Session {
             CommandBody::Connect(_) => return Err(Disconnect::BAD_REQUEST),
             CommandBody::Subscribe(req) => return self.subscribe(id, req, now_ms).await,
             CommandBody::Unsubscribe(req) => self.unsubscribe(id, &req.channel).await,
-            CommandBody::Publish(req) => self.publish(id, req).await,
+            CommandBody::Publish(req) => return self.publish(id, req).await,
             CommandBody::Presence(req) => self.presence(id, &req.channel, false).await,
             CommandBody::PresenceStats(req) => self.presence(id, &req.channel, true).await,
             CommandBody::History(req) => self.history(id, req).await,
             CommandBody::Ping => self.reply(id, ReplyBody::Ping),
-            // No RPC proxy exists here, so no RPC handler is registered: the centrifuge core
-            // answers 108 "not available" then (104 is for a method no handler matches).
-            CommandBody::Rpc(req) if too_deep(req.data.as_ref()) => self.error(id, ClientError::BadRequest),
-            CommandBody::Rpc(_) => self.error(id, ClientError::NotAvailable),
+            CommandBody::Rpc(req) => return self.rpc(id, req).await,
             // Centrifugo OSS registers no `send` handler and disconnects.
             CommandBody::Send(_) => return Err(Disconnect::NOT_AVAILABLE),
             CommandBody::Refresh(req) => return self.refresh(id, &req.token, now_ms),
@@ -301,49 +318,53 @@ impl Session {
         }
     }
 
-    async fn publish(&mut self, id: u32, req: crate::protocol::PublishRequest) {
+    async fn publish(&mut self, id: u32, req: crate::protocol::PublishRequest) -> Result<(), Disconnect> {
         let (_, resolved) = match self.hub.channels().parse(&req.channel) {
             Ok(v) => v,
             Err(e) => {
                 self.error(id, e.client_error());
-                return;
+                return Ok(());
             }
         };
         let Some(data) = req.data.filter(|d| !too_deep(Some(d))) else {
             // Missing, or nested past MAX_JSON_DEPTH: relayed verbatim, it could break
             // every subscriber's parser.
             self.error(id, ClientError::BadRequest);
-            return;
+            return Ok(());
         };
         let o = &resolved.options;
-        let identified = !self.user.is_empty() || o.allow_publish_for_anonymous;
         let sub = self.subs.get(&req.channel);
-        let allowed = self.hub.config().client.insecure
-            || (o.allow_publish_for_client && identified)
-            || (o.allow_publish_for_subscriber && sub.is_some() && identified);
-        if !allowed {
-            self.error(id, ClientError::PermissionDenied);
-            return;
-        }
         let info = crate::protocol::ClientInfo {
             user: self.user.clone(),
             client: self.client.clone(),
             conn_info: self.conn_info.clone(),
             chan_info: sub.and_then(|s| s.chan_info.clone()),
         };
-        let result = self
-            .hub
-            .publish(crate::hub::PublishRequest {
-                channel: req.channel,
-                data,
-                info: Some(info),
-                ..Default::default()
-            })
-            .await;
-        match result {
+        // A publish proxy decides instead of the allow_publish_* options.
+        let request = match self.proxy_publish(&req.channel, data.clone(), o).await {
+            Some(Ok(r)) => crate::hub::PublishRequest { info: Some(info), ..r },
+            Some(Err(subscribe::Refusal::Reply(e))) => {
+                self.error(id, e);
+                return Ok(());
+            }
+            Some(Err(subscribe::Refusal::Close(d))) => return Err(d),
+            None => {
+                let identified = !self.user.is_empty() || o.allow_publish_for_anonymous;
+                let allowed = self.hub.config().client.insecure
+                    || (o.allow_publish_for_client && identified)
+                    || (o.allow_publish_for_subscriber && sub.is_some() && identified);
+                if !allowed {
+                    self.error(id, ClientError::PermissionDenied);
+                    return Ok(());
+                }
+                crate::hub::PublishRequest { channel: req.channel, data, info: Some(info), ..Default::default() }
+            }
+        };
+        match self.hub.publish(request).await {
             Ok(_) => self.reply(id, ReplyBody::Publish),
             Err(e) => self.error(id, e.client_error()),
         }
+        Ok(())
     }
 
     /// Applies a server API action routed to this connection.
@@ -399,19 +420,30 @@ impl Session {
             State::Connected => {}
         }
         let now_s = now_ms / 1000;
-        if self.expire_at.is_some_and(|at| now_s >= at.saturating_add(cfg.expired_close_delay.0.as_secs())) {
+        let grace = cfg.expired_sub_close_delay.0.as_secs();
+        let close_grace = cfg.expired_close_delay.0.as_secs();
+        if self.server_refresh() {
+            // The refresh proxy renews the connection when its expire_at comes.
+            if self.expire_at.is_some_and(|at| now_s >= at) {
+                self.proxy_refresh(now_ms).await?;
+            }
+        } else if self.expire_at.is_some_and(|at| now_s >= at.saturating_add(close_grace)) {
             return Err(Disconnect::EXPIRED);
         }
-        let grace = cfg.expired_sub_close_delay.0.as_secs();
-        let expired: Vec<String> = self
+        let due: Vec<String> = self
             .subs
             .iter()
-            .filter(|(_, s)| s.expire_at.is_some_and(|at| now_s >= at.saturating_add(grace)))
+            .filter(|(_, s)| s.expire_at.is_some_and(|at| now_s >= at))
             .map(|(ch, _)| ch.clone())
             .collect();
-        for channel in expired {
-            self.drop_subscription(&channel).await;
-            self.push(Push::Unsubscribe { channel, reason: crate::protocol::UnsubscribeReason::Expired });
+        for channel in due {
+            if self.sub_refresh_proxied(&channel) {
+                if !self.proxy_sub_refresh(&channel, now_ms).await? {
+                    self.end_expired(channel).await;
+                }
+            } else if self.subs.get(&channel).and_then(|s| s.expire_at).is_some_and(|at| now_s >= at.saturating_add(grace)) {
+                self.end_expired(channel).await;
+            }
         }
         if now_ms >= self.next_presence_ms {
             if self.next_presence_ms != 0 {
@@ -443,11 +475,14 @@ impl Session {
                 let mut next = u64::MAX;
                 let to_ms = |at: u64, grace: u64| at.saturating_add(grace).saturating_mul(1000);
                 if let Some(at) = self.expire_at {
-                    next = next.min(to_ms(at, cfg.expired_close_delay.0.as_secs()));
+                    let grace = if self.server_refresh() { 0 } else { cfg.expired_close_delay.0.as_secs() };
+                    next = next.min(to_ms(at, grace));
                 }
-                for s in self.subs.values() {
+                let proxied = self.auth.proxies.is_some();
+                for (channel, s) in &self.subs {
                     if let Some(at) = s.expire_at {
-                        next = next.min(to_ms(at, cfg.expired_sub_close_delay.0.as_secs()));
+                        let grace = if proxied && self.sub_refresh_proxied(channel) { 0 } else { cfg.expired_sub_close_delay.0.as_secs() };
+                        next = next.min(to_ms(at, grace));
                     }
                 }
                 if self.subs.values().any(|s| s.presence) {

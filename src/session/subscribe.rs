@@ -303,7 +303,11 @@ impl Session {
             self.error(id, ClientError::BadRequest);
             return Ok(());
         }
-        let (sub, overrides) = match self.authorize_subscribe(&req, now_ms) {
+        let decided = match self.proxy_subscribe(&req, now_ms).await {
+            Some(decided) => decided,
+            None => self.authorize_subscribe(&req, now_ms).map(|(sub, overrides)| (sub, overrides, None)),
+        };
+        let (sub, overrides, data) = match decided {
             Ok(v) => v,
             Err(Refusal::Reply(e)) => {
                 self.error(id, e);
@@ -320,10 +324,14 @@ impl Session {
             return Ok(());
         };
         let eff = Effective::new(resolved, &overrides, &req, self.may_presence(resolved, &req.channel, true));
-        let sub_expiry = expiry(sub.expire_at, now_ms);
+        // A subscription the sub_refresh proxy renews has nothing for the client to refresh.
+        let sub_expiry = if self.sub_refresh_proxied(&req.channel) { Expiry::default() } else { expiry(sub.expire_at, now_ms) };
         let channel = req.channel.clone();
         let answer = move |mut result: SubscribeResult| {
             result.expiry = sub_expiry;
+            if data.is_some() {
+                result.data = data;
+            }
             Outgoing::Reply(Box::new(Reply { id, body: ReplyBody::Subscribe(Box::new(result)) }))
         };
         if let Err(e) = self.establish(&channel, sub, eff, &req, answer).await {

@@ -362,7 +362,9 @@ fn open_with(ctx: Ctx, kind: Kind, codec: Codec, headers: &HeaderMap, commands: 
         return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
     }
     let (tx, rx) = mpsc::channel::<Bytes>(BODY_CHANNEL_CHUNKS);
-    tokio::spawn(run(ctx, kind, codec, commands, tx));
+    // The headers a backend proxy forwards (`http_headers`), kept for the connection.
+    let forwarded = ctx.auth.proxies.as_ref().map(|p| p.keep_headers(headers));
+    tokio::spawn(run(ctx, kind, codec, commands, tx, forwarded));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (Ok::<_, Infallible>(chunk), rx))
     }));
@@ -373,9 +375,19 @@ fn open_with(ctx: Ctx, kind: Kind, codec: Codec, headers: &HeaderMap, commands: 
 }
 
 /// Opens one streaming connection and hands it to the driver until it ends.
-async fn run(ctx: Ctx, kind: Kind, codec: Codec, commands: Vec<Command>, tx: mpsc::Sender<Bytes>) {
+async fn run(
+    ctx: Ctx,
+    kind: Kind,
+    codec: Codec,
+    commands: Vec<Command>,
+    tx: mpsc::Sender<Bytes>,
+    forwarded: Option<Vec<(http::HeaderName, http::HeaderValue)>>,
+) {
     let outbox = Outbox::new(ctx.hub.config().client.queue_max_size);
-    let session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), kind.info(), now_ms());
+    let mut session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), kind.info(), now_ms());
+    if let Some(headers) = forwarded {
+        session.set_forwarded_headers(headers);
+    }
     let session_id = session.session_id().to_owned();
     let (cmd_tx, cmd_rx) = mpsc::channel::<Vec<Command>>(EMULATION_CHANNEL_BATCHES);
     let commands_in = if kind.bidirectional() {

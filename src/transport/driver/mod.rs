@@ -170,6 +170,10 @@ pub fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<Outbox>
     async move {
         let info = transport.info();
         let codec = transport.codec();
+        if let Some(s) = home.as_mut() {
+            // For the backend proxies' `protocol` field: anything but JSON is binary.
+            s.set_binary_protocol(!matches!(codec, Codec::Json | Codec::JsonUni));
+        }
         let tm = metrics.transport(info.name);
         tm.accepted.fetch_add(1, Ordering::Relaxed);
         tm.connections.fetch_add(1, Ordering::Relaxed);

@@ -171,6 +171,8 @@ fn accept(ctx: Ctx, mut req: Request, mode: Mode) -> Response {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    // The headers a backend proxy forwards (`http_headers`), kept before the request goes.
+    let forwarded = ctx.auth.proxies.as_ref().map(|p| p.keep_headers(req.headers()));
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -185,18 +187,21 @@ fn accept(ctx: Ctx, mut req: Request, mode: Mode) -> Response {
             }
             Err(e) => return tracing::debug!(error = %e, "websocket upgrade without a socket"),
         };
-        drive(ctx, socket, mode).await;
+        drive(ctx, socket, mode, forwarded).await;
     });
     response
 }
 
-async fn drive(ctx: Ctx, ws: WsSocket, mode: Mode) {
+async fn drive(ctx: Ctx, ws: WsSocket, mode: Mode, forwarded: Option<Vec<(http::HeaderName, http::HeaderValue)>>) {
     let (info, codec) = match mode {
         Mode::Bidi(codec) => (INFO, codec),
         Mode::Uni(_) => (UNI_INFO, Codec::JsonUni),
     };
     let outbox = Outbox::new(ctx.hub.config().client.queue_max_size);
-    let session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), info, now_ms());
+    let mut session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), info, now_ms());
+    if let Some(headers) = forwarded {
+        session.set_forwarded_headers(headers);
+    }
     let initial = match mode {
         Mode::Uni(Some(req)) => vec![Command { id: 1, body: CommandBody::Connect(req) }],
         _ => Vec::new(),
