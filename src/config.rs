@@ -549,6 +549,10 @@ pub struct ChannelOptions {
     pub allow_recovery: bool,
     /// `stream` (default) or `cache` (only the latest publication).
     pub force_recovery_mode: String,
+    /// Cache mode: every subscribe is cache-recovered, also when the client does not ask
+    /// (`recover: false`), so a new subscriber gets the latest publication. Needs
+    /// `force_recovery` and `force_recovery_mode = "cache"` (as in Centrifugo v6.8.3).
+    pub auto_cache_recover: bool,
     /// Subscribe without a token (authenticated users).
     pub allow_subscribe_for_client: bool,
     /// … and anonymous ones too.
@@ -895,6 +899,12 @@ impl ChannelOptions {
         }
         if !matches!(self.force_recovery_mode.as_str(), "" | "stream" | "cache") {
             return Err(ConfigError::invalid(format!("{key}.force_recovery_mode"), "must be \"stream\" or \"cache\""));
+        }
+        if self.auto_cache_recover && !(self.force_recovery && self.force_recovery_mode == "cache") {
+            return Err(ConfigError::invalid(
+                format!("{key}.auto_cache_recover"),
+                "needs force_recovery and force_recovery_mode = \"cache\"",
+            ));
         }
         if !matches!(self.delivery.as_str(), "" | "stream" | "datagram") {
             return Err(ConfigError::invalid(format!("{key}.delivery"), "must be \"stream\" or \"datagram\""));

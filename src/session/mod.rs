@@ -10,6 +10,7 @@
 
 mod connect;
 pub mod heartbeat;
+mod recovery;
 mod subscribe;
 #[cfg(test)]
 mod tests;
