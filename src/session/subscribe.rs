@@ -489,13 +489,63 @@ impl Session {
                 sub.presence = true;
             }
             if eff.join_leave {
-                let _ = self.hub.join_leave(&channel, &info, true).await;
+                // Announced once the connect reply is queued (`announce_joins`): the
+                // client's own join must not reach it before the reply names the channel.
                 sub.join_leave = true;
             }
             pending.push(PendingLive { channel: channel.clone(), state, top });
             self.subs.insert(channel, sub);
         }
         Ok((results, pending))
+    }
+}
+
+impl Session {
+    /// The join events of connect-time subscriptions, once the connect reply is queued
+    /// (Centrifugo writes the reply first, then the joins).
+    pub(super) async fn announce_joins(&self) {
+        for (channel, sub) in self.subs.iter().filter(|(_, s)| s.server_side && s.join_leave) {
+            let info = self.client_info(sub.chan_info.clone());
+            if let Err(e) = self.hub.join_leave(channel, &info, true).await {
+                tracing::warn!(channel, error = %e, "join event failed");
+            }
+        }
+    }
+}
+
+impl Session {
+    /// The connection's personal channel (`client.subscribe_to_user_personal_channel`):
+    /// `#<user>`, or `<namespace>:#<user>`; none for an anonymous connection.
+    pub(super) fn personal_channel(&self) -> Option<String> {
+        let cfg = self.hub.config();
+        let personal = &cfg.client.subscribe_to_user_personal_channel;
+        if !personal.enabled || self.user.is_empty() {
+            return None;
+        }
+        let ch = &cfg.channel;
+        let name = format!("{}{}", ch.user_boundary, self.user);
+        Some(if personal.personal_channel_namespace.is_empty() {
+            name
+        } else {
+            format!("{}{}{name}", personal.personal_channel_namespace, ch.namespace_boundary)
+        })
+    }
+
+    /// `single_connection`: once connected (and present in the personal channel), a
+    /// user with another connection there has the others closed with 3504, on every
+    /// node, as Centrifugo does (at most once: a lost control message leaves both).
+    pub(super) async fn keep_single_connection(&self) -> Result<(), Disconnect> {
+        if !self.hub.config().client.subscribe_to_user_personal_channel.single_connection {
+            return Ok(());
+        }
+        let Some(channel) = self.personal_channel() else { return Ok(()) };
+        let stats = self.hub.presence_stats(&channel).await.map_err(|_| Disconnect::INTERNAL)?;
+        if stats.num_clients >= 2 {
+            let target = crate::hub::Target { user: self.user.clone(), ..Default::default() };
+            let control = Control::Disconnect(target, vec![self.client.clone()], Disconnect::CONNECTION_LIMIT);
+            self.hub.control(control).await.map_err(|_| Disconnect::INTERNAL)?;
+        }
+        Ok(())
     }
 }
 
