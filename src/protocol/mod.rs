@@ -8,6 +8,7 @@
 pub mod codec;
 pub mod codes;
 pub mod framing;
+pub mod fossil;
 pub mod json;
 pub mod native;
 pub mod protobuf;
