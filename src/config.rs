@@ -507,6 +507,22 @@ pub struct ClientConfig {
     pub presence_update_interval: Dur,
     /// Connect and refresh proxies (`client.proxy.connect`, `client.proxy.refresh`).
     pub proxy: ClientProxies,
+    /// Every connection with a user subscribed server-side to its personal channel.
+    pub subscribe_to_user_personal_channel: PersonalChannel,
+}
+
+/// `client.subscribe_to_user_personal_channel.*` (Centrifugo's keys): each connection with
+/// a non-empty user is subscribed server-side to `#<user>`, or `<namespace>:#<user>`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct PersonalChannel {
+    /// Subscribe every identified connection to its personal channel. Default false.
+    pub enabled: bool,
+    /// Namespace of the personal channel (empty: channels without namespace).
+    pub personal_channel_namespace: String,
+    /// Keep one connection per user: a new one closes the user's others with 3504 (found
+    /// through presence in the personal channel, which needs `presence` on). Default false.
+    pub single_connection: bool,
 }
 
 impl Default for ClientConfig {
@@ -531,6 +547,7 @@ impl Default for ClientConfig {
             connection_limit: crate::fd_limit::default_connection_limit(),
             presence_update_interval: Dur::secs(27),
             proxy: ClientProxies::default(),
+            subscribe_to_user_personal_channel: PersonalChannel::default(),
         }
     }
 }
@@ -561,6 +578,10 @@ pub struct ChannelOptions {
     pub allow_recovery: bool,
     /// `stream` (default) or `cache` (only the latest publication).
     pub force_recovery_mode: String,
+    /// Cache mode: every subscribe is cache-recovered, also when the client does not ask
+    /// (`recover: false`), so a new subscriber gets the latest publication. Needs
+    /// `force_recovery` and `force_recovery_mode = "cache"` (as in Centrifugo v6.8.3).
+    pub auto_cache_recover: bool,
     /// Subscribe without a token (authenticated users).
     pub allow_subscribe_for_client: bool,
     /// … and anonymous ones too.
@@ -850,6 +871,24 @@ impl Config {
             ns.options.validate(&key)?;
         }
         self.channel.without_namespace.validate("channel.without_namespace")?;
+        let personal = &self.client.subscribe_to_user_personal_channel;
+        let personal_options = if personal.personal_channel_namespace.is_empty() {
+            Some(&self.channel.without_namespace)
+        } else {
+            self.channel.namespaces.iter().find(|n| n.name == personal.personal_channel_namespace).map(|n| &n.options)
+        };
+        if personal.enabled && personal_options.is_none() {
+            return Err(ConfigError::invalid(
+                "client.subscribe_to_user_personal_channel.personal_channel_namespace",
+                format!("no namespace {:?} in channel.namespaces", personal.personal_channel_namespace),
+            ));
+        }
+        if personal.enabled && personal.single_connection && !personal_options.is_some_and(|o| o.presence) {
+            return Err(ConfigError::invalid(
+                "client.subscribe_to_user_personal_channel.single_connection",
+                "needs presence on in the personal channel's namespace",
+            ));
+        }
         let c = &self.client;
         if !c.pong_timeout.0.is_zero() && c.ping_interval <= c.pong_timeout {
             return Err(ConfigError::invalid("client.ping_interval", "must be longer than client.pong_timeout"));
@@ -923,6 +962,12 @@ impl ChannelOptions {
         }
         if !matches!(self.force_recovery_mode.as_str(), "" | "stream" | "cache") {
             return Err(ConfigError::invalid(format!("{key}.force_recovery_mode"), "must be \"stream\" or \"cache\""));
+        }
+        if self.auto_cache_recover && !(self.force_recovery && self.force_recovery_mode == "cache") {
+            return Err(ConfigError::invalid(
+                format!("{key}.auto_cache_recover"),
+                "needs force_recovery and force_recovery_mode = \"cache\"",
+            ));
         }
         if !matches!(self.delivery.as_str(), "" | "stream" | "datagram") {
             return Err(ConfigError::invalid(format!("{key}.delivery"), "must be \"stream\" or \"datagram\""));

@@ -34,6 +34,15 @@ history_size = 1
 history_ttl = "300s"
 force_recovery = true
 force_recovery_mode = "cache"
+auto_cache_recover = true
+
+[[channel.namespaces]]
+name = "cachesub"
+allow_subscribe_for_client = true
+history_size = 1
+history_ttl = "300s"
+force_recovery = true
+force_recovery_mode = "cache"
 
 [client]
 recovery_max_publication_limit = 10
@@ -219,6 +228,65 @@ async fn cache_mode_gives_a_new_subscriber_the_latest_publication() {
 }
 
 #[tokio::test]
+async fn an_empty_epoch_is_any_epoch_in_recovery_and_history() {
+    let srv = server().await;
+    for i in 1..=3 {
+        srv.publish("hist:any", json!(i)).await;
+    }
+    let (mut ws, _) = srv.client("u").await;
+    // centrifuge-python's get_state flow: recover from {offset, epoch: ""} with flag bit 2.
+    let cmd = json!({"id": 2, "subscribe": {"channel": "hist:any", "recoverable": true, "recover": true, "offset": 1, "epoch": "", "flag": 3}});
+    ws.send(&cmd).await;
+    let r = ws.reply(2).await["subscribe"].clone();
+    assert_eq!(r["recovered"], true, "{r}");
+    assert_eq!(r["publications"].as_array().map(|p| p.iter().map(|p| p["offset"].clone()).collect::<Vec<_>>()), Some(vec![json!(2), json!(3)]));
+    assert_eq!(r["offset"], 3);
+    assert!(r["epoch"].as_str().is_some_and(|e| !e.is_empty()), "the stream's epoch");
+    // The API's history with since and an empty epoch.
+    let (_, h) = srv.api("history", json!({"channel": "hist:any", "limit": -1, "since": {"offset": 2, "epoch": ""}})).await;
+    assert_eq!(h["result"]["publications"].as_array().map(Vec::len), Some(1), "{h}");
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn cache_mode_without_auto_recovery_answers_only_a_client_that_recovers() {
+    let srv = server().await;
+    srv.publish("cachesub:p", json!({"v": 1})).await;
+    let p = srv.publish("cachesub:p", json!({"v": 2})).await;
+    let (mut ws, _) = srv.client("u").await;
+    let r = ws.subscribe(2, "cachesub:p").await["subscribe"].clone();
+    assert_eq!((r["publications"].clone(), r["offset"].clone()), (Value::Null, json!(2)), "position only: {r}");
+    ws.send(&json!({"id": 3, "unsubscribe": {"channel": "cachesub:p"}})).await;
+    ws.reply(3).await;
+    // A recovering client in another epoch still gets the latest value: recovered.
+    ws.send(&json!({"id": 4, "subscribe": {"channel": "cachesub:p", "recover": true, "offset": 1, "epoch": "other"}})).await;
+    let r = ws.reply(4).await["subscribe"].clone();
+    assert_eq!(r["recovered"], true, "{r}");
+    assert_eq!(r["publications"][0]["data"], json!({"v": 2}));
+    ws.send(&json!({"id": 5, "unsubscribe": {"channel": "cachesub:p"}})).await;
+    ws.reply(5).await;
+    // One that has the latest already gets nothing more.
+    let epoch = p["result"]["epoch"].clone();
+    ws.send(&json!({"id": 6, "subscribe": {"channel": "cachesub:p", "recover": true, "offset": 2, "epoch": epoch}})).await;
+    let r = ws.reply(6).await["subscribe"].clone();
+    assert_eq!((r["recovered"].clone(), r["publications"].clone()), (json!(true), Value::Null), "{r}");
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn map_and_shared_poll_subscriptions_are_not_available() {
+    let srv = server().await;
+    let (mut ws, _) = srv.client("u").await;
+    for (id, kind) in [(2, 1), (3, 2), (4, 3), (5, 4)] {
+        ws.send(&json!({"id": id, "subscribe": {"channel": "hist:m", "type": kind}})).await;
+        let e = ws.reply(id).await;
+        assert_eq!((e["error"]["code"].clone(), e["error"]["message"].clone()), (json!(108), json!("not available")), "type {kind}");
+    }
+    assert!(ws.subscribe(6, "hist:m").await["subscribe"].is_object(), "a stream subscribe still works");
+    srv.shutdown().await;
+}
+
+#[tokio::test]
 async fn idempotency_tags_and_delta_on_publish() {
     let srv = server().await;
     let (mut ws, _) = srv.client("u").await;
@@ -229,7 +297,7 @@ async fn idempotency_tags_and_delta_on_publish() {
     assert_eq!(a, b, "a repeat answers with the first result");
     let push = ws.push("pub").await;
     assert_eq!(push["pub"]["tags"], json!({"kind": "order"}));
-    assert_eq!(push["pub"]["delta"], true);
+    assert_eq!(push["pub"]["delta"], Value::Null, "full data, so not marked as a patch");
     srv.publish("hist:i", json!("next")).await;
     assert_eq!(ws.push("pub").await["pub"]["data"], "next", "the repeat was not delivered");
     srv.shutdown().await;

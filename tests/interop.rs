@@ -18,18 +18,36 @@ fn root() -> PathBuf {
 /// Starts the server on tests/interop/dev.toml (the channel rules the suites rely on),
 /// with a port of our choosing and the test secrets instead of the file's fixed ones.
 async fn start() -> common::TestServer {
+    start_with(|_| ()).await
+}
+
+/// The second server: dev.toml plus the personal channel (`personal:#<user>`, one
+/// connection per user), which would change every other test's events on the first.
+async fn start_personal() -> common::TestServer {
+    start_with(|config| {
+        let personal = &mut config.client.subscribe_to_user_personal_channel;
+        personal.enabled = true;
+        personal.personal_channel_namespace = "personal".into();
+        personal.single_connection = true;
+    })
+    .await
+}
+
+async fn start_with(adjust: impl FnOnce(&mut tidewire::config::Config)) -> common::TestServer {
     let path = root().join("tests/interop/dev.toml");
     let mut config = tidewire::config::Config::load(Some(&path), std::iter::empty()).expect("dev.toml loads").config;
     config.http_server.address = "127.0.0.1".into();
     config.http_server.port = 0;
     config.client.token.hmac_secret_key = SECRET.into();
     config.http_api.key = API_KEY.into();
+    adjust(&mut config);
+    config.validate().expect("adjusted dev.toml is valid");
     common::start_config(config).await
 }
 
 /// Runs a suite as a child process with the server's address in its environment, off the
 /// async runtime so the server keeps serving, and bounded in time.
-async fn run_suite(srv: &common::TestServer, program: &str, args: &[&str], needs: &Path) {
+async fn run_suite(srv: &common::TestServer, personal: &common::TestServer, program: &str, args: &[&str], needs: &Path) {
     assert!(
         needs.exists(),
         "{} is missing: run ./scripts/test.sh once (it installs the interop packages)",
@@ -40,6 +58,8 @@ async fn run_suite(srv: &common::TestServer, program: &str, args: &[&str], needs
         .current_dir(root())
         .env("TIDEWIRE_HTTP", format!("http://{}", srv.addr))
         .env("TIDEWIRE_WS", srv.ws_url())
+        .env("TIDEWIRE_PERSONAL_HTTP", format!("http://{}", personal.addr))
+        .env("TIDEWIRE_PERSONAL_WS", personal.ws_url())
         .env("TIDEWIRE_API_KEY", API_KEY)
         .env("TIDEWIRE_HMAC_SECRET", SECRET);
     let label = format!("{program} {}", args.join(" "));
@@ -56,16 +76,18 @@ async fn run_suite(srv: &common::TestServer, program: &str, args: &[&str], needs
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn centrifuge_js_and_cent_js() {
-    let srv = start().await;
+    let (srv, personal) = (start().await, start_personal().await);
     let modules = root().join("tests/interop/js/node_modules/centrifuge");
-    run_suite(&srv, "node", &["--test", "--test-concurrency=1", "tests/interop/js/"], &modules).await;
+    run_suite(&srv, &personal, "node", &["--test", "--test-concurrency=1", "tests/interop/js/"], &modules).await;
     srv.shutdown().await;
+    personal.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn centrifuge_python_and_cent() {
-    let srv = start().await;
+    let (srv, personal) = (start().await, start_personal().await);
     let marker = root().join("tests/interop/python/requirements.txt");
-    run_suite(&srv, "python3", &["-m", "pytest", "-q", "tests/interop/python"], &marker).await;
+    run_suite(&srv, &personal, "python3", &["-m", "pytest", "-q", "tests/interop/python"], &marker).await;
     srv.shutdown().await;
+    personal.shutdown().await;
 }

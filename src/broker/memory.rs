@@ -248,7 +248,8 @@ impl Broker for MemoryBroker {
         stream.entries.retain(|e| e.expires_ms > now);
         let position = stream.position();
         if let Some(since) = &filter.since {
-            if since.epoch != stream.epoch {
+            // An empty epoch is any epoch (Centrifugo's rule, subscribe recovery included).
+            if !since.epoch.is_empty() && since.epoch != stream.epoch {
                 return Err(HistoryError::EpochMismatch);
             }
             if since.offset > stream.top {

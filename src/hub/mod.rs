@@ -219,7 +219,8 @@ pub struct PublishRequest {
     pub skip_history: bool,
     /// Idempotency key.
     pub idempotency_key: Option<String>,
-    /// Delta flag for subscribers.
+    /// Delta-eligible (the API's `delta`); accepted, and every subscriber gets the full
+    /// data (delta compression is not built).
     pub delta: bool,
 }
 
@@ -425,7 +426,10 @@ impl Hub {
             info: req.info,
             offset: 0,
             tags: req.tags,
-            delta: req.delta,
+            // The API's `delta` marks a publication delta-eligible (Centrifugo); on the
+            // wire `delta` says the data *is* a patch, and no subscriber gets patches
+            // here (delta compression is not built), so every one gets the full data.
+            delta: false,
         };
         let outcome = self.inner.broker.publish(publication, &opts).await?;
         if !outcome.duplicate {

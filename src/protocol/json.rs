@@ -94,6 +94,8 @@ struct RawSubscribe<'a> {
     delta: String,
     #[serde(default)]
     flag: i64,
+    #[serde(default, rename = "type")]
+    kind: i32,
 }
 
 #[derive(Deserialize, Default)]
@@ -157,6 +159,7 @@ impl RawSubscribe<'_> {
             join_leave: self.join_leave,
             delta: self.delta,
             flag: self.flag,
+            kind: self.kind,
         }
     }
 }

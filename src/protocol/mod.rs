@@ -8,6 +8,7 @@
 pub mod codec;
 pub mod codes;
 pub mod framing;
+pub mod fossil;
 pub mod json;
 pub mod native;
 pub mod protobuf;
@@ -124,6 +125,9 @@ pub struct SubscribeRequest {
     pub delta: String,
     /// Feature flags (bit 1 = error 112 instead of `recovered: false`).
     pub flag: i64,
+    /// Subscription type (`type` on the wire): 0 stream; 1–3 map, 4 shared poll
+    /// (Centrifugo v6.8 experimental, not built here: refused with 108).
+    pub kind: i32,
 }
 
 /// A request naming only a channel.

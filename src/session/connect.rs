@@ -103,6 +103,9 @@ impl Session {
             let sub = Sub { server_side: true, chan_info: claim.info, ..Default::default() };
             server_subs.insert(channel, (sub, claim.overrides));
         }
+        if let Some(channel) = self.personal_channel() {
+            server_subs.entry(channel).or_insert_with(|| (Sub { server_side: true, ..Default::default() }, SubOverride::default()));
+        }
         if server_subs.len() > cfg.channel_limit {
             return Err(Disconnect::CHANNEL_LIMIT);
         }
@@ -139,7 +142,8 @@ impl Session {
         for p in pending {
             p.go_live(&self.outbox);
         }
-        Ok(())
+        self.announce_joins().await;
+        self.keep_single_connection().await
     }
 
     pub(super) fn refresh(&mut self, id: u32, token: &str, now_ms: u64) -> Result<(), Disconnect> {

@@ -11,6 +11,7 @@
 mod connect;
 pub mod heartbeat;
 mod proxied;
+mod recovery;
 mod subscribe;
 #[cfg(test)]
 mod tests;

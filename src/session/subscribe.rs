@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::{Session, Sub};
+use super::{Session, Sub, recovery};
 use crate::auth::TokenError;
 use crate::auth::jwt::SubOverride;
 use crate::hub::{
@@ -20,9 +20,6 @@ use crate::protocol::{
     SubscribeResult,
 };
 
-/// `SubscribeRequest.flag` bit asking for error 112 instead of `recovered: false`.
-const FLAG_REJECT_UNRECOVERED: i64 = 2;
-
 /// The options in force for one subscription: namespace options, token overrides and
 /// what the client asked for.
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,7 +29,10 @@ pub(super) struct Effective {
     push_join_leave: bool,
     recoverable: bool,
     positioned: bool,
+    /// Cache recovery mode (recoverable subscriptions only).
     cache: bool,
+    /// Cache-recover also when the client does not ask (`auto_cache_recover`).
+    auto_cache: bool,
 }
 
 impl Effective {
@@ -53,7 +53,8 @@ impl Effective {
             push_join_leave: join_leave && (force_push || (asked.join_leave && may_presence)),
             recoverable,
             positioned,
-            cache: history && o.force_recovery_mode == "cache",
+            cache: recoverable && o.force_recovery_mode == "cache",
+            auto_cache: recoverable && o.force_recovery_mode == "cache" && o.auto_cache_recover,
         }
     }
 }
@@ -187,26 +188,26 @@ impl Session {
             || (o.allow_history_for_subscriber && self.subs.contains_key(channel) && identified)
     }
 
-    /// Reads the stream for a positioned subscribe: recovery when asked, the latest
-    /// publication in cache mode, the position otherwise.
+    /// Reads the stream for a positioned subscribe and decides what the reply says about
+    /// the client's place in it: Centrifugo's recovery table, see [`super::recovery`].
     async fn recover(&self, channel: &str, eff: Effective, req: &SubscribeRequest) -> Result<Recovery, ClientError> {
         let mut result = SubscribeResult {
             recoverable: eff.recoverable,
             positioned: eff.positioned,
-            was_recovering: req.recover && eff.recoverable,
+            was_recovering: req.recover,
             ..Default::default()
         };
+        let recovering = eff.recoverable && (req.recover || eff.auto_cache);
+        // Auto cache recovery of a client that did not ask: as a client with no state.
+        let (offset, epoch) = if req.recover { (req.offset, req.epoch.as_str()) } else { (0, "") };
         let limit = self.hub.config().client.recovery_max_publication_limit;
         let position_only = HistoryFilter::default();
-        let page = if result.was_recovering && !eff.cache {
-            let since = StreamPosition { offset: req.offset, epoch: req.epoch.clone() };
+        let page = if recovering && !eff.cache {
+            let since = StreamPosition { offset, epoch: epoch.to_owned() };
             let filter = HistoryFilter { since: Some(since), limit: limit.saturating_add(1), reverse: false };
             match self.hub.history(channel, &filter).await {
                 Ok(page) => {
-                    let contiguous = page.publications.first().is_none_or(|p| req.offset.checked_add(1) == Some(p.offset))
-                        && page.publications.last().is_none_or(|p| p.offset == page.position.offset);
-                    let complete = page.position.offset == req.offset || !page.publications.is_empty();
-                    result.recovered = page.publications.len() <= limit && contiguous && complete;
+                    result.recovered = recovery::stream_recovered(&page.publications, &page.position, offset, epoch, limit);
                     if result.recovered {
                         result.publications = page.publications.clone();
                     }
@@ -217,23 +218,22 @@ impl Session {
                 }
                 Err(e) => return Err(e.client_error()),
             }
-        } else if eff.cache {
+        } else if recovering {
             let latest = HistoryFilter { since: None, limit: 1, reverse: true };
             let page = self.hub.history(channel, &latest).await.map_err(|e| e.client_error())?;
-            let behind = page.publications.first().is_some_and(|p| {
-                !(result.was_recovering && req.epoch == page.position.epoch && req.offset >= p.offset)
-            });
-            if behind {
+            let (recovered, send) =
+                recovery::cache_recovered(page.publications.first().map(|p| &**p), &page.position, offset, epoch);
+            result.recovered = recovered;
+            if send {
                 result.publications = page.publications.clone();
             }
-            result.recovered = result.was_recovering && req.epoch == page.position.epoch;
             page
         } else {
             self.hub.history(channel, &position_only).await.map_err(|e| e.client_error())?
         };
         result.epoch = page.position.epoch.clone();
         result.offset = page.position.offset;
-        if result.was_recovering && !result.recovered && req.flag & FLAG_REJECT_UNRECOVERED != 0 {
+        if recovering && req.recover && !result.recovered && req.flag & recovery::FLAG_REJECT_UNRECOVERED != 0 {
             return Err(ClientError::UnrecoverablePosition);
         }
         Ok(Recovery { top: page.position, result })
@@ -301,6 +301,12 @@ impl Session {
         }
         if super::too_deep(req.data.as_ref()) {
             self.error(id, ClientError::BadRequest);
+            return Ok(());
+        }
+        // Every channel here is a stream channel: map subscriptions (types 1–3) and
+        // shared poll (4) are refused as Centrifugo refuses a channel of another type.
+        if req.kind != 0 && self.hub.channels().parse(&req.channel).is_ok() {
+            self.error(id, ClientError::NotAvailable);
             return Ok(());
         }
         let decided = match self.proxy_subscribe(&req, now_ms).await {
@@ -491,13 +497,63 @@ impl Session {
                 sub.presence = true;
             }
             if eff.join_leave {
-                let _ = self.hub.join_leave(&channel, &info, true).await;
+                // Announced once the connect reply is queued (`announce_joins`): the
+                // client's own join must not reach it before the reply names the channel.
                 sub.join_leave = true;
             }
             pending.push(PendingLive { channel: channel.clone(), state, top });
             self.subs.insert(channel, sub);
         }
         Ok((results, pending))
+    }
+}
+
+impl Session {
+    /// The join events of connect-time subscriptions, once the connect reply is queued
+    /// (Centrifugo writes the reply first, then the joins).
+    pub(super) async fn announce_joins(&self) {
+        for (channel, sub) in self.subs.iter().filter(|(_, s)| s.server_side && s.join_leave) {
+            let info = self.client_info(sub.chan_info.clone());
+            if let Err(e) = self.hub.join_leave(channel, &info, true).await {
+                tracing::warn!(channel, error = %e, "join event failed");
+            }
+        }
+    }
+}
+
+impl Session {
+    /// The connection's personal channel (`client.subscribe_to_user_personal_channel`):
+    /// `#<user>`, or `<namespace>:#<user>`; none for an anonymous connection.
+    pub(super) fn personal_channel(&self) -> Option<String> {
+        let cfg = self.hub.config();
+        let personal = &cfg.client.subscribe_to_user_personal_channel;
+        if !personal.enabled || self.user.is_empty() {
+            return None;
+        }
+        let ch = &cfg.channel;
+        let name = format!("{}{}", ch.user_boundary, self.user);
+        Some(if personal.personal_channel_namespace.is_empty() {
+            name
+        } else {
+            format!("{}{}{name}", personal.personal_channel_namespace, ch.namespace_boundary)
+        })
+    }
+
+    /// `single_connection`: once connected (and present in the personal channel), a
+    /// user with another connection there has the others closed with 3504, on every
+    /// node, as Centrifugo does (at most once: a lost control message leaves both).
+    pub(super) async fn keep_single_connection(&self) -> Result<(), Disconnect> {
+        if !self.hub.config().client.subscribe_to_user_personal_channel.single_connection {
+            return Ok(());
+        }
+        let Some(channel) = self.personal_channel() else { return Ok(()) };
+        let stats = self.hub.presence_stats(&channel).await.map_err(|_| Disconnect::INTERNAL)?;
+        if stats.num_clients >= 2 {
+            let target = crate::hub::Target { user: self.user.clone(), ..Default::default() };
+            let control = Control::Disconnect(target, vec![self.client.clone()], Disconnect::CONNECTION_LIMIT);
+            self.hub.control(control).await.map_err(|_| Disconnect::INTERNAL)?;
+        }
+        Ok(())
     }
 }
 

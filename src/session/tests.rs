@@ -397,3 +397,41 @@ async fn presence_entries_are_refreshed_every_presence_update_interval() {
     s.tick(due + 20_000).await.expect("tick");
     assert_eq!(presence(&engine), 3, "and again");
 }
+
+#[tokio::test]
+async fn own_join_on_a_token_channel_follows_the_connect_reply() {
+    let (hub, auth) = setup("[[channel.namespaces]]\nname = \"jl\"\njoin_leave = true\nforce_push_join_leave = true\npresence = true");
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "42", "channels": ["jl:room"]})), T0).await.expect("connect");
+    let (items, _) = drain(&outbox);
+    assert!(matches!(&items[0], Outgoing::Reply(r) if r.id == 1), "the connect reply first: {items:?}");
+    assert!(
+        matches!(&items[1], Outgoing::Push(p) if matches!(&**p, Push::Join { channel, info } if channel == "jl:room" && info.user == "42")),
+        "then the client's own join: {items:?}"
+    );
+    assert_eq!(items.len(), 2);
+}
+
+const PERSONAL: &str = "[client.subscribe_to_user_personal_channel]\nenabled = true\npersonal_channel_namespace = \"personal\"\nsingle_connection = true\n[[channel.namespaces]]\nname = \"personal\"\npresence = true";
+
+#[tokio::test]
+async fn personal_channel_subscribes_every_user_and_keeps_a_single_connection() {
+    let (hub, auth) = setup(PERSONAL);
+    let (mut first, first_out) = session(&hub, &auth);
+    first.handle(connect_cmd(json!({"sub": "42"})), T0).await.expect("connect");
+    let (items, _) = drain(&first_out);
+    let Outgoing::Reply(reply) = &items[0] else { panic!("a connect reply: {items:?}") };
+    let ReplyBody::Connect(result) = &reply.body else { panic!("connect result") };
+    assert_eq!(result.subs.keys().collect::<Vec<_>>(), vec!["personal:#42"]);
+    assert_eq!(first.channels().collect::<Vec<_>>(), vec!["personal:#42"]);
+    assert!(!first_out.is_closing());
+    // An anonymous connection gets none.
+    let (mut anon, _) = session(&hub, &auth);
+    anon.handle(connect_cmd(json!({"sub": ""})), T0).await.expect("connect");
+    assert_eq!(anon.channels().count(), 0);
+    // The user's second connection closes the first with 3504, and stays.
+    let (mut second, second_out) = session(&hub, &auth);
+    second.handle(connect_cmd(json!({"sub": "42"})), T0).await.expect("connect");
+    assert_eq!(first_out.closing_reason(), Some(Disconnect::CONNECTION_LIMIT));
+    assert!(!second_out.is_closing(), "the new one is spared");
+}

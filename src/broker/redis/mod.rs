@@ -344,7 +344,8 @@ impl Broker for RedisBroker {
         let epoch = parts.pop().and_then(Value::into_string).unwrap_or_default();
         let top = parts.pop().and_then(|v| v.as_u64()).unwrap_or(0);
         if let Some(since) = &filter.since {
-            if since.epoch != epoch {
+            // An empty epoch is any epoch (Centrifugo's rule), as the script reads it too.
+            if !since.epoch.is_empty() && since.epoch != epoch {
                 return Err(HistoryError::EpochMismatch);
             }
             if since.offset > top {

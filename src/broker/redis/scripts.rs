@@ -47,7 +47,7 @@ return {0, position}
 ///
 /// Returns `{top, epoch, {entries…}}`. Creates the stream's position when there is none
 /// (a reader gets a stable epoch before the first publication) and extends its lifetime.
-/// With `since` in another epoch or beyond the top no entries are read: the caller reports
+/// An empty since epoch is any epoch. With `since` in another epoch or beyond the top no entries are read: the caller reports
 /// the mismatch from the position returned.
 pub(crate) const HISTORY: &str = r#"
 local epoch = redis.call("hget", KEYS[2], "e")
@@ -65,7 +65,7 @@ if limit > 0 then
   local reverse = ARGV[7] == "1"
   if ARGV[3] == "1" then
     local since = tonumber(ARGV[5])
-    if ARGV[4] ~= epoch or since > top then
+    if (ARGV[4] ~= "" and ARGV[4] ~= epoch) or since > top then
       return {top, epoch, {}}
     end
     if reverse then

@@ -131,6 +131,7 @@ fn subscribe_from_wire(s: wire::SubscribeRequest) -> SubscribeRequest {
         join_leave: s.join_leave,
         delta: s.delta,
         flag: s.flag,
+        kind: s.r#type,
     }
 }
 

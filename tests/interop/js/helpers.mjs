@@ -88,8 +88,8 @@ export function closeAllClients() {
  * cent.js client for the server API (`url` is the `/api` prefix). cent.js sets no
  * timeout on its fetch calls, so every method call is wrapped in withTimeout.
  */
-export function newApi(apiKey = env.apiKey) {
-  const cent = new CentClient({ url: `${env.http}/api`, apiKey });
+export function newApi(apiKey = env.apiKey, http = env.http) {
+  const cent = new CentClient({ url: `${http.replace(/\/+$/, '')}/api`, apiKey });
   return new Proxy(cent, {
     get(target, prop) {
       const value = target[prop];
