@@ -1187,7 +1187,7 @@ mod tests {
             [client.proxy.connect]
             enabled = true
             endpoint = "http://127.0.0.1:9/connect"
-            grpc_metadata = ["x"]
+            grpc = { compression = true }
             [channel.without_namespace]
             allow_subscribe_for_client = true
             [[channel.namespaces]]
@@ -1206,7 +1206,7 @@ mod tests {
         assert_eq!(loaded.config.client.proxy.connect.proxy.timeout, Dur::secs(1));
         assert_eq!(
             loaded.unknown_keys,
-            vec!["admin", "channel.namespaces[0].subscribe_stream_proxy_enabled", "client.proxy.connect.grpc_metadata"]
+            vec!["admin", "channel.namespaces[0].subscribe_stream_proxy_enabled", "client.proxy.connect.grpc"]
         );
     }
 

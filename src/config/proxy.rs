@@ -17,13 +17,17 @@ use super::Dur;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct ProxyEndpoint {
-    /// `http://` or `https://` URL the event is POSTed to (`grpc://`: not supported, warned at start).
+    /// `http://` or `https://` URL the event is POSTed to, or `grpc://host:port` for
+    /// Centrifugo's `CentrifugoProxy` gRPC service (plaintext HTTP/2).
     pub endpoint: String,
     /// Time the backend has to answer; past it the call fails (error 100). Default 1s.
     pub timeout: Dur,
     /// Headers of the client's HTTP request (and the SDK's emulated `headers`) forwarded
     /// to the backend, e.g. `["Cookie", "Authorization"]`. Nothing else is forwarded.
     pub http_headers: Vec<String>,
+    /// For `grpc://` endpoints: the client headers forwarded as gRPC metadata (as
+    /// `http_headers` for HTTP endpoints).
+    pub grpc_metadata: Vec<String>,
     /// Binary mode: `data`/`info` travel base64-encoded as `b64data`/`b64info`. Default false.
     pub binary_encoding: bool,
     /// Send the connection's `meta` (from the connect proxy's result) with each request.
@@ -38,6 +42,7 @@ impl Default for ProxyEndpoint {
             endpoint: String::new(),
             timeout: Dur::secs(1),
             http_headers: Vec::new(),
+            grpc_metadata: Vec::new(),
             binary_encoding: false,
             include_connection_meta: false,
             http: ProxyHttp::default(),

@@ -1,5 +1,7 @@
 //! Calls to the application backend: connect, refresh, subscribe, publish, sub_refresh
-//! and rpc events, POSTed as Centrifugo's JSON bodies to the endpoints the config names.
+//! and rpc events, POSTed as Centrifugo's JSON bodies to the `http(s)://` endpoints the
+//! config names ([`http`], [`wire`]), or unary calls to Centrifugo's `CentrifugoProxy`
+//! gRPC service at `grpc://` endpoints ([`grpc`]).
 //!
 //! This room knows config, protocol model types and metrics; it knows nothing of
 //! sessions or sockets. The session asks [`Proxies`] which proxy (if any) decides an
@@ -10,6 +12,7 @@
 //! behind a dead backend). A failed call is a [`CallError`]; what it means for the client
 //! (error 100, a failed connect) is the session's decision.
 
+pub mod grpc;
 pub mod http;
 pub mod wire;
 
@@ -46,13 +49,16 @@ pub enum CallError {
     /// The HTTP exchange failed (connect, status, body).
     #[error("{0}")]
     Http(#[from] http::HttpError),
+    /// The gRPC exchange failed (transport, grpc-status, body).
+    #[error("{0}")]
+    Grpc(#[from] grpc::GrpcError),
     /// The answer was not a valid proxy answer.
     #[error("bad answer: {0}")]
     BadAnswer(#[from] wire::BadAnswer),
     /// [`MAX_IN_FLIGHT`] calls are already waiting on this proxy.
     #[error("too many calls in flight")]
     Overloaded,
-    /// The endpoint's scheme is not supported (`grpc://`).
+    /// No client for the endpoint (not reachable with a configured proxy).
     #[error("unsupported endpoint {0:?}")]
     Unsupported(String),
 }
@@ -62,6 +68,7 @@ impl CallError {
         match self {
             Self::Timeout(_) => "timeout",
             Self::Http(e) => e.kind(),
+            Self::Grpc(e) => e.kind(),
             Self::BadAnswer(_) => "bad_answer",
             Self::Overloaded => "overloaded",
             Self::Unsupported(_) => "unsupported",
@@ -100,41 +107,49 @@ impl Event {
     }
 }
 
+/// Where a proxy's calls go.
+#[derive(Debug)]
+enum Target {
+    /// JSON over HTTP POST to this URL.
+    Http(Uri),
+    /// Centrifugo's gRPC service at this base (`http://host:port`, h2c).
+    Grpc(Uri),
+}
+
 /// One configured endpoint, resolved.
 #[derive(Debug)]
 pub struct Proxy {
     name: String,
-    uri: Option<Uri>,
+    target: Target,
     endpoint: String,
     timeout: Duration,
-    /// Lower-case names of the client headers forwarded.
+    /// Lower-case names of the client headers forwarded (`http_headers`, or
+    /// `grpc_metadata` for gRPC endpoints).
     allowed: Vec<HeaderName>,
     statics: Vec<(HeaderName, HeaderValue)>,
     shape: wire::Shape,
 }
 
 impl Proxy {
-    fn new(name: &str, key: &str, cfg: &ProxyEndpoint, warnings: &mut Vec<String>) -> Result<Self, String> {
+    fn new(name: &str, key: &str, cfg: &ProxyEndpoint) -> Result<Self, String> {
         let endpoint = cfg.endpoint.trim();
-        let uri = if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
-            Some(endpoint.parse::<Uri>().map_err(|e| format!("{key}.endpoint: {e}"))?)
-        } else if endpoint.starts_with("grpc://") {
-            warnings.push(format!(
-                "{key}.endpoint: gRPC proxies are not supported (no protoc-free CentrifugoProxy client yet); calls to {name:?} fail with error 100"
-            ));
-            None
+        let (target, list, list_key) = if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
+            let uri = endpoint.parse::<Uri>().map_err(|e| format!("{key}.endpoint: {e}"))?;
+            (Target::Http(uri), &cfg.http_headers, "http_headers")
+        } else if let Some(rest) = endpoint.strip_prefix("grpc://") {
+            let uri = format!("http://{rest}").parse::<Uri>().map_err(|e| format!("{key}.endpoint: {e}"))?;
+            (Target::Grpc(uri), &cfg.grpc_metadata, "grpc_metadata")
         } else if endpoint.is_empty() {
             return Err(format!("{key}.endpoint: required"));
         } else {
-            return Err(format!("{key}.endpoint: {endpoint:?} must start with http:// or https://"));
+            return Err(format!("{key}.endpoint: {endpoint:?} must start with http://, https:// or grpc://"));
         };
         if cfg.timeout.0.is_zero() {
             return Err(format!("{key}.timeout: must be greater than 0"));
         }
-        let allowed = cfg
-            .http_headers
+        let allowed = list
             .iter()
-            .map(|h| HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).map_err(|e| format!("{key}.http_headers: {h:?}: {e}")))
+            .map(|h| HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).map_err(|e| format!("{key}.{list_key}: {h:?}: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         let statics = cfg
             .http
@@ -148,7 +163,7 @@ impl Proxy {
             .collect::<Result<Vec<_>, String>>()?;
         Ok(Self {
             name: name.to_owned(),
-            uri,
+            target,
             endpoint: endpoint.to_owned(),
             timeout: cfg.timeout.0,
             allowed,
@@ -215,12 +230,13 @@ pub struct Proxies {
     forwarded: Vec<HeaderName>,
     stats: HashMap<(String, &'static str), Arc<ProxyStats>>,
     client: Option<http::HttpClient>,
+    grpc: Option<grpc::GrpcClient>,
     metrics: Arc<Metrics>,
 }
 
 impl Proxies {
     /// Resolves the config's proxies. `Err` names the bad key; the warnings name keys
-    /// that load but cannot work (gRPC endpoints).
+    /// that load but do not work as configured.
     pub fn from_config(cfg: &Config, metrics: Arc<Metrics>) -> Result<(Self, Vec<String>), String> {
         let mut warnings = Vec::new();
         let mut named = HashMap::new();
@@ -229,16 +245,16 @@ impl Proxies {
             if p.name.is_empty() || p.name == DEFAULT_NAME {
                 return Err(format!("{key}.name: required, and {DEFAULT_NAME:?} is taken by the built-in proxies"));
             }
-            let proxy = Proxy::new(&p.name, &key, &p.proxy, &mut warnings)?;
+            let proxy = Proxy::new(&p.name, &key, &p.proxy)?;
             if named.insert(p.name.clone(), Arc::new(proxy)).is_some() {
                 return Err(format!("{key}.name: duplicate proxy {:?}", p.name));
             }
         }
-        let client_proxy = |e: &crate::config::ClientEventProxy, name: &str, w: &mut Vec<String>| {
-            e.enabled.then(|| Proxy::new(name, &format!("client.proxy.{name}"), &e.proxy, w).map(Arc::new)).transpose()
+        let client_proxy = |e: &crate::config::ClientEventProxy, name: &str| {
+            e.enabled.then(|| Proxy::new(name, &format!("client.proxy.{name}"), &e.proxy).map(Arc::new)).transpose()
         };
-        let connect = client_proxy(&cfg.client.proxy.connect, "connect", &mut warnings)?;
-        let refresh = client_proxy(&cfg.client.proxy.refresh, "refresh", &mut warnings)?;
+        let connect = client_proxy(&cfg.client.proxy.connect, "connect")?;
+        let refresh = client_proxy(&cfg.client.proxy.refresh, "refresh")?;
 
         // Channel events: resolve every namespace's choice now, so a missing name is a
         // start-up error, and build the "default" proxy only when one refers to it.
@@ -262,7 +278,7 @@ impl Proxies {
                 if is_default(name) {
                     if defaults[i].is_none() {
                         let k = format!("channel.proxy.{}", events[i]);
-                        defaults[i] = Some(Arc::new(Proxy::new(DEFAULT_NAME, &k, endpoints[i], &mut warnings)?));
+                        defaults[i] = Some(Arc::new(Proxy::new(DEFAULT_NAME, &k, endpoints[i])?));
                     }
                 } else if !named.contains_key(name.as_str()) {
                     return Err(format!("{key}.{}_proxy_name: no proxy named {name:?} in proxies[]", events[i]));
@@ -273,13 +289,13 @@ impl Proxies {
 
         let rpc = &cfg.rpc;
         let mut rpc_default = None;
-        let mut resolve_rpc = |key: &str, o: &crate::config::RpcOptions, w: &mut Vec<String>| -> Result<Option<Arc<Proxy>>, String> {
+        let mut resolve_rpc = |key: &str, o: &crate::config::RpcOptions| -> Result<Option<Arc<Proxy>>, String> {
             if !o.proxy_enabled {
                 return Ok(None);
             }
             if is_default(&o.proxy_name) {
                 if rpc_default.is_none() {
-                    rpc_default = Some(Arc::new(Proxy::new(DEFAULT_NAME, "rpc.proxy", &rpc.proxy, w)?));
+                    rpc_default = Some(Arc::new(Proxy::new(DEFAULT_NAME, "rpc.proxy", &rpc.proxy)?));
                 }
                 return Ok(rpc_default.clone());
             }
@@ -289,14 +305,14 @@ impl Proxies {
                 .map(Some)
                 .ok_or_else(|| format!("{key}.proxy_name: no proxy named {:?} in proxies[]", o.proxy_name))
         };
-        let rpc_without_namespace = resolve_rpc("rpc.without_namespace", &rpc.without_namespace, &mut warnings)?;
+        let rpc_without_namespace = resolve_rpc("rpc.without_namespace", &rpc.without_namespace)?;
         let mut rpc_namespaces = HashMap::new();
         for (i, ns) in rpc.namespaces.iter().enumerate() {
             let key = format!("rpc.namespaces[{i}]");
             if ns.name.is_empty() {
                 return Err(format!("{key}.name: required"));
             }
-            let p = resolve_rpc(&key, &ns.options, &mut warnings)?;
+            let p = resolve_rpc(&key, &ns.options)?;
             if rpc_namespaces.insert(ns.name.clone(), p).is_some() {
                 return Err(format!("{key}.name: duplicate rpc namespace {:?}", ns.name));
             }
@@ -322,13 +338,17 @@ impl Proxies {
             forwarded: Vec::new(),
             stats: HashMap::new(),
             client: None,
+            grpc: None,
             metrics,
         };
         let mut forwarded: Vec<HeaderName> = Vec::new();
         let mut stats = HashMap::new();
-        let mut any = false;
+        let (mut any_http, mut any_grpc) = (false, false);
         for (event, p) in me.all() {
-            any = true;
+            match p.target {
+                Target::Http(_) => any_http = true,
+                Target::Grpc(_) => any_grpc = true,
+            }
             for h in &p.allowed {
                 if !forwarded.contains(h) {
                     forwarded.push(h.clone());
@@ -338,8 +358,16 @@ impl Proxies {
         }
         me.forwarded = forwarded;
         me.stats = stats;
-        if any {
+        if any_http {
             me.client = Some(http::HttpClient::new(Duration::from_millis(CONNECT_TIMEOUT_MS))?);
+        }
+        if any_grpc {
+            me.grpc = Some(grpc::GrpcClient::new(Duration::from_millis(CONNECT_TIMEOUT_MS)));
+        }
+        for (i, p) in cfg.proxies.iter().enumerate() {
+            if p.proxy.endpoint.starts_with("grpc://") && !p.proxy.http_headers.is_empty() {
+                warnings.push(format!("proxies[{i}].http_headers: ignored for a grpc:// endpoint; list them in grpc_metadata"));
+            }
         }
         Ok((me, warnings))
     }
@@ -371,7 +399,7 @@ impl Proxies {
 
     /// Whether any proxy is configured (else sessions never ask).
     pub fn is_empty(&self) -> bool {
-        self.client.is_none()
+        self.client.is_none() && self.grpc.is_none()
     }
 
     /// The connect proxy (`client.proxy.connect.enabled`).
@@ -438,26 +466,25 @@ impl Proxies {
         }
     }
 
-    /// Calls `proxy` for `event` with `body`; the answer body.
-    async fn post(&self, proxy: &Proxy, event: Event, headers: &[(HeaderName, HeaderValue)], body: Vec<u8>) -> Result<Bytes, CallError> {
+    /// Runs one call to `proxy` for `event`: bounded by the proxy's timeout and
+    /// [`MAX_IN_FLIGHT`], measured, and logged when it fails.
+    async fn measured<T>(
+        &self,
+        proxy: &Proxy,
+        event: Event,
+        call: impl std::future::Future<Output = Result<T, CallError>>,
+    ) -> Result<T, CallError> {
         let stats = self.stats.get(&(proxy.name.clone(), event.name())).cloned();
         let stats = stats.unwrap_or_else(|| self.metrics.proxies.stats(&proxy.name, event.name()));
         let started = Instant::now();
         let result = async {
-            let (Some(uri), Some(client)) = (&proxy.uri, &self.client) else {
-                return Err(CallError::Unsupported(proxy.endpoint.clone()));
-            };
             if stats.in_flight.fetch_add(1, Ordering::Relaxed) >= MAX_IN_FLIGHT {
                 stats.in_flight.fetch_sub(1, Ordering::Relaxed);
                 return Err(CallError::Overloaded);
             }
-            let headers = proxy.headers(headers);
-            let r = tokio::time::timeout(proxy.timeout, client.post(uri, &headers, body)).await;
+            let r = tokio::time::timeout(proxy.timeout, call).await;
             stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-            match r {
-                Ok(r) => r.map_err(CallError::from),
-                Err(_) => Err(CallError::Timeout(proxy.timeout)),
-            }
+            r.unwrap_or(Err(CallError::Timeout(proxy.timeout)))
         }
         .await;
         stats.observe(started.elapsed());
@@ -468,21 +495,34 @@ impl Proxies {
         result
     }
 
-    async fn call<T>(
+    /// One call: the JSON body over HTTP, or the gRPC message, and the answer read.
+    #[allow(clippy::too_many_arguments)]
+    async fn call<T, Q: prost::Message, A: prost::Message + Default>(
         &self,
         proxy: &Proxy,
         event: Event,
         headers: &[(HeaderName, HeaderValue)],
-        body: Vec<u8>,
+        json: impl FnOnce() -> Vec<u8>,
         parse: fn(&[u8]) -> Result<Outcome<T>, wire::BadAnswer>,
+        grpc_request: impl FnOnce() -> Q,
+        grpc_parse: fn(A) -> Result<Outcome<T>, wire::BadAnswer>,
     ) -> Result<Outcome<T>, CallError> {
-        let answer = self.post(proxy, event, headers, body).await?;
-        parse(&answer).map_err(|e| {
-            let stats = self.metrics.proxies.stats(&proxy.name, event.name());
-            stats.errors.inc("bad_answer");
-            crate::log::limited_warn!("proxy.call_failed", proxy = %proxy.name, event = event.name(), endpoint = %proxy.endpoint, status = %e, "proxy call failed");
-            CallError::BadAnswer(e)
+        let headers = proxy.headers(headers);
+        self.measured(proxy, event, async {
+            match &proxy.target {
+                Target::Http(uri) => {
+                    let client = self.client.as_ref().ok_or_else(|| CallError::Unsupported(proxy.endpoint.clone()))?;
+                    let answer = client.post(uri, &headers, json()).await?;
+                    Ok(parse(&answer)?)
+                }
+                Target::Grpc(base) => {
+                    let client = self.grpc.as_ref().ok_or_else(|| CallError::Unsupported(proxy.endpoint.clone()))?;
+                    let answer: A = client.call(base, grpc_method(event), &headers, &grpc_request()).await?;
+                    Ok(grpc_parse(answer)?)
+                }
+            }
         })
+        .await
     }
 
     /// A connect event.
@@ -494,14 +534,16 @@ impl Proxies {
         req: &crate::protocol::ConnectRequest,
     ) -> Result<Outcome<ConnectReply>, CallError> {
         let channels: Vec<&str> = req.subs.keys().map(String::as_str).collect();
-        let body = wire::connect_request(caller, proxy.shape, &req.name, &req.version, req.data.as_ref(), &channels);
-        self.call(proxy, Event::Connect, headers, body, wire::connect_answer).await
+        let json = || wire::connect_request(caller, proxy.shape, &req.name, &req.version, req.data.as_ref(), &channels);
+        let pb = || grpc::connect_request(caller, proxy.shape, req);
+        self.call(proxy, Event::Connect, headers, json, wire::connect_answer, pb, grpc::connect_answer).await
     }
 
     /// A refresh event.
     pub async fn refresh_call(&self, proxy: &Proxy, caller: &Caller<'_>, headers: &[(HeaderName, HeaderValue)]) -> Result<Outcome<RefreshReply>, CallError> {
-        let body = wire::refresh_request(caller, proxy.shape);
-        self.call(proxy, Event::Refresh, headers, body, wire::refresh_answer).await
+        let json = || wire::refresh_request(caller, proxy.shape);
+        let pb = || grpc::refresh_request(caller, proxy.shape);
+        self.call(proxy, Event::Refresh, headers, json, wire::refresh_answer, pb, grpc::refresh_answer).await
     }
 
     /// A subscribe event.
@@ -512,8 +554,9 @@ impl Proxies {
         headers: &[(HeaderName, HeaderValue)],
         req: &crate::protocol::SubscribeRequest,
     ) -> Result<Outcome<SubscribeReply>, CallError> {
-        let body = wire::subscribe_request(caller, proxy.shape, &req.channel, &req.token, req.data.as_ref());
-        self.call(proxy, Event::Subscribe, headers, body, wire::subscribe_answer).await
+        let json = || wire::subscribe_request(caller, proxy.shape, &req.channel, &req.token, req.data.as_ref());
+        let pb = || grpc::subscribe_request(caller, proxy.shape, req);
+        self.call(proxy, Event::Subscribe, headers, json, wire::subscribe_answer, pb, grpc::subscribe_answer).await
     }
 
     /// A publish event.
@@ -525,8 +568,9 @@ impl Proxies {
         channel: &str,
         data: &Bytes,
     ) -> Result<Outcome<PublishReply>, CallError> {
-        let body = wire::publish_request(caller, proxy.shape, channel, data);
-        self.call(proxy, Event::Publish, headers, body, wire::publish_answer).await
+        let json = || wire::publish_request(caller, proxy.shape, channel, data);
+        let pb = || grpc::publish_request(caller, proxy.shape, channel, data);
+        self.call(proxy, Event::Publish, headers, json, wire::publish_answer, pb, grpc::publish_answer).await
     }
 
     /// A sub_refresh event.
@@ -537,8 +581,9 @@ impl Proxies {
         headers: &[(HeaderName, HeaderValue)],
         channel: &str,
     ) -> Result<Outcome<RefreshReply>, CallError> {
-        let body = wire::sub_refresh_request(caller, proxy.shape, channel);
-        self.call(proxy, Event::SubRefresh, headers, body, wire::refresh_answer).await
+        let json = || wire::sub_refresh_request(caller, proxy.shape, channel);
+        let pb = || grpc::sub_refresh_request(caller, proxy.shape, channel);
+        self.call(proxy, Event::SubRefresh, headers, json, wire::refresh_answer, pb, grpc::refresh_answer).await
     }
 
     /// An RPC event.
@@ -550,8 +595,21 @@ impl Proxies {
         method: &str,
         data: Option<&Bytes>,
     ) -> Result<Outcome<Option<Bytes>>, CallError> {
-        let body = wire::rpc_request(caller, proxy.shape, method, data);
-        self.call(proxy, Event::Rpc, headers, body, wire::rpc_answer).await
+        let json = || wire::rpc_request(caller, proxy.shape, method, data);
+        let pb = || grpc::rpc_request(caller, proxy.shape, method, data);
+        self.call(proxy, Event::Rpc, headers, json, wire::rpc_answer, pb, grpc::rpc_answer).await
+    }
+}
+
+/// The `CentrifugoProxy` method of an event.
+fn grpc_method(event: Event) -> &'static str {
+    match event {
+        Event::Connect => "Connect",
+        Event::Refresh => "Refresh",
+        Event::Subscribe => "Subscribe",
+        Event::Publish => "Publish",
+        Event::SubRefresh => "SubRefresh",
+        Event::Rpc => "RPC",
     }
 }
 

@@ -78,18 +78,6 @@ fn a_disabled_connect_proxy_needs_no_endpoint_and_nothing_is_built() {
 }
 
 #[test]
-fn grpc_endpoints_load_with_a_warning_naming_the_key_and_fail_calls() {
-    let (p, warnings) = resolve("[client.proxy.connect]\nenabled = true\nendpoint = \"grpc://127.0.0.1:10001\"").expect("loads");
-    assert_eq!(warnings.len(), 1);
-    assert!(warnings[0].starts_with("client.proxy.connect.endpoint: gRPC proxies are not supported"), "{}", warnings[0]);
-    let caller = Caller { client: "c", transport: "websocket", protocol: "json", user: "", meta: None };
-    let proxy = p.connect().expect("connect proxy");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
-    let r = rt.block_on(p.connect_call(proxy, &caller, &[], &crate::protocol::ConnectRequest::default()));
-    assert!(matches!(r, Err(CallError::Unsupported(_))), "{r:?}");
-}
-
-#[test]
 fn rpc_routes_by_namespace() {
     let text = r#"
 [rpc.proxy]
@@ -243,4 +231,85 @@ async fn a_slow_backend_times_out_and_a_bad_status_or_answer_fails() {
     let (p, _) = Proxies::from_config(&config(&rpc_config(&format!("http://127.0.0.1:{port}"), "1s")), Arc::new(Metrics::default()))
         .expect("resolves");
     assert!(matches!(p.rpc_call(rpc_proxy(&p), &caller, &[], "m", None).await, Err(CallError::Http(http::HttpError::Transport(_)))));
+}
+
+/// A gRPC backend (h2c) on 127.0.0.1: records each call's path, metadata and request
+/// message bytes, and answers with `answer` (a framed message) and `status`.
+async fn grpc_backend(answer: Bytes, status: u32) -> (String, Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>) {
+    use http_body_util::{BodyExt as _, StreamBody};
+    use hyper::body::Frame;
+    let seen: Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>> = Arc::default();
+    let log = seen.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let log = log.clone();
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let log = log.clone();
+                    let answer = answer.clone();
+                    async move {
+                        let path = req.uri().path().to_owned();
+                        let headers = req.headers().clone();
+                        let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                        log.lock().expect("lock").push((path, headers, body));
+                        let mut trailers = HeaderMap::new();
+                        trailers.insert("grpc-status", status.to_string().parse().expect("v"));
+                        if status != 0 {
+                            trailers.insert("grpc-message", "backend%20broke".parse().expect("v"));
+                        }
+                        let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> =
+                            vec![Ok(Frame::data(answer)), Ok(Frame::trailers(trailers))];
+                        let body = StreamBody::new(futures_util::stream::iter(frames));
+                        let resp = hyper::Response::builder().header("content-type", "application/grpc").body(body).expect("resp");
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(sock);
+                let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new()).serve_connection(io, svc).await;
+            });
+        }
+    });
+    (format!("grpc://{addr}"), seen)
+}
+
+#[tokio::test]
+async fn grpc_proxies_call_centrifugos_service_with_the_allowed_metadata() {
+    let answer = grpc::frame(&grpc::PbRpcResponseForTest::result(br#"{"answer":42}"#));
+    let (url, seen) = grpc_backend(answer, 0).await;
+    let text = format!(
+        "[rpc.proxy]\nendpoint = \"{url}\"\ngrpc_metadata = [\"authorization\"]\ninclude_connection_meta = true\n[rpc.without_namespace]\nproxy_enabled = true"
+    );
+    let (p, warnings) = resolve(&text).expect("resolves");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let meta = Bytes::from_static(b"{\"m\":1}");
+    let caller = Caller { client: "c1", transport: "websocket", protocol: "json", user: "u1", meta: Some(&meta) };
+    let headers = [
+        (HeaderName::from_static("authorization"), HeaderValue::from_static("Bearer t")),
+        (HeaderName::from_static("cookie"), HeaderValue::from_static("not-listed")),
+    ];
+    let data = Bytes::from_static(b"{\"q\":1}");
+    let out = p.rpc_call(rpc_proxy(&p), &caller, &headers, "m", Some(&data)).await.expect("answered");
+    assert_eq!(out, Outcome::Result(Some(Bytes::from_static(br#"{"answer":42}"#))));
+    let seen = seen.lock().expect("lock");
+    let (path, md, body) = &seen[0];
+    assert_eq!(path, "/centrifugal.centrifugo.proxy.CentrifugoProxy/RPC");
+    assert_eq!(md.get("authorization").map(|v| v.to_str().expect("ascii")), Some("Bearer t"));
+    assert!(md.get("cookie").is_none());
+    assert_eq!(md.get("content-type").map(|v| v.to_str().expect("ascii")), Some("application/grpc"));
+    let req: grpc::PbRpcRequest = grpc::unframe(body.clone()).expect("a request message");
+    let expected = grpc::rpc_request(&caller, wire::Shape { binary: false, meta: true }, "m", Some(&data));
+    assert_eq!(req, expected);
+}
+
+#[tokio::test]
+async fn a_grpc_error_status_fails_the_call() {
+    let (url, _) = grpc_backend(Bytes::new(), 13).await;
+    let text = format!("[rpc.proxy]\nendpoint = \"{url}\"\n[rpc.without_namespace]\nproxy_enabled = true");
+    let (p, _) = resolve(&text).expect("resolves");
+    let caller = Caller { client: "c1", transport: "websocket", protocol: "json", user: "", meta: None };
+    let r = p.rpc_call(rpc_proxy(&p), &caller, &[], "m", None).await;
+    assert!(matches!(r, Err(CallError::Grpc(grpc::GrpcError::Status(13, _)))), "{r:?}");
 }
