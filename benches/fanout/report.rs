@@ -150,6 +150,9 @@ pub(crate) struct Summary {
     /// Server CPU seconds (user + system) from publish start to drain end;
     /// `null` when the server's PID is unknown.
     pub(crate) server_cpu_secs: Option<f64>,
+    /// With several nodes, each one's share of `server_cpu_secs`, node 0
+    /// (the publishers' node) first; empty with one node.
+    pub(crate) node_cpu_secs: Vec<f64>,
     /// server_cpu_secs × 10⁶ ÷ delivered: server CPU µs per delivery.
     pub(crate) server_cpu_us_per_delivery: Option<f64>,
     /// Bench process CPU seconds over the same interval.
@@ -255,6 +258,10 @@ impl Summary {
                 self.server_cpu_us_per_delivery.map_or_else(unknown, |c| format!("{c:.3}")),
                 if s.nodes > 1 { format!(" (summed over {} nodes)", s.nodes) } else { String::new() }
             );
+            if !self.node_cpu_secs.is_empty() {
+                let each: Vec<String> = self.node_cpu_secs.iter().enumerate().map(|(n, c)| format!("node {n} {c:.2} s")).collect();
+                let _ = writeln!(t, "cpu per node      {}  (node 0 takes every publish request)", each.join(", "));
+            }
             if let Some(redis) = self.redis_cpu_secs {
                 let _ = writeln!(t, "redis-server cpu  {redis:.2} s  (same interval; not in the server figures)");
             }

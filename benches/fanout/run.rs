@@ -235,6 +235,7 @@ async fn run_with_server(args: &Args, server: &Server, engine: Option<&str>) -> 
     if !args.idle_only {
         progress.set_phase("publishing");
         let cpu_start = (server.cpu_secs(), read_cpu_secs("/proc/self/stat"), server.redis_cpu_secs());
+        let node_cpu_start = server.node_cpu_secs();
         let publish = publish_all(args, server, origin, &progress).await;
         summary.published = publish.ok;
         summary.publish_errors = publish.failed;
@@ -254,6 +255,9 @@ async fn run_with_server(args: &Args, server: &Server, engine: Option<&str>) -> 
             (Some(end), Some(start)) => Some(end - start),
             _ => None,
         };
+        if server.nodes.len() > 1 {
+            summary.node_cpu_secs = server.node_cpu_secs().iter().zip(&node_cpu_start).map(|(end, start)| end - start).collect();
+        }
         summary.bench_cpu_secs = read_cpu_secs("/proc/self/stat") - cpu_start.1;
         summary.redis_cpu_secs = match (server.redis_cpu_secs(), cpu_start.2) {
             (Some(end), Some(start)) => Some(end - start),

@@ -102,6 +102,12 @@ impl Server {
         Some(std::iter::once(pid).chain(self.other_pids.iter().copied()).map(proc_cpu_secs).sum())
     }
 
+    /// Each node's user + system CPU seconds so far, node 0 first (empty when
+    /// the PID is unknown).
+    pub(crate) fn node_cpu_secs(&self) -> Vec<f64> {
+        self.pid.into_iter().chain(self.other_pids.iter().copied()).map(proc_cpu_secs).collect()
+    }
+
     /// redis-server's user + system CPU seconds so far (`--engine redis`).
     pub(crate) fn redis_cpu_secs(&self) -> Option<f64> {
         self.redis_pid.map(proc_cpu_secs)
