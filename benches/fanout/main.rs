@@ -8,7 +8,8 @@
 //! source addresses 127.0.0.2 … 127.0.0.(1+K), and P publishers calling
 //! `POST /api/publish` (or `POST /api/batch` with `--batch B`) over HTTP/1.1
 //! keep-alive. It never connects anywhere but 127.0.0.x, every loop is bounded
-//! in count and time, and the server is killed (by PID) on every exit path.
+//! in count and time, and the server is killed (by PID) on every exit path,
+//! SIGINT and SIGTERM included (SIGKILL of the bench cannot be caught).
 //!
 //! Phases: start the server and wait for `GET /health` → 200 (≤ 20 s) · read
 //! its RSS · open the subscribers (≤ `--connect-concurrency` handshakes in
@@ -133,7 +134,16 @@ fn main() -> anyhow::Result<()> {
         builder.worker_threads(threads.max(1));
     }
     let runtime = builder.build().context("building the tokio runtime")?;
-    let outcome = runtime.block_on(run::run(args.clone()))?;
+    // On SIGINT / SIGTERM the run's future is dropped, and with it every spawned
+    // process it holds (nodes, limit-server, redis-server): their `Drop` kills them
+    // by PID, so an interrupted bench leaves nothing running.
+    let outcome = runtime.block_on(async {
+        let interrupted = interrupt_signal()?;
+        tokio::select! {
+            outcome = run::run(args.clone()) => outcome,
+            signal = interrupted => anyhow::bail!("interrupted by {signal}; the spawned servers were killed"),
+        }
+    })?;
     match (outcome, args.json) {
         (Outcome::Single(summary), true) => println!("{}", serde_json::to_string(&summary)?),
         (Outcome::Single(summary), false) => print!("{}", summary.table()),
@@ -143,4 +153,17 @@ fn main() -> anyhow::Result<()> {
         (Outcome::CompareEngines(comparison), false) => print!("{}", comparison.table()),
     }
     Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM, registered when made; resolves to the signal's name.
+fn interrupt_signal() -> anyhow::Result<impl std::future::Future<Output = &'static str>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    })
 }

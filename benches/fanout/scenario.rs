@@ -56,6 +56,9 @@
 //! ```text
 //! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 1000 --engine redis --nodes 2 --compare-memory
 //! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 300 --history-size 100 --engine redis --nodes 2 --compare-memory
+//! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 1000 --publishers 16 --engine redis --nodes 2 --compare-memory
+//! # the publish path apart from fan-out: more channels, Redis only
+//! cargo bench --bench fanout -- --subscribers 1000 --channels 8 --rate 1000 --publishers 16 --engine redis --nodes 2
 //! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 1000 --engine redis --nodes 1
 //! ```
 

@@ -314,16 +314,23 @@ impl RedisProcess {
             let log_path = dir.join(format!("redis-{port}.log"));
             let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
             let dir_arg = dir.display().to_string();
-            let child = Command::new(bin)
+            let spawned = Command::new(bin)
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .args(["--dir", &dir_arg, "--daemonize", "no", "--protected-mode", "no", "--logfile", ""])
                 .stdin(Stdio::null())
                 .stdout(log)
                 .stderr(Stdio::null())
-                .spawn()
-                .with_context(|| {
-                    format!("spawning {}: install redis-server (Debian's package) or pass --redis-bin PATH", bin.display())
-                })?;
+                .spawn();
+            let child = match spawned {
+                Ok(child) => child,
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(anyhow!(e).context(format!(
+                        "spawning {}: install redis-server (Debian's package) or pass --redis-bin PATH",
+                        bin.display()
+                    )));
+                }
+            };
             let mut redis = RedisProcess { child, port, dir: dir.clone(), log_path };
             match redis.wait_ready().await {
                 Ok(()) => return Ok(redis),
