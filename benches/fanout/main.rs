@@ -8,7 +8,8 @@
 //! source addresses 127.0.0.2 … 127.0.0.(1+K), and P publishers calling
 //! `POST /api/publish` (or `POST /api/batch` with `--batch B`) over HTTP/1.1
 //! keep-alive. It never connects anywhere but 127.0.0.x, every loop is bounded
-//! in count and time, and the server is killed (by PID) on every exit path.
+//! in count and time, and the server is killed (by PID) on every exit path,
+//! SIGINT and SIGTERM included (SIGKILL of the bench cannot be caught).
 //!
 //! Phases: start the server and wait for `GET /health` → 200 (≤ 20 s) · read
 //! its RSS · open the subscribers (≤ `--connect-concurrency` handshakes in
@@ -37,6 +38,9 @@
 //!   from one monotonic clock in this process (µs). Recorded per delivery in a
 //!   log-linear histogram (≤ 1.6 % bucket error; exact max) and reported as
 //!   p50 / p99 / p99.9 / max. It includes the bench's own receive path.
+//! - **publish API latency** = response read − `t`, per request the server
+//!   answered (any HTTP status), p50 / p99 / max: the HTTP publish round
+//!   trip, through node 0 when there are several.
 //! - **publisher lag** = actual send time − scheduled time, per request.
 //!   Publishers never slow down: a late request goes out at once. Up to ~1 ms
 //!   of it is tokio's timer granularity. Requests still unsent 5 s after the
@@ -47,7 +51,9 @@
 //! - **cpu seconds**: utime + stime from `/proc/<pid>/stat` of the server and of
 //!   the bench, from publish start to drain end; server CPU µs per delivery
 //!   = server CPU seconds × 10⁶ ÷ delivered. Server RSS and CPU are
-//!   "unknown" (JSON `null`) for a `--target` without `--target-pid`.
+//!   "unknown" (JSON `null`) for a `--target` without `--target-pid`, and
+//!   summed over the nodes with `--nodes`; the bench's redis-server CPU is
+//!   reported on a line of its own.
 //! - **sustainable**: no loss, no disconnects, no failed or unsent
 //!   publications, and latency p99 ≤ 100 ms (the criterion DESIGN.md uses for
 //!   "max sustainable"); raise `--rate` until it turns false.
@@ -67,10 +73,17 @@
 //! `--limit-bin`) limit-server, runs the scenario against it on a free port
 //! with a bounded `--lifetime`, kills it, runs the same scenario against a
 //! spawned Tidewire, and prints both reports and Tidewire ÷ limit-server.
+//! With `--engine redis` it starts its own redis-server (free 127.0.0.1 port,
+//! `--save "" --appendonly no`, temp dir, killed by PID on every exit path)
+//! and `--nodes N` Tidewire processes configured with `engine.type = "redis"`
+//! on it; subscriber i connects to node `i % N`, publishers publish through
+//! node 0. `--compare-memory` first runs the same scenario against one
+//! memory-engine node, then the Redis run, and prints both reports and
+//! Redis ÷ memory.
 //!
 //! Rooms: `scenario` (options, validation, the echo), `run` (phases, the
-//! three server modes, progress), `server` (spawned processes, targets,
-//! /proc), `subscribers` and `publishers` (the load), `http` (the API
+//! server modes, progress), `server` (spawned processes, redis-server,
+//! targets, /proc), `subscribers` and `publishers` (the load), `http` (the API
 //! client), `delivery` (parsing pushes, dedup, tallies), `histogram`,
 //! `report` (derived figures, table, ratios). The pure ones — `scenario`,
 //! `delivery`, `histogram`, `report` — are also compiled into the
@@ -121,12 +134,36 @@ fn main() -> anyhow::Result<()> {
         builder.worker_threads(threads.max(1));
     }
     let runtime = builder.build().context("building the tokio runtime")?;
-    let outcome = runtime.block_on(run::run(args.clone()))?;
+    // On SIGINT / SIGTERM the run's future is dropped, and with it every spawned
+    // process it holds (nodes, limit-server, redis-server): their `Drop` kills them
+    // by PID, so an interrupted bench leaves nothing running.
+    let outcome = runtime.block_on(async {
+        let interrupted = interrupt_signal()?;
+        tokio::select! {
+            outcome = run::run(args.clone()) => outcome,
+            signal = interrupted => anyhow::bail!("interrupted by {signal}; the spawned servers were killed"),
+        }
+    })?;
     match (outcome, args.json) {
         (Outcome::Single(summary), true) => println!("{}", serde_json::to_string(&summary)?),
         (Outcome::Single(summary), false) => print!("{}", summary.table()),
         (Outcome::Compare(comparison), true) => println!("{}", serde_json::to_string(&comparison)?),
         (Outcome::Compare(comparison), false) => print!("{}", comparison.table()),
+        (Outcome::CompareEngines(comparison), true) => println!("{}", serde_json::to_string(&comparison)?),
+        (Outcome::CompareEngines(comparison), false) => print!("{}", comparison.table()),
     }
     Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM, registered when made; resolves to the signal's name.
+fn interrupt_signal() -> anyhow::Result<impl std::future::Future<Output = &'static str>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    })
 }

@@ -10,6 +10,10 @@
 //! Requests still unsent `PUBLISH_GRACE` after the scheduled end are counted
 //! as `unsent`. Each publication is acknowledged or failed from the reply:
 //! `{"result":…}` for `/api/publish`, each item of `replies` for `/api/batch`.
+//! Each request's round trip (from `t`, just before it is written, to the
+//! whole response read) is recorded when the server answered it at all (any
+//! HTTP status): the publish API latency of the report. With several nodes
+//! (`--nodes`), every request goes to node 0.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -45,6 +49,8 @@ pub(crate) struct PublishOutcome {
     pub(crate) ok_per_channel: Vec<u64>,
     /// Send time − scheduled time per request (µs).
     pub(crate) lag: Histogram,
+    /// Request about to be written → response read, per answered request (µs).
+    pub(crate) rtt: Histogram,
     /// When the first request was sent, µs since the origin.
     pub(crate) first_send_us: Option<u64>,
     /// When the last acknowledging response arrived, µs since the origin.
@@ -60,6 +66,7 @@ impl PublishOutcome {
             unsent: 0,
             ok_per_channel: vec![0; channels],
             lag: Histogram::new(),
+            rtt: Histogram::new(),
             first_send_us: None,
             last_ack_us: None,
             first_error: None,
@@ -103,6 +110,7 @@ pub(crate) async fn publish_all(args: &Args, server: &Server, origin: Instant, p
             *sum += n;
         }
         outcome.lag.merge(&p.lag);
+        outcome.rtt.merge(&p.rtt);
         outcome.first_send_us = match (outcome.first_send_us, p.first_send_us) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -175,6 +183,9 @@ async fn run_publisher(plan: Arc<PublishPlan>, j: u64) -> PublishOutcome {
         }
         out.first_send_us.get_or_insert(t);
         let reply = tokio::time::timeout(HTTP_TIMEOUT, conn.request("POST", path, body.as_bytes())).await;
+        if matches!(reply, Ok(Ok(_))) {
+            out.rtt.record((plan.origin.elapsed().as_micros() as u64).saturating_sub(t));
+        }
         let n = (last - first) as usize;
         let verdicts = match reply {
             Ok(Ok((200, reply_body))) => {

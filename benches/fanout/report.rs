@@ -1,5 +1,7 @@
 //! The report: every figure the bench prints, how it is derived from the raw
-//! counts, the table (or `--json`), and the comparison with limit-server.
+//! counts, the table (or `--json`), and the comparisons: with limit-server
+//! (`--compare-limit`) and of the Redis engine with the memory engine
+//! (`--compare-memory`).
 //!
 //! Pure: the run fills in raw counts (acknowledged publications per channel,
 //! unique deliveries, times, /proc readings) and `Summary::derive` computes
@@ -13,8 +15,13 @@
 //!   × 10⁶ ÷ delivered; bytes/connection = (idle RSS − RSS before) ÷ N.
 //! - sustainable: no loss, no disconnects, no failed or unsent publications,
 //!   latency p99 ≤ 100 ms.
-//! - ratios (`--compare-limit`): Tidewire's figure ÷ limit-server's, `null`
-//!   when either is unknown or the reference is 0.
+//! - publish API latency: per request, response received − request about to
+//!   be written (µs, one monotonic clock), for every request answered with
+//!   any HTTP status; transport errors and timeouts count as failed instead.
+//! - ratios: the subject's figure ÷ the reference's — Tidewire ÷ limit-server
+//!   (`--compare-limit`), Redis ÷ memory (`--compare-memory`) — `null` when
+//!   either is unknown or the reference is 0. Server CPU and RSS are summed
+//!   over a run's nodes; redis-server's CPU is reported apart, not in them.
 
 use std::fmt::Write as _;
 
@@ -126,6 +133,9 @@ pub(crate) struct Summary {
     pub(crate) sustainable: bool,
     /// How late requests went out compared with the open-loop schedule (ms).
     pub(crate) publisher_lag_ms: Percentiles,
+    /// Publish API round trip per request (ms): request about to be written →
+    /// response read, requests answered with any HTTP status.
+    pub(crate) publish_rtt_ms: Percentiles,
     /// Server VmRSS before subscribers, idle with all subscribed, at the end
     /// (bytes); `null` when the server's PID is unknown (`--target` alone).
     pub(crate) rss_before: Option<u64>,
@@ -140,10 +150,16 @@ pub(crate) struct Summary {
     /// Server CPU seconds (user + system) from publish start to drain end;
     /// `null` when the server's PID is unknown.
     pub(crate) server_cpu_secs: Option<f64>,
+    /// With several nodes, each one's share of `server_cpu_secs`, node 0
+    /// (the publishers' node) first; empty with one node.
+    pub(crate) node_cpu_secs: Vec<f64>,
     /// server_cpu_secs × 10⁶ ÷ delivered: server CPU µs per delivery.
     pub(crate) server_cpu_us_per_delivery: Option<f64>,
     /// Bench process CPU seconds over the same interval.
     pub(crate) bench_cpu_secs: f64,
+    /// The bench's redis-server CPU seconds over the same interval
+    /// (`--engine redis`; not part of `server_cpu_secs`).
+    pub(crate) redis_cpu_secs: Option<f64>,
 }
 
 impl Summary {
@@ -152,7 +168,12 @@ impl Summary {
         let s = &self.scenario;
         let mut t = String::new();
         let mb = |b: Option<u64>| b.map_or_else(unknown, |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)));
-        let _ = writeln!(t, "\n=== Tidewire fan-out benchmark: {} ===", s.server);
+        let engine = match (&s.engine, s.nodes) {
+            (Some(e), n) if n > 1 => format!(" ({e} engine, {n} nodes: subscribers round-robin, publishing through node 0)"),
+            (Some(e), _) => format!(" ({e} engine)"),
+            (None, _) => String::new(),
+        };
+        let _ = writeln!(t, "\n=== Tidewire fan-out benchmark: {}{engine} ===", s.server);
         if s.idle_only {
             let _ = writeln!(t, "scenario          {} subscribers, {} channel(s), idle only", s.subscribers, s.channels);
         } else {
@@ -219,6 +240,12 @@ impl Summary {
                 "publisher lag ms  p50 {:.2}  p99 {:.2}  max {:.2}  ({} requests)",
                 g.p50, g.p99, g.max, g.count
             );
+            let r = self.publish_rtt_ms;
+            let _ = writeln!(
+                t,
+                "publish API ms    p50 {:.2}  p99 {:.2}  max {:.2}  ({} requests: request written → response, through node 0)",
+                r.p50, r.p99, r.max, r.count
+            );
             let _ = writeln!(
                 t,
                 "cpu seconds       server {}, bench {:.2}  (publish start → drain end)",
@@ -227,9 +254,17 @@ impl Summary {
             );
             let _ = writeln!(
                 t,
-                "server cpu        {} µs per delivery",
-                self.server_cpu_us_per_delivery.map_or_else(unknown, |c| format!("{c:.3}"))
+                "server cpu        {} µs per delivery{}",
+                self.server_cpu_us_per_delivery.map_or_else(unknown, |c| format!("{c:.3}")),
+                if s.nodes > 1 { format!(" (summed over {} nodes)", s.nodes) } else { String::new() }
             );
+            if !self.node_cpu_secs.is_empty() {
+                let each: Vec<String> = self.node_cpu_secs.iter().enumerate().map(|(n, c)| format!("node {n} {c:.2} s")).collect();
+                let _ = writeln!(t, "cpu per node      {}  (node 0 takes every publish request)", each.join(", "));
+            }
+            if let Some(redis) = self.redis_cpu_secs {
+                let _ = writeln!(t, "redis-server cpu  {redis:.2} s  (same interval; not in the server figures)");
+            }
             let _ = writeln!(
                 t,
                 "sustainable       {}  (no loss, disconnects, failed or unsent publications; p99 ≤ {SUSTAINABLE_P99_MS} ms)",
@@ -314,7 +349,19 @@ pub(crate) struct Comparison {
     pub(crate) ratios: Ratios,
 }
 
-/// Tidewire ÷ limit-server for the figures DESIGN.md sets targets on; `None`
+/// `--compare-memory`: one memory-engine node, then the Redis nodes, in one
+/// invocation, and Redis ÷ memory.
+#[derive(Serialize, Debug)]
+pub(crate) struct EngineComparison {
+    /// The reference run (first): one node on the memory engine.
+    pub(crate) memory: Summary,
+    /// The Redis run (second): `--nodes` nodes on the bench's redis-server.
+    pub(crate) redis: Summary,
+    /// The Redis run's figures ÷ the memory run's.
+    pub(crate) ratios: Ratios,
+}
+
+/// Subject ÷ reference for the figures DESIGN.md sets targets on; `None`
 /// (JSON `null`) when either side is unknown or the reference is 0.
 #[derive(Serialize, Debug, Default, PartialEq)]
 pub(crate) struct Ratios {
@@ -324,25 +371,38 @@ pub(crate) struct Ratios {
     pub(crate) latency_p50: Option<f64>,
     /// Latency p99 (lower is better).
     pub(crate) latency_p99: Option<f64>,
-    /// Server CPU µs per delivery (lower is better).
+    /// Server CPU µs per delivery, summed over nodes (lower is better).
     pub(crate) server_cpu_per_delivery: Option<f64>,
-    /// Idle RSS bytes per connection (lower is better).
+    /// Idle RSS bytes per connection, summed over nodes (lower is better).
     pub(crate) bytes_per_connection: Option<f64>,
+    /// Publish API round trip p50 (lower is better).
+    pub(crate) publish_p50: Option<f64>,
+    /// Publish API round trip p99 (lower is better).
+    pub(crate) publish_p99: Option<f64>,
 }
 
-impl Comparison {
-    /// Pairs the two runs and computes the ratios.
-    pub(crate) fn new(limit_server: Summary, tidewire: Summary) -> Self {
-        let (t, l) = (&tidewire, &limit_server);
+impl Ratios {
+    /// `subject`'s figures ÷ `reference`'s; the publish-run ones only when both published.
+    pub(crate) fn new(subject: &Summary, reference: &Summary) -> Self {
+        let (t, l) = (subject, reference);
         let ran = |s: &Summary| (!s.scenario.idle_only).then_some(());
         let both = ran(t).and(ran(l));
-        let ratios = Ratios {
+        Ratios {
             deliveries_per_sec: both.and(ratio(Some(t.deliveries_per_sec), Some(l.deliveries_per_sec))),
             latency_p50: both.and(ratio(Some(t.latency_ms.p50), Some(l.latency_ms.p50))),
             latency_p99: both.and(ratio(Some(t.latency_ms.p99), Some(l.latency_ms.p99))),
             server_cpu_per_delivery: ratio(t.server_cpu_us_per_delivery, l.server_cpu_us_per_delivery),
             bytes_per_connection: ratio(t.bytes_per_connection, l.bytes_per_connection),
-        };
+            publish_p50: both.and(ratio(Some(t.publish_rtt_ms.p50), Some(l.publish_rtt_ms.p50))),
+            publish_p99: both.and(ratio(Some(t.publish_rtt_ms.p99), Some(l.publish_rtt_ms.p99))),
+        }
+    }
+}
+
+impl Comparison {
+    /// Pairs the two runs and computes the ratios.
+    pub(crate) fn new(limit_server: Summary, tidewire: Summary) -> Self {
+        let ratios = Ratios::new(&tidewire, &limit_server);
         Comparison { limit_server, tidewire, ratios }
     }
 
@@ -350,34 +410,64 @@ impl Comparison {
     pub(crate) fn table(&self) -> String {
         let mut t = self.limit_server.table();
         t.push_str(&self.tidewire.table());
-        let (tw, ls, r) = (&self.tidewire, &self.limit_server, &self.ratios);
-        let _ = writeln!(t, "\n=== Tidewire vs limit-server, same run (ratio = Tidewire ÷ limit-server) ===");
-        let _ = writeln!(t, "{:<26} {:>14} {:>14} {:>8}", "figure", "Tidewire", "limit-server", "ratio");
-        let x = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}×"));
-        let num = |v: Option<f64>, digits: usize| v.map_or_else(unknown, |v| format!("{v:.digits$}"));
-        let mut row = |name: &str, a: String, b: String, ratio: String| {
-            let _ = writeln!(t, "{name:<26} {a:>14} {b:>14} {ratio:>8}");
-        };
-        if !tw.scenario.idle_only {
-            row("deliveries/s", format!("{:.0}", tw.deliveries_per_sec), format!("{:.0}", ls.deliveries_per_sec), x(r.deliveries_per_sec));
-            row("lost", tw.lost.to_string(), ls.lost.to_string(), String::new());
-            row("unsent", tw.unsent.to_string(), ls.unsent.to_string(), String::new());
-            row("failed publications", tw.publish_errors.to_string(), ls.publish_errors.to_string(), String::new());
-            row("latency p50 ms", format!("{:.2}", tw.latency_ms.p50), format!("{:.2}", ls.latency_ms.p50), x(r.latency_p50));
-            row("latency p99 ms", format!("{:.2}", tw.latency_ms.p99), format!("{:.2}", ls.latency_ms.p99), x(r.latency_p99));
-            row(
-                "server CPU µs/delivery",
-                num(tw.server_cpu_us_per_delivery, 3),
-                num(ls.server_cpu_us_per_delivery, 3),
-                x(r.server_cpu_per_delivery),
-            );
-            row("bench CPU s", format!("{:.2}", tw.bench_cpu_secs), format!("{:.2}", ls.bench_cpu_secs), String::new());
-            let yes = |s: &Summary| if s.sustainable { "yes" } else { "NO" }.to_owned();
-            row("sustainable", yes(tw), yes(ls), String::new());
-        }
-        row("RSS bytes/connection", num(tw.bytes_per_connection, 0), num(ls.bytes_per_connection, 0), x(r.bytes_per_connection));
+        let title = "Tidewire vs limit-server, same run (ratio = Tidewire ÷ limit-server)";
+        side_by_side(&mut t, title, ("Tidewire", &self.tidewire), ("limit-server", &self.limit_server), &self.ratios);
         t
     }
+}
+
+impl EngineComparison {
+    /// Pairs the two runs and computes the ratios.
+    pub(crate) fn new(memory: Summary, redis: Summary) -> Self {
+        let ratios = Ratios::new(&redis, &memory);
+        EngineComparison { memory, redis, ratios }
+    }
+
+    /// Both full reports, then the side-by-side table.
+    pub(crate) fn table(&self) -> String {
+        let mut t = self.memory.table();
+        t.push_str(&self.redis.table());
+        let nodes = self.redis.scenario.nodes;
+        let title = format!("Redis engine ({nodes} node(s)) vs memory engine (1 node), same run (ratio = Redis ÷ memory)");
+        side_by_side(&mut t, &title, ("Redis", &self.redis), ("memory", &self.memory), &self.ratios);
+        if let Some(redis) = self.redis.redis_cpu_secs.filter(|_| self.redis.delivered > 0) {
+            let per = redis * 1e6 / self.redis.delivered as f64;
+            let _ = writeln!(t, "(redis-server itself: {redis:.2} CPU s, {per:.3} µs per delivery, not in the figures above)");
+        }
+        t
+    }
+}
+
+/// Appends the side-by-side table of `subject` and `reference` (named) with `ratios`.
+fn side_by_side(t: &mut String, title: &str, subject: (&str, &Summary), reference: (&str, &Summary), r: &Ratios) {
+    let ((a_name, tw), (b_name, ls)) = (subject, reference);
+    let _ = writeln!(t, "\n=== {title} ===");
+    let _ = writeln!(t, "{:<26} {:>14} {:>14} {:>8}", "figure", a_name, b_name, "ratio");
+    let x = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}×"));
+    let num = |v: Option<f64>, digits: usize| v.map_or_else(unknown, |v| format!("{v:.digits$}"));
+    let mut row = |name: &str, a: String, b: String, ratio: String| {
+        let _ = writeln!(t, "{name:<26} {a:>14} {b:>14} {ratio:>8}");
+    };
+    if !tw.scenario.idle_only {
+        row("deliveries/s", format!("{:.0}", tw.deliveries_per_sec), format!("{:.0}", ls.deliveries_per_sec), x(r.deliveries_per_sec));
+        row("lost", tw.lost.to_string(), ls.lost.to_string(), String::new());
+        row("unsent", tw.unsent.to_string(), ls.unsent.to_string(), String::new());
+        row("failed publications", tw.publish_errors.to_string(), ls.publish_errors.to_string(), String::new());
+        row("latency p50 ms", format!("{:.2}", tw.latency_ms.p50), format!("{:.2}", ls.latency_ms.p50), x(r.latency_p50));
+        row("latency p99 ms", format!("{:.2}", tw.latency_ms.p99), format!("{:.2}", ls.latency_ms.p99), x(r.latency_p99));
+        row(
+            "server CPU µs/delivery",
+            num(tw.server_cpu_us_per_delivery, 3),
+            num(ls.server_cpu_us_per_delivery, 3),
+            x(r.server_cpu_per_delivery),
+        );
+        row("publish API p50 ms", format!("{:.2}", tw.publish_rtt_ms.p50), format!("{:.2}", ls.publish_rtt_ms.p50), x(r.publish_p50));
+        row("publish API p99 ms", format!("{:.2}", tw.publish_rtt_ms.p99), format!("{:.2}", ls.publish_rtt_ms.p99), x(r.publish_p99));
+        row("bench CPU s", format!("{:.2}", tw.bench_cpu_secs), format!("{:.2}", ls.bench_cpu_secs), String::new());
+        let yes = |s: &Summary| if s.sustainable { "yes" } else { "NO" }.to_owned();
+        row("sustainable", yes(tw), yes(ls), String::new());
+    }
+    row("RSS bytes/connection", num(tw.bytes_per_connection, 0), num(ls.bytes_per_connection, 0), x(r.bytes_per_connection));
 }
 
 #[cfg(test)]
@@ -514,6 +604,8 @@ mod tests {
                 latency_p99: Some(2.0),
                 server_cpu_per_delivery: Some(4.0),
                 bytes_per_connection: None, // reference 0: no ratio
+                publish_p50: None,          // no publish round trips recorded: 0 ms
+                publish_p99: None,
             }
         );
         let table = c.table();
@@ -521,5 +613,60 @@ mod tests {
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["ratios"]["bytes_per_connection"], serde_json::Value::Null);
         assert_eq!(json["tidewire"]["scenario"]["subscribers"], 1000);
+    }
+
+    #[test]
+    fn engine_ratios_divide_redis_by_memory() {
+        let mut memory = summary(1000, 1);
+        memory.deliveries_per_sec = 1_000_000.0;
+        memory.latency_ms.p50 = 2.0;
+        memory.latency_ms.p99 = 10.0;
+        memory.server_cpu_us_per_delivery = Some(1.0);
+        memory.publish_rtt_ms = Percentiles { count: 10_000, p50: 0.2, p99: 1.0, p999: 2.0, max: 3.0 };
+        let mut redis = summary(1000, 1);
+        redis.scenario.engine = Some("redis".into());
+        redis.scenario.nodes = 2;
+        redis.deliveries_per_sec = 800_000.0;
+        redis.latency_ms.p50 = 3.0;
+        redis.latency_ms.p99 = 25.0;
+        redis.server_cpu_us_per_delivery = Some(1.5); // summed over both nodes
+        redis.publish_rtt_ms = Percentiles { count: 10_000, p50: 0.5, p99: 4.0, p999: 5.0, max: 6.0 };
+        redis.delivered = 8_000_000;
+        redis.redis_cpu_secs = Some(4.0);
+        let c = EngineComparison::new(memory, redis);
+        assert_eq!(
+            c.ratios,
+            Ratios {
+                deliveries_per_sec: Some(0.8),
+                latency_p50: Some(1.5),
+                latency_p99: Some(2.5),
+                server_cpu_per_delivery: Some(1.5),
+                bytes_per_connection: None,
+                publish_p50: Some(2.5),
+                publish_p99: Some(4.0),
+            }
+        );
+        let table = c.table();
+        assert!(table.contains("Redis ÷ memory") && table.contains("publish API p99 ms"), "{table}");
+        assert!(table.contains("redis engine, 2 nodes"), "{table}");
+        assert!(table.contains("redis-server itself: 4.00 CPU s, 0.500 µs per delivery"), "{table}");
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["ratios"]["publish_p99"], 4.0);
+        assert_eq!(json["redis"]["scenario"]["nodes"], 2);
+        assert_eq!(json["memory"]["publish_rtt_ms"]["p50"], 0.2);
+    }
+
+    #[test]
+    fn idle_runs_have_no_publish_ratios() {
+        let mut memory = summary(10, 1);
+        memory.scenario.idle_only = true;
+        memory.publish_rtt_ms.p50 = 1.0;
+        let mut redis = summary(10, 1);
+        redis.scenario.idle_only = true;
+        redis.publish_rtt_ms.p50 = 2.0;
+        redis.bytes_per_connection = Some(3.0);
+        memory.bytes_per_connection = Some(2.0);
+        let r = Ratios::new(&redis, &memory);
+        assert_eq!((r.publish_p50, r.deliveries_per_sec, r.bytes_per_connection), (None, None, Some(1.5)));
     }
 }

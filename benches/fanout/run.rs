@@ -1,13 +1,19 @@
-//! The run: one scenario against one server, phase by phase, and the three
-//! ways of choosing the server — spawn Tidewire, drive a `--target`, or
-//! `--compare-limit` (limit-server, then Tidewire, in one invocation).
+//! The run: one scenario against one server, phase by phase, and the ways of
+//! choosing the server — spawn Tidewire (memory engine, or `--engine redis`:
+//! the bench's own redis-server plus `--nodes` Tidewire processes on it),
+//! drive a `--target`, `--compare-limit` (limit-server, then Tidewire, in one
+//! invocation), or `--compare-memory` (one memory-engine node, then the Redis
+//! nodes, in one invocation).
 //!
 //! Phases: make sure the server answers · read its RSS · open the
 //! subscribers · settle `--settle` s and read the idle RSS · publish for
 //! `--duration` s · drain until every expected delivery arrived or `--drain`
 //! s passed · read the end RSS and CPU · merge the subscribers' tallies ·
-//! derive the figures (report.rs). A spawned server is stopped by PID when
-//! its run returns, on every path (`ServerProcess::stop`, else its `Drop`).
+//! derive the figures (report.rs). Spawned servers (and the bench's
+//! redis-server) are stopped by PID when their run returns, on every path
+//! (`Deployment::stop`, else the `Drop` of each process). With several nodes
+//! the subscribers are split round-robin over them and the publishers all
+//! publish through node 0; RSS and CPU are summed over the nodes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
@@ -17,10 +23,11 @@ use anyhow::{anyhow, bail};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::publishers::{PUBLISH_GRACE, PUBLISH_LEAD, fill_history, publish_all};
-use crate::report::{Comparison, Summary, Timing, expected_deliveries};
+use crate::report::{Comparison, EngineComparison, Summary, Timing, expected_deliveries};
 use crate::scenario::{Args, Scenario, target_addr};
 use crate::server::{
-    Server, ServerProcess, limit_server_bin, raise_fd_limit, read_cpu_secs, read_rss, resolve_server_bin,
+    Deployment, Server, ServerProcess, TidewireOptions, limit_server_bin, raise_fd_limit, read_cpu_secs, read_rss,
+    resolve_server_bin,
 };
 use crate::subscribers::{SubscriberContext, finish_tasks, native_context, run_native_subscriber, run_subscriber};
 
@@ -37,6 +44,8 @@ pub(crate) enum Outcome {
     Single(Box<Summary>),
     /// `--compare-limit`: both runs and the ratios.
     Compare(Box<Comparison>),
+    /// `--compare-memory`: the memory run, the Redis run, and the ratios.
+    CompareEngines(Box<EngineComparison>),
 }
 
 /// Shared counters read by the progress line and the drain check.
@@ -66,7 +75,7 @@ impl Progress {
 }
 
 /// Runs the invocation's scenario: against `--target`, as a comparison, or
-/// against a spawned Tidewire.
+/// against a spawned Tidewire (on the memory engine or on Redis).
 pub(crate) async fn run(args: Args) -> anyhow::Result<Outcome> {
     raise_fd_limit(args.subscribers);
     if let Some(url) = &args.target {
@@ -75,44 +84,62 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Outcome> {
             fill_history(&args, &server).await?;
             std::process::exit(0);
         }
-        let summary = run_with_server(&args, &server, false).await?;
+        let summary = run_with_server(&args, &server, None).await?;
         return Ok(Outcome::Single(Box::new(summary)));
     }
+    let options = TidewireOptions::from_args(&args);
     if args.compare_limit {
         let bin = limit_server_bin(args.limit_bin.as_deref())?;
         // Resolve Tidewire's binary before spending a run on the reference.
         let tidewire_bin = resolve_server_bin(args.server_bin.as_deref())?;
         let limit = ServerProcess::start_limit(&bin, limit_lifetime_secs(&args)).await?;
         eprintln!("limit-server (PID {}) on {}", limit.server().pid.unwrap_or(0), limit.server().addr);
-        let reference = run_spawned(&args, limit, false).await?;
-        let tidewire = ServerProcess::start_tidewire(&tidewire_bin, args.queue_max_size, 0, false, args.batch_max_delay_ms).await?;
+        let reference = run_spawned(&args, Deployment::single(limit), None).await?;
+        // `--compare-limit` runs plain channels (validated): no history, no datagrams.
+        let tidewire = ServerProcess::start_tidewire(&tidewire_bin, &options).await?;
         eprintln!("tidewire (PID {}) on {}", tidewire.server().pid.unwrap_or(0), tidewire.server().addr);
-        let summary = run_spawned(&args, tidewire, true).await?;
+        let summary = run_spawned(&args, Deployment::single(tidewire), Some(options.engine())).await?;
         return Ok(Outcome::Compare(Box::new(Comparison::new(reference, summary))));
     }
     let bin = resolve_server_bin(args.server_bin.as_deref())?;
-    let server = ServerProcess::start_tidewire(&bin, args.queue_max_size, args.history_size, args.datagram, args.batch_max_delay_ms).await?;
+    if args.redis_engine() {
+        let reference = if args.compare_memory {
+            let memory = ServerProcess::start_tidewire(&bin, &options).await?;
+            eprintln!("tidewire (PID {}, memory engine) on {}", memory.server().pid.unwrap_or(0), memory.server().addr);
+            Some(run_spawned(&args, Deployment::single(memory), Some(options.engine())).await?)
+        } else {
+            None
+        };
+        let deployment = Deployment::start_on_redis(&bin, &options, args.nodes, args.redis_bin.as_deref()).await?;
+        let summary = run_spawned(&args, deployment, Some("redis")).await?;
+        return Ok(match reference {
+            Some(memory) => Outcome::CompareEngines(Box::new(EngineComparison::new(memory, summary))),
+            None => Outcome::Single(Box::new(summary)),
+        });
+    }
+    let server = ServerProcess::start_tidewire(&bin, &options).await?;
     if args.fill_channels > 0 {
         let result = fill_history(&args, server.server()).await;
         server.stop(result.is_ok());
         result?;
         std::process::exit(0);
     }
-    let summary = run_spawned(&args, server, true).await?;
+    let summary = run_spawned(&args, Deployment::single(server), Some(options.engine())).await?;
     Ok(Outcome::Single(Box::new(summary)))
 }
 
-/// Runs the scenario against a spawned server and stops it (by PID) on every
-/// path; a failed run keeps the server log and quotes its tail.
-async fn run_spawned(args: &Args, server: ServerProcess, tidewire_config: bool) -> anyhow::Result<Summary> {
-    match run_with_server(args, server.server(), tidewire_config).await {
+/// Runs the scenario against spawned server(s), `engine` naming Tidewire's
+/// when the bench configured it, and stops them (by PID) on every path; a
+/// failed run keeps the server logs and quotes their tails.
+async fn run_spawned(args: &Args, deployment: Deployment, engine: Option<&str>) -> anyhow::Result<Summary> {
+    match run_with_server(args, deployment.server(), engine).await {
         Ok(summary) => {
-            server.stop(true);
+            deployment.stop(true);
             Ok(summary)
         }
         Err(err) => {
-            let note = server.log_note();
-            server.stop(false);
+            let note = deployment.log_note();
+            deployment.stop(false);
             Err(anyhow!("{err:#}\n{note}"))
         }
     }
@@ -127,21 +154,22 @@ fn limit_lifetime_secs(args: &Args) -> u64 {
     scenario.ceil() as u64 + connecting + LIMIT_LIFETIME_SLACK_SECS
 }
 
-/// The part of the run that needs a live server.
-async fn run_with_server(args: &Args, server: &Server, tidewire_config: bool) -> anyhow::Result<Summary> {
+/// The part of the run that needs a live server; `engine` is the spawned
+/// Tidewire's (`None` for limit-server and a `--target`).
+async fn run_with_server(args: &Args, server: &Server, engine: Option<&str>) -> anyhow::Result<Summary> {
     let origin = Instant::now();
     let progress = Arc::new(Progress::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let reporter = tokio::spawn(report_progress(Arc::clone(&progress), origin, stop_rx.clone()));
 
-    let mut summary = Summary { scenario: Scenario::new(args, &server.name, tidewire_config), ..Summary::default() };
+    let scenario = Scenario::new(args, &server.name, engine, server.nodes.len());
+    let mut summary = Summary { scenario, ..Summary::default() };
     let rss_before = server.rss()?;
     // Subscribers.
     progress.set_phase("connecting");
     let connect_start = Instant::now();
     let ctx = Arc::new(SubscriberContext {
-        server: server.addr,
-        url: format!("ws://{}/connection/websocket", server.addr),
+        nodes: server.nodes.clone(),
         source_ips: args.source_ips,
         channels: args.channels,
         batch: args.batch as u64,
@@ -206,13 +234,15 @@ async fn run_with_server(args: &Args, server: &Server, tidewire_config: bool) ->
 
     if !args.idle_only {
         progress.set_phase("publishing");
-        let cpu_start = (server.cpu_secs(), read_cpu_secs("/proc/self/stat"));
+        let cpu_start = (server.cpu_secs(), read_cpu_secs("/proc/self/stat"), server.redis_cpu_secs());
+        let node_cpu_start = server.node_cpu_secs();
         let publish = publish_all(args, server, origin, &progress).await;
         summary.published = publish.ok;
         summary.publish_errors = publish.failed;
         summary.unsent = publish.unsent;
         summary.first_publish_error = publish.first_error.clone();
         summary.publisher_lag_ms = publish.lag.percentiles_ms();
+        summary.publish_rtt_ms = publish.rtt.percentiles_ms();
         let expected = expected_deliveries(&publish.ok_per_channel, args.subscribers, args.channels);
 
         // Drain: wait until everything expected arrived, or the drain time ran out.
@@ -225,7 +255,14 @@ async fn run_with_server(args: &Args, server: &Server, tidewire_config: bool) ->
             (Some(end), Some(start)) => Some(end - start),
             _ => None,
         };
+        if server.nodes.len() > 1 {
+            summary.node_cpu_secs = server.node_cpu_secs().iter().zip(&node_cpu_start).map(|(end, start)| end - start).collect();
+        }
         summary.bench_cpu_secs = read_cpu_secs("/proc/self/stat") - cpu_start.1;
+        summary.redis_cpu_secs = match (server.redis_cpu_secs(), cpu_start.2) {
+            (Some(end), Some(start)) => Some(end - start),
+            _ => None,
+        };
 
         summary.rss_end = server.rss()?;
         let _ = stop_tx.send(true);

@@ -46,6 +46,21 @@
 //! cargo bench --bench fanout -- --subscribers 10000 --channels 1 --rate 100 --compare-limit
 //! cargo bench --bench fanout -- --subscribers 19900 --idle-only --compare-limit
 //! ```
+//!
+//! Redis engine (the bench starts its own `redis-server` on a free loopback
+//! port, persistence off, and stops it by PID): two Tidewire nodes on it,
+//! subscribers split round-robin over both, publishing through node 0; with
+//! `--compare-memory` the same scenario first runs against one memory-engine
+//! node, and the report ends with Redis ÷ memory ratios:
+//!
+//! ```text
+//! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 1000 --engine redis --nodes 2 --compare-memory
+//! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 300 --history-size 100 --engine redis --nodes 2 --compare-memory
+//! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 1000 --publishers 16 --engine redis --nodes 2 --compare-memory
+//! # the publish path apart from fan-out: more channels, Redis only
+//! cargo bench --bench fanout -- --subscribers 1000 --channels 8 --rate 1000 --publishers 16 --engine redis --nodes 2
+//! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 1000 --engine redis --nodes 1
+//! ```
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +75,9 @@ pub(crate) const API_KEY: &str = "bench-api-key";
 pub(crate) const HMAC_SECRET: &str = "bench-secret";
 /// Upper bound for `--drain`, so a run always ends soon after publishing.
 pub(crate) const MAX_DRAIN_SECS: f64 = 5.0;
+/// Upper bound for `--nodes`: each node is a process with its own runtime on
+/// a 2-core machine shared with the load generator; more only measures contention.
+pub(crate) const MAX_NODES: usize = 8;
 
 /// Command-line options (`cargo bench --bench fanout -- --help`).
 #[derive(Parser, Debug, Clone)]
@@ -152,6 +170,22 @@ pub(crate) struct Args {
     /// With `--compare-limit`: use this limit-server binary instead of building it.
     #[arg(long, value_name = "PATH", requires = "compare_limit")]
     pub(crate) limit_bin: Option<PathBuf>,
+    /// Engine of the spawned Tidewire: `memory` (one node) or `redis` (the bench starts
+    /// its own redis-server on a free 127.0.0.1 port, persistence off, stopped by PID,
+    /// and configures every node with `engine.type = "redis"`).
+    #[arg(long, default_value = "memory", value_parser = ["memory", "redis"])]
+    pub(crate) engine: String,
+    /// Tidewire processes on the one Redis (`--engine redis`): subscriber i connects to
+    /// node `i % N`, every publisher publishes through node 0.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) nodes: usize,
+    /// With `--engine redis`: first run the same scenario against one memory-engine node,
+    /// then the Redis run, and print both with Redis ÷ memory ratios.
+    #[arg(long)]
+    pub(crate) compare_memory: bool,
+    /// With `--engine redis`: the redis-server binary [default: `redis-server` on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) redis_bin: Option<PathBuf>,
     /// Print the summary as one JSON object instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
@@ -196,6 +230,7 @@ impl Args {
                 bail!("--fill-channels measures Tidewire's history; limit-server keeps none");
             }
         }
+        self.validate_engine()?;
         if let Some(url) = &self.target {
             target_addr(url)?;
             if self.fill_channels > 0 && self.target_pid.is_none() {
@@ -203,6 +238,39 @@ impl Args {
             }
         }
         Ok(())
+    }
+
+    /// The engine options: `--nodes`, `--compare-memory` and `--redis-bin` need
+    /// `--engine redis`; a Redis run spawns its servers and drives WebSocket
+    /// subscribers, and its history lives in Redis (no `--fill-channels`).
+    fn validate_engine(&self) -> anyhow::Result<()> {
+        if self.nodes == 0 || self.nodes > MAX_NODES {
+            bail!("--nodes must be in [1, {MAX_NODES}]");
+        }
+        if !self.redis_engine() {
+            if self.nodes > 1 {
+                bail!("--nodes {} needs --engine redis: the memory engine is one node", self.nodes);
+            }
+            if self.compare_memory || self.redis_bin.is_some() {
+                bail!("--compare-memory and --redis-bin need --engine redis");
+            }
+            return Ok(());
+        }
+        if self.target.is_some() || self.compare_limit {
+            bail!("--engine redis spawns its own nodes and Redis: drop --target and --compare-limit");
+        }
+        if self.transport != "websocket" || self.datagram {
+            bail!("--engine redis runs WebSocket subscribers: drop --transport and --datagram");
+        }
+        if self.fill_channels > 0 {
+            bail!("--fill-channels measures a node's RSS; with --engine redis the history is in Redis");
+        }
+        Ok(())
+    }
+
+    /// Whether the spawned Tidewire runs on Redis (`--engine redis`).
+    pub(crate) fn redis_engine(&self) -> bool {
+        self.engine == "redis"
     }
 
     /// Publications the schedule contains: `round(rate × duration)`.
@@ -220,6 +288,12 @@ impl Args {
 /// `c` channels, subscriber i on channel `i % c`.
 pub(crate) fn subscribers_of(n: usize, c: usize, k: usize) -> u64 {
     (n / c + usize::from(k < n % c)) as u64
+}
+
+/// The node subscriber `i` connects to when subscribers are split round-robin
+/// over `nodes` server processes (one node: all on node 0).
+pub(crate) fn node_of(i: usize, nodes: usize) -> usize {
+    i % nodes.max(1)
 }
 
 /// The socket address of a `--target` URL: `http://127.0.0.x:PORT` (a trailing
@@ -265,12 +339,18 @@ pub(crate) struct Scenario {
     pub(crate) idle_only: bool,
     /// Client source addresses.
     pub(crate) source_ips: u8,
+    /// The spawned Tidewire's engine (`memory`, `redis`); `None` for other servers.
+    pub(crate) engine: Option<String>,
+    /// Server processes the subscribers were split over (publishing through the first).
+    pub(crate) nodes: usize,
 }
 
 impl Scenario {
-    /// The echo of `args` for a run against `server`; `tidewire_config` when
-    /// the bench configured that server itself (its queue size is then known).
-    pub(crate) fn new(args: &Args, server: &str, tidewire_config: bool) -> Self {
+    /// The echo of `args` for a run against `server` made of `nodes` processes;
+    /// `engine` when the bench configured that Tidewire itself (its queue size
+    /// and engine are then known).
+    pub(crate) fn new(args: &Args, server: &str, engine: Option<&str>, nodes: usize) -> Self {
+        let tidewire_config = engine.is_some();
         Scenario {
             server: server.to_owned(),
             subscribers: args.subscribers,
@@ -283,6 +363,8 @@ impl Scenario {
             queue_max_size: tidewire_config.then_some(args.queue_max_size),
             idle_only: args.idle_only,
             source_ips: args.source_ips,
+            engine: engine.map(str::to_owned),
+            nodes,
         }
     }
 }
@@ -328,5 +410,35 @@ mod tests {
         assert!(parse(&["--compare-limit", "--history-size", "10"]).validate().is_err());
         assert!(Args::try_parse_from(["fanout", "--target-pid", "1"]).is_err(), "--target-pid needs --target");
         assert!(Args::try_parse_from(["fanout", "--target", "http://127.0.0.1:1", "--compare-limit"]).is_err());
+    }
+
+    #[test]
+    fn engine_options_are_checked() {
+        assert!(parse(&["--engine", "redis", "--nodes", "2", "--compare-memory"]).validate().is_ok());
+        assert!(parse(&["--engine", "redis", "--history-size", "100"]).validate().is_ok(), "history lives in Redis");
+        assert!(parse(&["--engine", "redis", "--batch-max-delay-ms", "20", "--batch", "10"]).validate().is_ok());
+        assert!(parse(&["--nodes", "2"]).validate().is_err(), "the memory engine is one node");
+        assert!(parse(&["--compare-memory"]).validate().is_err(), "compares a Redis run");
+        assert!(parse(&["--redis-bin", "/usr/bin/redis-server"]).validate().is_err());
+        assert!(parse(&["--engine", "redis", "--nodes", "0"]).validate().is_err());
+        assert!(parse(&["--engine", "redis", "--nodes", &(MAX_NODES + 1).to_string()]).validate().is_err());
+        assert!(parse(&["--engine", "redis", "--compare-limit"]).validate().is_err());
+        assert!(parse(&["--engine", "redis", "--target", "http://127.0.0.1:1"]).validate().is_err());
+        assert!(parse(&["--engine", "redis", "--transport", "quic"]).validate().is_err());
+        assert!(parse(&["--engine", "redis", "--datagram"]).validate().is_err());
+        assert!(parse(&["--engine", "redis", "--fill-channels", "10", "--history-size", "10"]).validate().is_err());
+        assert!(Args::try_parse_from(["fanout", "--engine", "cluster"]).is_err(), "unknown engine");
+    }
+
+    #[test]
+    fn subscribers_split_round_robin_over_nodes() {
+        assert_eq!((0..5).map(|i| node_of(i, 2)).collect::<Vec<_>>(), [0, 1, 0, 1, 0]);
+        assert_eq!((0..7).filter(|&i| node_of(i, 3) == 2).count(), 2, "7 over 3 nodes: 3, 2, 2");
+        assert_eq!((node_of(7, 1), node_of(7, 0)), (0, 0), "one node takes everyone");
+        let a = parse(&["--engine", "redis", "--nodes", "2"]);
+        let s = Scenario::new(&a, "tidewire", Some("redis"), 2);
+        assert_eq!((s.engine.as_deref(), s.nodes, s.queue_max_size.is_some()), (Some("redis"), 2, true));
+        let t = Scenario::new(&parse(&[]), "limit-server", None, 1);
+        assert_eq!((t.engine, t.queue_max_size), (None, None));
     }
 }

@@ -2,7 +2,8 @@
 //! client protocol (or QUIC / WebTransport native mode through
 //! `tidewire::client`), one task each, counting what arrives.
 //!
-//! Subscriber i binds source address 127.0.0.(2 + i % K), connects, sends
+//! Subscriber i binds source address 127.0.0.(2 + i % K), connects to node
+//! `i % N` of the run's N server processes (one, unless `--nodes`), sends
 //! connect + subscribe to `bench-{i % C}` in one frame and waits for both
 //! replies (≤ `--connect-concurrency` handshakes in flight, each bounded by
 //! `HANDSHAKE_TIMEOUT`), then reports ready and counts every frame until its
@@ -28,7 +29,7 @@ use crate::delivery::{Ending, Merged, SeqTracker, SubscriberStats};
 use crate::histogram::Histogram;
 use crate::http::explain_io;
 use crate::run::Progress;
-use crate::scenario::{Args, HMAC_SECRET};
+use crate::scenario::{Args, HMAC_SECRET, node_of};
 use crate::server::Server;
 
 /// Budget for one subscriber: TCP connect + WebSocket upgrade + both replies.
@@ -37,10 +38,9 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 /// What every subscriber task shares.
 pub(crate) struct SubscriberContext {
-    /// The server's WebSocket address.
-    pub(crate) server: SocketAddr,
-    /// `ws://…/connection/websocket`.
-    pub(crate) url: String,
+    /// Every node's WebSocket address; subscriber i connects to node `i % len`
+    /// (`scenario::node_of`).
+    pub(crate) nodes: Vec<SocketAddr>,
     /// Number of 127.0.0.x source addresses to spread over.
     pub(crate) source_ips: u8,
     /// Channel count C.
@@ -260,10 +260,12 @@ async fn open_subscriber(ctx: &SubscriberContext, i: usize) -> anyhow::Result<(W
     let source = Ipv4Addr::new(127, 0, 0, 2 + (i % usize::from(ctx.source_ips)) as u8);
     let socket = TcpSocket::new_v4().map_err(explain_io)?;
     socket.bind(SocketAddr::new(IpAddr::V4(source), 0)).map_err(explain_io)?;
-    let stream = socket.connect(ctx.server).await.map_err(explain_io)?;
+    let server = ctx.nodes[node_of(i, ctx.nodes.len())];
+    let stream = socket.connect(server).await.map_err(explain_io)?;
     stream.set_nodelay(true)?;
     let config = WebSocketConfig::default().read_buffer_size(ctx.ws_read_buffer).write_buffer_size(0);
-    let (mut ws, _) = client_async_with_config(ctx.url.as_str(), stream, Some(config))
+    let url = format!("ws://{server}/connection/websocket");
+    let (mut ws, _) = client_async_with_config(url.as_str(), stream, Some(config))
         .await
         .context("WebSocket upgrade")?;
 
