@@ -13,14 +13,17 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+mod env;
 mod proxy;
 mod redis;
+mod unsupported;
 mod v5;
 
 pub use proxy::{
     ChannelProxies, ClientEventProxy, ClientProxies, NamedProxy, ProxyEndpoint, ProxyHttp, RpcConfig, RpcNamespace, RpcOptions,
     RpcPing,
 };
+pub use env::CENTRIFUGO_ENV_PREFIX;
 pub use redis::{RedisAddress, RedisEngine, RedisTls, RedisTopology};
 
 /// A configuration problem, naming the key at fault.
@@ -813,9 +816,24 @@ pub struct Loaded {
     pub unknown_keys: Vec<String>,
 }
 
+impl Loaded {
+    /// The start-up warning's lines: each unsupported key (a dotted path, or a
+    /// `CENTRIFUGO_*` variable that names no key) with why it is ignored, when known.
+    pub fn warnings(&self) -> Vec<String> {
+        self.unknown_keys
+            .iter()
+            .map(|key| match unsupported::reason(key) {
+                Some(why) => format!("{key} ({why})"),
+                None => key.clone(),
+            })
+            .collect()
+    }
+}
+
 impl Config {
     /// Loads a file (TOML, or JSON when it ends in `.json` or starts with `{`), applies
-    /// `TIDEWIRE_*` variables from `env`, and validates.
+    /// `TIDEWIRE_*` and Centrifugo's `CENTRIFUGO_*` variables from `env` (see `env.rs`),
+    /// and validates.
     pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Loaded, ConfigError> {
         let file_value = match path {
             Some(path) => {
@@ -841,7 +859,7 @@ impl Config {
         if !v5.is_empty() {
             return Err(ConfigError::V5Keys(v5));
         }
-        apply_env(&mut value, env)?;
+        let unknown_env = env::apply(&mut value, env)?;
         let config: Config = serde_path_to_error::deserialize(&value).map_err(|e| {
             let key = e.path().to_string();
             ConfigError::invalid(key, e.into_inner().to_string())
@@ -849,6 +867,7 @@ impl Config {
         let known = serde_json::to_value(&config).map_err(|e| ConfigError::invalid("", e.to_string()))?;
         let mut unknown_keys = Vec::new();
         collect_unknown(&value, &known, "", &mut unknown_keys);
+        unknown_keys.extend(unknown_env);
         config.validate()?;
         Ok(Loaded { config, unknown_keys })
     }
@@ -990,66 +1009,6 @@ fn parse_text(text: &str, json: bool) -> Result<Value, String> {
     } else {
         let v: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
         serde_json::to_value(v).map_err(|e| e.to_string())
-    }
-}
-
-/// Applies `TIDEWIRE_<PATH>` variables: for every leaf key of the default config, the
-/// variable named after its dotted path in upper case with `_` for `.`. Values are parsed
-/// as the key's type; lists take space-separated items; `TIDEWIRE_CHANNEL_NAMESPACES` takes JSON.
-fn apply_env(value: &mut Value, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
-    let defaults = serde_json::to_value(Config::default()).map_err(|e| ConfigError::invalid("", e.to_string()))?;
-    let mut leaves = Vec::new();
-    collect_leaves(&defaults, &mut Vec::new(), &mut leaves);
-    let env: Vec<(String, String)> =
-        env.into_iter().filter(|(k, v)| k.starts_with(ENV_PREFIX) && !v.is_empty()).collect();
-    for (path, default) in leaves {
-        let name = format!("{ENV_PREFIX}{}", path.join("_").to_uppercase());
-        let Some((_, raw)) = env.iter().find(|(k, _)| *k == name) else { continue };
-        let parsed = match default {
-            Value::Bool(_) => match raw.as_str() {
-                "true" | "1" => Value::Bool(true),
-                "false" | "0" => Value::Bool(false),
-                _ => return Err(ConfigError::invalid(&name, "must be true or false")),
-            },
-            Value::Number(_) => Value::Number(
-                raw.parse::<u64>().map_err(|_| ConfigError::invalid(&name, "must be a non-negative integer"))?.into(),
-            ),
-            Value::Array(_) if path.last().is_some_and(|p| p == "namespaces") => {
-                serde_json::from_str(raw).map_err(|e| ConfigError::invalid(&name, format!("must be a JSON array: {e}")))?
-            }
-            Value::Array(_) => Value::Array(raw.split_whitespace().map(|s| Value::String(s.into())).collect()),
-            _ => Value::String(raw.clone()),
-        };
-        set_path(value, &path, parsed);
-    }
-    Ok(())
-}
-
-fn collect_leaves(v: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, Value)>) {
-    match v {
-        Value::Object(map) => {
-            for (k, child) in map {
-                path.push(k.clone());
-                collect_leaves(child, path, out);
-                path.pop();
-            }
-        }
-        Value::Null => out.push((path.clone(), Value::String(String::new()))),
-        other => out.push((path.clone(), other.clone())),
-    }
-}
-
-fn set_path(root: &mut Value, path: &[String], leaf: Value) {
-    let mut cur = root;
-    for key in &path[..path.len() - 1] {
-        if !cur.is_object() {
-            *cur = Value::Object(Default::default());
-        }
-        let Value::Object(map) = cur else { return };
-        cur = map.entry(key.clone()).or_insert_with(|| Value::Object(Default::default()));
-    }
-    if let (Value::Object(map), Some(last)) = (cur, path.last()) {
-        map.insert(last.clone(), leaf);
     }
 }
 

@@ -80,7 +80,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config: config_path, address, port } => {
             let no_file = config_path.is_none();
-            let Loaded { mut config, unknown_keys } = load(config_path.as_deref())?;
+            let loaded = load(config_path.as_deref())?;
+            let warnings = loaded.warnings();
+            let mut config = loaded.config;
             // Without a config file, `serve` is someone trying Tidewire: show them the demo
             // page (unless TIDEWIRE_DEMO_ENABLED says otherwise).
             if no_file && std::env::var_os("TIDEWIRE_DEMO_ENABLED").is_none() {
@@ -93,8 +95,8 @@ fn main() -> anyhow::Result<()> {
                 config.http_server.port = p;
             }
             init_logging(&config.log.level);
-            if !unknown_keys.is_empty() {
-                tracing::warn!(keys = %unknown_keys.join(", "), "config keys not supported by Tidewire (ignored)");
+            if !warnings.is_empty() {
+                tracing::warn!(keys = %warnings.join("; "), "config keys not supported by Tidewire (ignored)");
             }
             let generated = server::fill_secrets(&mut config);
             tokio::runtime::Builder::new_multi_thread()
@@ -146,7 +148,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::CheckConfig { path } => {
             let loaded = Config::load(Some(&path), std::iter::empty()).map_err(|e| anyhow::anyhow!("{e}"))?;
-            for key in &loaded.unknown_keys {
+            for key in &loaded.warnings() {
                 println!("warning: {key} is not supported by Tidewire and would be ignored");
             }
             // Proxy names and endpoints are checked as `serve` checks them.

@@ -133,6 +133,11 @@ const V5_KEYS: &[(&str, Shape, &str)] = &[
     ("granular_proxy_mode", Shape::Any, "proxies[] (named proxies; v6 has no granular mode switch)"),
 ];
 
+/// The v6 name of a v5 top-level key, if it is one.
+pub(super) fn v6_name(v5: &str) -> Option<&'static str> {
+    V5_KEYS.iter().find(|(name, _, _)| *name == v5).map(|(_, _, v6)| *v6)
+}
+
 /// The v5-style keys at the top level of `file`, each with its v6 name, in table order.
 pub(super) fn keys(file: &Value) -> Vec<(String, &'static str)> {
     let Value::Object(top) = file else { return Vec::new() };
