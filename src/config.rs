@@ -585,6 +585,14 @@ pub struct ChannelOptions {
     /// (`recover: false`), so a new subscriber gets the latest publication. Needs
     /// `force_recovery` and `force_recovery_mode = "cache"` (as in Centrifugo v6.8.3).
     pub auto_cache_recover: bool,
+    /// Delta compression types a subscriber may ask for (`delta` in its subscribe
+    /// request): only `"fossil"` exists; empty (the default) refuses every request with
+    /// 107, as Centrifugo does. Negotiated only for positioned subscriptions (history
+    /// with `force_positioning`/`allow_positioning` or recovery); others get full data.
+    pub allowed_delta_types: Vec<String>,
+    /// Every publication in the namespace is delta-eligible, as if published with the
+    /// API's `delta: true`.
+    pub delta_publish: bool,
     /// Subscribe without a token (authenticated users).
     pub allow_subscribe_for_client: bool,
     /// … and anonymous ones too.
@@ -988,6 +996,9 @@ impl ChannelOptions {
                 "needs force_recovery and force_recovery_mode = \"cache\"",
             ));
         }
+        if let Some(bad) = self.allowed_delta_types.iter().find(|t| *t != "fossil") {
+            return Err(ConfigError::invalid(format!("{key}.allowed_delta_types"), format!("{bad:?}: only \"fossil\" exists")));
+        }
         if !matches!(self.delivery.as_str(), "" | "stream" | "datagram") {
             return Err(ConfigError::invalid(format!("{key}.delivery"), "must be \"stream\" or \"datagram\""));
         }
@@ -1154,6 +1165,8 @@ mod tests {
             presence = true
             subscribe_proxy_enabled = true
             subscribe_stream_proxy_enabled = true
+            allowed_delta_types = ["fossil"]
+            delta_publish = true
             [admin]
             enabled = true
         "#;
@@ -1161,6 +1174,8 @@ mod tests {
         assert_eq!(loaded.config.http_server.port, 9001);
         assert!(loaded.config.channel.namespaces[0].options.presence);
         assert!(loaded.config.channel.namespaces[0].options.subscribe_proxy_enabled);
+        assert_eq!(loaded.config.channel.namespaces[0].options.allowed_delta_types, ["fossil"]);
+        assert!(loaded.config.channel.namespaces[0].options.delta_publish);
         assert!(loaded.config.client.proxy.connect.enabled);
         assert_eq!(loaded.config.client.proxy.connect.proxy.timeout, Dur::secs(1));
         assert_eq!(

@@ -155,7 +155,7 @@ fn the_warning_names_what_the_sdk_setups_rely_on() {
         None,
         env(&[
             ("CENTRIFUGO_CLIENT_CONCURRENCY", "8"),
-            ("CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_DELTA_PUBLISH", "true"),
+            ("CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_ALLOW_TAGS_FILTER", "true"),
             ("CENTRIFUGO_GRPC_API_ENABLED", "true"),
             ("CENTRIFUGO_API_KEY", "v5"),
             ("CENTRIFUGO_SOMETHING_NEW", "1"),
@@ -164,7 +164,7 @@ fn the_warning_names_what_the_sdk_setups_rely_on() {
     .expect("loads");
     let w = loaded.warnings();
     assert!(w.iter().any(|l| l.starts_with("CENTRIFUGO_CLIENT_CONCURRENCY (")), "{w:?}");
-    assert!(w.iter().any(|l| l.starts_with("CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_DELTA_PUBLISH (delta compression")), "{w:?}");
+    assert!(w.iter().any(|l| l.starts_with("CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_ALLOW_TAGS_FILTER (publication tags")), "{w:?}");
     assert!(w.iter().any(|l| l.starts_with("CENTRIFUGO_GRPC_API_ENABLED (there is no gRPC")), "{w:?}");
     assert!(w.iter().any(|l| l.contains("CENTRIFUGO_API_KEY (a Centrifugo v5 name; v6 and Tidewire read http_api.key")), "{w:?}");
     assert!(w.contains(&"CENTRIFUGO_SOMETHING_NEW".to_string()), "unknown variables are named too: {w:?}");

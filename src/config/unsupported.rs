@@ -4,7 +4,7 @@
 //! setups use (tests/fixtures/sdk-configs/) also get a reason here, so that whoever runs
 //! those setups against Tidewire learns what behaves differently, not only that a key was
 //! ignored. Keys are matched in their environment form (`CHANNEL_NAMESPACES_3_DELTA_PUBLISH`
-//! for `channel.namespaces[3].delta_publish`), so one entry covers the file and both
+//! for `channel.namespaces[3].allow_tags_filter`), so one entry covers the file and both
 //! variable forms.
 
 use super::env::CENTRIFUGO_ENV_PREFIX;
@@ -13,12 +13,6 @@ use super::ENV_PREFIX;
 /// The key's environment form starts with the first text and ends with the second.
 const REASONS: &[(&str, &str, &str)] = &[
     ("CLIENT_CONCURRENCY", "", "Tidewire has no setting for processing one connection's commands in parallel"),
-    (
-        "CHANNEL_",
-        "_ALLOWED_DELTA_TYPES",
-        "delta compression is not implemented yet: a subscribe asking for delta \"fossil\" is accepted without delta and publications arrive in full",
-    ),
-    ("CHANNEL_", "_DELTA_PUBLISH", "delta compression is not implemented yet: publications are sent in full"),
     ("CHANNEL_", "_SUBSCRIPTION_TYPE", "map and shared-poll subscriptions are not implemented: subscribes of those types are refused with error 108"),
     ("CHANNEL_", "_MAP", "map subscriptions are not implemented (subscribes of that type are refused with error 108)"),
     ("CHANNEL_", "_MAP_CLIENTS_PRESENCE_CHANNEL_PREFIX", "map subscriptions are not implemented"),
@@ -61,12 +55,12 @@ mod tests {
     #[test]
     fn file_paths_and_variables_match_the_same_entry() {
         for key in [
-            "channel.namespaces[3].delta_publish",
-            "channel.without_namespace.delta_publish",
-            "CENTRIFUGO_CHANNEL_NAMESPACES_DELTA_DELTA_PUBLISH",
-            "CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_DELTA_PUBLISH",
+            "channel.namespaces[3].allow_tags_filter",
+            "channel.without_namespace.allow_tags_filter",
+            "CENTRIFUGO_CHANNEL_NAMESPACES_TAGS_ALLOW_TAGS_FILTER",
+            "CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_ALLOW_TAGS_FILTER",
         ] {
-            assert!(reason(key).is_some_and(|r| r.contains("delta")), "{key}");
+            assert!(reason(key).is_some_and(|r| r.contains("tags")), "{key}");
         }
         assert!(reason("map_broker").is_some());
         assert!(reason("map_brokerx").is_none());

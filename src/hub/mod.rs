@@ -219,8 +219,8 @@ pub struct PublishRequest {
     pub skip_history: bool,
     /// Idempotency key.
     pub idempotency_key: Option<String>,
-    /// Delta-eligible (the API's `delta`); accepted, and every subscriber gets the full
-    /// data (delta compression is not built).
+    /// Delta-eligible (the API's `delta`; the namespace's `delta_publish` makes every
+    /// publication so): subscribers that negotiated delta compression may get a patch.
     pub delta: bool,
 }
 
@@ -426,10 +426,9 @@ impl Hub {
             info: req.info,
             offset: 0,
             tags: req.tags,
-            // The API's `delta` marks a publication delta-eligible (Centrifugo); on the
-            // wire `delta` says the data *is* a patch, and no subscriber gets patches
-            // here (delta compression is not built), so every one gets the full data.
+            // On the wire `delta` says the data *is* a patch: fan-out makes patches.
             delta: false,
+            delta_eligible: req.delta || resolved.options.delta_publish,
         };
         let outcome = self.inner.broker.publish(publication, &opts).await?;
         if !outcome.duplicate {

@@ -76,6 +76,11 @@ struct StreamInner {
     epoch: Box<str>,
     /// While the subscribe is recovering: publications held back, and their cost.
     buffer: Option<(Vec<Arc<SharedPublication>>, usize)>,
+    /// Delta subscriptions: the last publication this subscriber received is the one at
+    /// `last_offset` of `epoch`, delivered live, so the next one may come as a patch
+    /// against it. False after subscribe and recovery (what the reply carried is not a
+    /// base: the first live publication goes in full) and after anything out of the stream.
+    in_sync: bool,
 }
 
 /// A positioned subscription's place in the channel's stream.
@@ -92,13 +97,28 @@ struct StreamInner {
 pub struct StreamState {
     inner: Mutex<StreamInner>,
     positioned: bool,
+    /// Delta compression negotiated (positioned subscriptions only): publications go in
+    /// the delta subscribers' forms, as patches while the subscriber is in sync.
+    delta: bool,
 }
 
 impl StreamState {
     /// A new state that buffers until [`StreamState::go_live`].
     pub fn buffering(positioned: bool) -> Arc<Self> {
-        let inner = StreamInner { last_offset: 0, epoch: Box::default(), buffer: Some((Vec::new(), 0)) };
-        Arc::new(Self { inner: Mutex::new(inner), positioned })
+        Self::buffering_with_delta(positioned, false)
+    }
+
+    /// [`StreamState::buffering`] for a subscription that negotiated delta compression
+    /// (`delta`, which needs `positioned`: a patch is only sent against the publication
+    /// just before it in the stream, which positioning tells apart).
+    pub fn buffering_with_delta(positioned: bool, delta: bool) -> Arc<Self> {
+        let inner = StreamInner { buffer: Some((Vec::new(), 0)), ..Default::default() };
+        Arc::new(Self { inner: Mutex::new(inner), positioned, delta: delta && positioned })
+    }
+
+    /// Whether delta compression was negotiated.
+    pub fn delta(&self) -> bool {
+        self.delta
     }
 
     /// Whether offsets are checked for gaps.
@@ -124,7 +144,10 @@ impl StreamState {
         }
         let offset = p.publication.offset;
         if offset == 0 || !self.positioned {
-            sub.push(Outgoing::Publication(p.clone()));
+            // Outside the stream: never a patch, and no base for the next one.
+            st.in_sync = false;
+            let item = if self.delta { p.for_delta(false).clone() } else { p.clone() };
+            sub.push(Outgoing::Publication(item));
             return;
         }
         if st.epoch.is_empty() {
@@ -137,8 +160,17 @@ impl StreamState {
         let expected = st.last_offset + 1;
         st.last_offset = offset;
         if same_stream && offset == expected {
-            sub.push(Outgoing::Publication(p.clone()));
+            let item = if self.delta {
+                // In sync: this subscriber got `expected - 1` live, which is the base
+                // fan-out gave the publication (the channel's previous one).
+                let in_sync = std::mem::replace(&mut st.in_sync, true);
+                p.for_delta(in_sync).clone()
+            } else {
+                p.clone()
+            };
+            sub.push(Outgoing::Publication(item));
         } else {
+            st.in_sync = false;
             st.epoch = p.epoch.clone();
             // A gap (lost publications) or a new epoch: the client must recover.
             let channel = p.publication.channel.to_string();
@@ -154,6 +186,7 @@ impl StreamState {
         let buffered = st.buffer.take().map(|(b, _)| b).unwrap_or_default();
         st.last_offset = f(buffered);
         st.epoch = epoch.into();
+        st.in_sync = false;
     }
 }
 
@@ -207,7 +240,51 @@ impl Members {
     }
 }
 
-type Shard = HashMap<Arc<str>, Members>;
+/// The channel's latest publication in its stream, as fan-out last saw it: the base of
+/// the next publication's patch. One per channel (nothing per subscriber), kept while the
+/// channel has local subscribers.
+#[derive(Debug, Default)]
+struct Latest {
+    offset: u64,
+    epoch: Box<str>,
+    data: bytes::Bytes,
+}
+
+/// A channel with local subscribers.
+#[derive(Debug)]
+struct Channel {
+    members: Members,
+    /// Written by fan-out under the shard's read lock; a channel's publications fan out
+    /// one at a time, in the broker's order, so this lock is not contended.
+    latest: Mutex<Latest>,
+}
+
+impl Channel {
+    fn new(sub: Subscriber) -> Self {
+        Self { members: Members::Inline(vec![sub]), latest: Mutex::default() }
+    }
+
+    /// Gives a delta-eligible publication its base when the previous publication of
+    /// its stream was the last one seen here, and remembers this one.
+    fn chain(&self, p: &SharedPublication) {
+        let offset = p.publication.offset;
+        if offset == 0 {
+            return; // not in the stream (no history, or skip_history)
+        }
+        let mut latest = self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let same_stream = *latest.epoch == *p.epoch;
+        if p.publication.delta_eligible && same_stream && latest.offset.checked_add(1) == Some(offset) {
+            p.set_base(latest.data.clone());
+        }
+        latest.offset = offset;
+        latest.data = p.publication.data.clone();
+        if !same_stream {
+            latest.epoch = p.epoch.clone();
+        }
+    }
+}
+
+type Shard = HashMap<Arc<str>, Channel>;
 
 /// The channel → subscribers map.
 #[derive(Debug)]
@@ -248,7 +325,7 @@ impl Registry {
     /// the channel's first subscriber.
     pub fn add(&self, channel: &str, sub: Subscriber, then: impl FnOnce()) -> bool {
         let mut shard = Self::write(self.shard(channel));
-        let first = match shard.get_mut(channel) {
+        let first = match shard.get_mut(channel).map(|c| &mut c.members) {
             Some(members) => {
                 let list = members.list_mut(sub.conn, &self.lanes);
                 if !list.iter().any(|s| s.conn == sub.conn) {
@@ -258,7 +335,7 @@ impl Registry {
                 false
             }
             None => {
-                shard.insert(Arc::from(channel), Members::Inline(vec![sub]));
+                shard.insert(Arc::from(channel), Channel::new(sub));
                 true
             }
         };
@@ -270,7 +347,7 @@ impl Registry {
     /// this returns, no publication reaches the removed subscription.
     pub fn remove(&self, channel: &str, conn: u64) -> bool {
         let mut shard = Self::write(self.shard(channel));
-        let Some(members) = shard.get_mut(channel) else { return false };
+        let Some(members) = shard.get_mut(channel).map(|c| &mut c.members) else { return false };
         let list = members.list_mut(conn, &self.lanes);
         let Some(pos) = list.iter().position(|s| s.conn == conn) else { return false };
         list.swap_remove(pos).retire();
@@ -288,7 +365,9 @@ impl Registry {
     pub fn fan_out(&self, p: &Arc<SharedPublication>, buffer_limit: usize) -> usize {
         let channel = &*p.publication.channel;
         let shard = Self::read(self.shard(channel));
-        let Some(members) = shard.get(channel) else { return 0 };
+        let Some(entry) = shard.get(channel) else { return 0 };
+        entry.chain(p);
+        let members = &entry.members;
         match members {
             Members::Inline(subs) => subs.iter().for_each(|sub| sub.deliver(p, buffer_limit)),
             Members::Laned(shares) => {
@@ -305,21 +384,21 @@ impl Registry {
     /// returns how many there were.
     pub fn for_each(&self, channel: &str, f: impl FnMut(&Subscriber)) -> usize {
         let shard = Self::read(self.shard(channel));
-        let Some(members) = shard.get(channel) else { return 0 };
+        let Some(members) = shard.get(channel).map(|c| &c.members) else { return 0 };
         members.iter().for_each(f);
         members.len()
     }
 
     /// Number of local subscribers of `channel`.
     pub fn count(&self, channel: &str) -> usize {
-        Self::read(self.shard(channel)).get(channel).map_or(0, Members::len)
+        Self::read(self.shard(channel)).get(channel).map_or(0, |c| c.members.len())
     }
 
     /// Every channel with its number of local subscribers.
     pub fn channels(&self) -> Vec<(String, usize)> {
         let mut out = Vec::new();
         for shard in &self.shards {
-            out.extend(Self::read(shard).iter().map(|(ch, members)| (ch.to_string(), members.len())));
+            out.extend(Self::read(shard).iter().map(|(ch, c)| (ch.to_string(), c.members.len())));
         }
         out
     }
@@ -328,7 +407,7 @@ impl Registry {
     pub fn totals(&self) -> (usize, usize) {
         self.shards.iter().fold((0, 0), |(c, s), shard| {
             let shard = Self::read(shard);
-            (c + shard.len(), s + shard.values().map(Members::len).sum::<usize>())
+            (c + shard.len(), s + shard.values().map(|ch| ch.members.len()).sum::<usize>())
         })
     }
 }
@@ -336,6 +415,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::publication::Form;
 
     #[test]
     fn first_and_last_subscriber_are_reported() {
@@ -466,6 +546,109 @@ mod tests {
         let second = g.iter().position(|&o| o > total / 2).expect("second half");
         assert!(g[..second].iter().copied().eq(1..=second as u64), "a prefix before the removal: {g:?}");
         assert_eq!(g[second..], all[(total / 2) as usize..], "then only what came after re-adding");
+    }
+
+    fn eligible(offset: u64, data: &str, delta_eligible: bool) -> Arc<SharedPublication> {
+        let p = crate::protocol::Publication {
+            channel: "c".into(),
+            offset,
+            data: bytes::Bytes::copy_from_slice(data.as_bytes()),
+            delta_eligible,
+            ..Default::default()
+        };
+        SharedPublication::in_stream(Arc::new(p), "e1", super::super::Coalesce::default())
+    }
+
+    /// Long, similar payloads: a patch of the next against the previous is far smaller.
+    fn doc(n: u64) -> String {
+        format!(r#"{{"score":{n},"players":["{}"],"note":"{}"}}"#, "alice,bob,carol,dave".repeat(4), "x".repeat(200))
+    }
+
+    /// What each delivered publication was: (offset, is it a patch).
+    fn forms(outbox: &Outbox) -> Vec<(u64, bool)> {
+        let mut items = Vec::new();
+        outbox.drain(&mut items);
+        items
+            .iter()
+            .map(|i| match i {
+                Outgoing::Publication(p) => (p.publication.offset, p.is_patch()),
+                Outgoing::Control(_) => (u64::MAX, false),
+                _ => (0, false),
+            })
+            .collect()
+    }
+
+    fn live_delta_subscriber(r: &Registry, conn: u64, at: u64) -> Arc<Outbox> {
+        let outbox = Outbox::new(1 << 20);
+        let state = StreamState::buffering_with_delta(true, true);
+        r.add("c", Subscriber::new(conn, outbox.clone(), false, Some(state.clone())), || ());
+        state.go_live("e1", |_| at);
+        outbox
+    }
+
+    #[test]
+    fn a_delta_subscriber_gets_patches_only_when_in_sync() {
+        let r = Registry::default();
+        let delta = live_delta_subscriber(&r, 1, 0);
+        let plain = Outbox::new(1 << 20);
+        r.add("c", Subscriber::new(2, plain.clone(), false, Some(StreamState::buffering(true))), || ());
+        // (the plain positioned subscriber goes live at 0 too)
+        let mut it = Vec::new();
+        plain.drain(&mut it);
+        for n in 1..=3 {
+            r.fan_out(&eligible(n, &doc(n), true), 1 << 20);
+        }
+        assert_eq!(forms(&delta), vec![(1, false), (2, true), (3, true)], "the first after subscribe goes in full");
+        // Not delta-eligible: full, and the subscriber stays in sync for the next one.
+        r.fan_out(&eligible(4, &doc(4), false), 1 << 20);
+        r.fan_out(&eligible(5, &doc(5), true), 1 << 20);
+        assert_eq!(forms(&delta), vec![(4, false), (5, true)]);
+        // Outside the stream (offset 0, e.g. skip_history): full, and no base for the next.
+        r.fan_out(&eligible(0, &doc(0), true), 1 << 20);
+        r.fan_out(&eligible(6, &doc(6), true), 1 << 20);
+        assert_eq!(forms(&delta), vec![(0, false), (6, false)]);
+        // A gap: the subscriber is told, and what follows is never a patch against data
+        // it does not have.
+        r.fan_out(&eligible(8, &doc(8), true), 1 << 20);
+        r.fan_out(&eligible(9, &doc(9), true), 1 << 20);
+        assert_eq!(forms(&delta), vec![(u64::MAX, false), (9, false)]);
+        assert!(forms(&plain).iter().all(|(_, patch)| !patch), "a subscriber without delta never gets a patch");
+    }
+
+    #[test]
+    fn a_patch_rebuilds_the_payload_and_is_made_once_per_publication() {
+        let r = Registry::default();
+        let a = live_delta_subscriber(&r, 1, 0);
+        r.fan_out(&eligible(1, &doc(1), true), 1 << 20);
+        forms(&a);
+        // A second delta subscriber joins late: out of sync, it gets 2 in full.
+        let b = live_delta_subscriber(&r, 2, 1);
+        let p2 = eligible(2, &doc(2), true);
+        r.fan_out(&p2, 1 << 20);
+        let p3 = eligible(3, &doc(3), true);
+        r.fan_out(&p3, 1 << 20);
+        let take = |o: &Outbox| {
+            let mut items = Vec::new();
+            o.drain(&mut items);
+            items.into_iter().map(|i| match i {
+                Outgoing::Publication(p) => p,
+                _ => panic!("a publication"),
+            }).collect::<Vec<_>>()
+        };
+        let (got_a, got_b) = (take(&a), take(&b));
+        assert!(got_a[0].is_patch() && !got_b[0].is_patch(), "a in sync, b just subscribed");
+        assert!(got_a[1].is_patch() && got_b[1].is_patch(), "both in sync now");
+        assert!(Arc::ptr_eq(&got_a[1], &got_b[1]), "one patch form per publication, shared");
+        assert!(Arc::ptr_eq(&got_b[0], p2.for_delta(false)), "one full form per publication, shared");
+        let codec = crate::protocol::codec::Codec::Protobuf;
+        assert_eq!(got_a[1].framed(codec).frame().as_ptr(), got_b[1].framed(codec).frame().as_ptr(), "encoded once");
+        // The patch is a fossil delta from 2 to 3, much smaller than 3.
+        let patch = p3.for_delta(true);
+        let bytes = patch.encoded(codec);
+        assert!(bytes.len() < doc(3).len() / 2, "{} bytes for a {}-byte payload", bytes.len(), doc(3).len());
+        let Form::DeltaPatch(wire) = &patch.form else { panic!("a patch") };
+        assert!(wire.delta && !p3.publication.delta);
+        assert_eq!(crate::protocol::fossil::apply(doc(2).as_bytes(), &wire.data).expect("applies"), doc(3).as_bytes());
     }
 
     #[test]

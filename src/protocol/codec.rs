@@ -44,6 +44,9 @@ pub struct Framed {
 }
 
 impl Framed {
+    /// A publication this codec cannot carry (see [`Framed::fits`]).
+    const UNFIT: Self = Self { bytes: Bytes::new(), header: 0, fits: false };
+
     /// Whether this codec can carry the publication at all: false for a JSON codec and
     /// data that is not JSON (binary published through the API's `b64data`, or by a
     /// Protobuf client). The connection that would receive it is closed with 3506, as
@@ -175,9 +178,33 @@ impl Codec {
     /// buffer, so the frame costs one allocation and no copy of the body.
     pub fn frame_publication(self, publication: &Arc<Publication>, cost: usize) -> Framed {
         if !self.fits_push(&Push::Publication(publication.clone())) {
-            return Framed { bytes: Bytes::new(), header: 0, fits: false };
+            return Framed::UNFIT;
         }
-        let body = self.encode_publication(publication, cost);
+        self.frame(&self.encode_publication(publication, cost))
+    }
+
+    /// The push of `publication` for a subscription that negotiated delta compression,
+    /// framed: `patch` (the publication with a fossil patch as its data, marked `delta`)
+    /// when there is one and this codec can carry it, the full publication otherwise. The
+    /// JSON codecs write `data` as a JSON string either way (the SDKs parse it; a patch
+    /// that is not UTF-8 text goes as the full payload); the binary ones write the bytes.
+    pub fn frame_delta_publication(self, publication: &Arc<Publication>, patch: Option<&Arc<Publication>>, cost: usize) -> Framed {
+        match self {
+            Self::Json | Self::JsonUni => {
+                if !json::is_json(&publication.data) {
+                    return Framed::UNFIT;
+                }
+                let chosen = patch.filter(|p| json::is_delta_text(&p.data)).unwrap_or(publication);
+                let mut out = Vec::with_capacity(cost + 32);
+                json::encode_delta_publication_push(&mut out, chosen, self == Self::Json);
+                self.frame(&out)
+            }
+            Self::Native | Self::Protobuf => self.frame_publication(patch.unwrap_or(publication), cost),
+        }
+    }
+
+    /// `body` with this codec's stream framing in front, in one buffer.
+    fn frame(self, body: &[u8]) -> Framed {
         let mut out = Vec::with_capacity(body.len() + 10);
         match self {
             Self::Json | Self::JsonUni => framing::put_ws_header(&mut out, framing::WS_TEXT, body.len()),
@@ -185,7 +212,7 @@ impl Codec {
             Self::Native => framing::put_varint(&mut out, body.len()),
         }
         let header = out.len();
-        out.extend_from_slice(&body);
+        out.extend_from_slice(body);
         Framed { bytes: Bytes::from(out), header, fits: true }
     }
 }
@@ -261,5 +288,23 @@ mod tests {
         assert_eq!(out[0].body, CommandBody::Empty, "an empty Protobuf command is the pong");
         let json = Arc::new(Publication { channel: "c".into(), data: Bytes::from_static(b"{\"a\":1}"), ..Default::default() });
         assert!(Codec::Json.frame_publication(&json, 0).fits());
+    }
+
+    #[test]
+    fn delta_subscribers_get_json_data_as_a_string_and_patches_marked_delta() {
+        let full = Arc::new(Publication { channel: "c".into(), data: Bytes::from_static(b"{\"a\":1}"), offset: 2, ..Default::default() });
+        let patch = Arc::new(Publication { data: Bytes::from_static(b"7\n2@0,1:2;"), delta: true, ..(*full).clone() });
+        let f = Codec::Json.frame_delta_publication(&full, None, 0);
+        assert_eq!(f.body(), br#"{"push":{"channel":"c","pub":{"data":"{\"a\":1}","offset":2}}}"#);
+        let f = Codec::Json.frame_delta_publication(&full, Some(&patch), 0);
+        assert_eq!(f.body(), br#"{"push":{"channel":"c","pub":{"data":"7\n2@0,1:2;","offset":2,"delta":true}}}"#);
+        // A patch that is not UTF-8 text cannot be a JSON string: the full payload goes.
+        let binary = Arc::new(Publication { data: Bytes::from_static(b"1:\xff"), delta: true, ..(*full).clone() });
+        let f = Codec::Json.frame_delta_publication(&full, Some(&binary), 0);
+        assert!(!f.body().windows(5).any(|w| w == b"delta"));
+        // Binary codecs carry the patch's bytes as they are.
+        let f = Codec::Protobuf.frame_delta_publication(&full, Some(&binary), 0);
+        assert_eq!(f.body(), Codec::Protobuf.frame_publication(&binary, 0).body());
+        assert!(!Codec::Json.frame_delta_publication(&Arc::new(Publication { data: Bytes::from_static(&[0xff]), ..Default::default() }), None, 0).fits());
     }
 }

@@ -367,8 +367,20 @@ pub fn put_client_info(out: &mut Vec<u8>, info: &ClientInfo) {
 
 /// Appends a publication object (`{"data":…,"offset":…}`).
 pub fn put_publication(out: &mut Vec<u8>, p: &Publication) {
+    put_publication_as(out, p, false);
+}
+
+/// Appends a publication object; with `string_data` (a subscription that negotiated
+/// delta compression) its `data` is a JSON string holding the bytes as text — the fossil
+/// patch, or the full payload's JSON text — which the SDKs parse themselves. The caller
+/// checks [`is_delta_text`] first; bytes that are not UTF-8 are written as `""`.
+pub fn put_publication_as(out: &mut Vec<u8>, p: &Publication, string_data: bool) {
     let mut o = Obj::open(out);
-    put_data(o.key("data"), &p.data);
+    if string_data {
+        put_str(o.key("data"), std::str::from_utf8(&p.data).unwrap_or_default());
+    } else {
+        put_data(o.key("data"), &p.data);
+    }
     if let Some(info) = &p.info {
         put_client_info(o.key("info"), info);
     }
@@ -403,7 +415,13 @@ fn put_expiry(o: &mut Obj<'_>, e: Expiry) {
     o.u64("ttl", u64::from(e.ttl));
 }
 
-fn put_publications(o: &mut Obj<'_>, key: &str, pubs: &[super::PublicationRef]) {
+/// Whether `data` can travel as a JSON string to a delta subscriber: UTF-8 text (a JSON
+/// payload always is; a fossil patch of one is unless a literal splits a character).
+pub fn is_delta_text(data: &[u8]) -> bool {
+    std::str::from_utf8(data).is_ok()
+}
+
+fn put_publications(o: &mut Obj<'_>, key: &str, pubs: &[super::PublicationRef], string_data: bool) {
     if pubs.is_empty() {
         return;
     }
@@ -413,7 +431,7 @@ fn put_publications(o: &mut Obj<'_>, key: &str, pubs: &[super::PublicationRef]) 
         if i > 0 {
             out.push(b',');
         }
-        put_publication(out, p);
+        put_publication_as(out, p, string_data);
     }
     out.push(b']');
 }
@@ -423,12 +441,13 @@ fn put_subscribe_result(out: &mut Vec<u8>, r: &SubscribeResult) {
     put_expiry(&mut o, r.expiry);
     o.flag("recoverable", r.recoverable);
     o.str("epoch", &r.epoch);
-    put_publications(&mut o, "publications", &r.publications);
+    put_publications(&mut o, "publications", &r.publications, r.delta);
     o.flag("recovered", r.recovered);
     o.u64("offset", r.offset);
     o.flag("positioned", r.positioned);
     o.data("data", r.data.as_ref());
     o.flag("was_recovering", r.was_recovering);
+    o.flag("delta", r.delta);
     o.close();
 }
 
@@ -491,7 +510,7 @@ pub fn encode_reply(out: &mut Vec<u8>, reply: &Reply) {
         ReplyBody::History(h) => {
             let out = o.key("history");
             let mut r = Obj::open(out);
-            put_publications(&mut r, "publications", &h.publications);
+            put_publications(&mut r, "publications", &h.publications, false);
             r.str("epoch", &h.epoch);
             r.u64("offset", h.offset);
             r.close();
@@ -527,6 +546,21 @@ pub fn put_error(out: &mut Vec<u8>, e: ClientError) {
     o.str("message", e.message());
     o.flag("temporary", e.temporary());
     o.close();
+}
+
+/// Appends a publication push for a subscription that negotiated delta compression:
+/// `data` as a JSON string (see [`put_publication_as`]).
+pub fn encode_delta_publication_push(out: &mut Vec<u8>, p: &Publication, wrapped: bool) {
+    if wrapped {
+        out.extend_from_slice(b"{\"push\":");
+    }
+    let mut o = Obj::open(out);
+    o.str("channel", &p.channel);
+    put_publication_as(o.key("pub"), p, true);
+    o.close();
+    if wrapped {
+        out.push(b'}');
+    }
 }
 
 /// Appends a push. `wrapped` puts it in `{"push":…}` as bidirectional transports need;

@@ -291,6 +291,11 @@ pub struct SubscribeResult {
     pub data: Option<Bytes>,
     /// Whether the client asked to recover.
     pub was_recovering: bool,
+    /// Whether delta compression was negotiated: publications may arrive as fossil
+    /// patches against the previous one (`Publication::delta`). On a JSON connection
+    /// every publication of the subscription, those in this result too, then carries its
+    /// `data` as a JSON string (the patch, or the full payload's text), as Centrifugo does.
+    pub delta: bool,
 }
 
 /// A shared publication as carried in results and pushes.
@@ -360,8 +365,13 @@ pub struct Publication {
     pub offset: u64,
     /// Application tags.
     pub tags: BTreeMap<String, String>,
-    /// Whether `data` is a delta against the previous publication.
+    /// Whether `data` is a delta against the previous publication (the wire's `delta`).
     pub delta: bool,
+    /// Server side only, never written to clients: the publisher marked it delta-eligible
+    /// (the API's `delta`, or the namespace's `delta_publish`), so subscribers that
+    /// negotiated delta compression may get it as a patch against the channel's previous
+    /// publication. Stored in history and carried between nodes with the publication.
+    pub delta_eligible: bool,
 }
 
 /// A message from the server that is not a reply.

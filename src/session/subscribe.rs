@@ -33,6 +33,9 @@ pub(super) struct Effective {
     cache: bool,
     /// Cache-recover also when the client does not ask (`auto_cache_recover`).
     auto_cache: bool,
+    /// Delta compression negotiated: the client asked for a type the namespace allows,
+    /// on a positioned subscription (a patch needs the publication just before it).
+    delta: bool,
 }
 
 impl Effective {
@@ -55,8 +58,14 @@ impl Effective {
             positioned,
             cache: recoverable && o.force_recovery_mode == "cache",
             auto_cache: recoverable && o.force_recovery_mode == "cache" && o.auto_cache_recover,
+            delta: positioned && delta_allowed(resolved, &asked.delta) && !asked.delta.is_empty(),
         }
     }
+}
+
+/// Whether the namespace allows the delta type a subscriber asked for (none asked: yes).
+fn delta_allowed(resolved: &Resolved, asked: &str) -> bool {
+    asked.is_empty() || resolved.options.allowed_delta_types.iter().any(|t| t == asked)
 }
 
 /// Why a client-side subscribe is refused: an error reply, or closing the connection.
@@ -104,6 +113,7 @@ fn queue_buffered(
     channel: &str,
     top: &StreamPosition,
     positioned: bool,
+    delta: bool,
     buffered: Vec<Arc<SharedPublication>>,
 ) -> u64 {
     let mut last = top.offset;
@@ -120,7 +130,9 @@ fn queue_buffered(
         if offset != 0 {
             last = offset;
         }
-        let _ = outbox.push(Outgoing::Publication(p));
+        // A delta subscriber gets these in full (its form), never as patches.
+        let item = if delta { p.for_delta(false).clone() } else { p };
+        let _ = outbox.push(Outgoing::Publication(item));
     }
     last
 }
@@ -251,11 +263,14 @@ impl Session {
     ) -> Result<(), ClientError> {
         let outbox = self.outbox.clone();
         if eff.positioned || eff.cache {
-            let state = StreamState::buffering(eff.positioned);
+            let state = StreamState::buffering_with_delta(eff.positioned, eff.delta);
             let subscriber = Subscriber::new(self.conn, outbox.clone(), eff.push_join_leave, Some(state.clone()));
             self.hub.subscribe(channel, subscriber, || ()).await.map_err(|e| e.client_error())?;
             let recovery = match self.recover(channel, eff, req).await {
-                Ok(r) => r,
+                Ok(mut r) => {
+                    r.result.delta = state.delta();
+                    r
+                }
                 Err(e) => {
                     self.hub.unsubscribe(channel, self.conn).await;
                     return Err(e);
@@ -264,7 +279,7 @@ impl Session {
             let item = answer(recovery.result);
             state.go_live(&recovery.top.epoch, |buffered| {
                 let _ = outbox.push(item);
-                queue_buffered(&outbox, channel, &recovery.top, eff.positioned, buffered)
+                queue_buffered(&outbox, channel, &recovery.top, eff.positioned, state.delta(), buffered)
             });
         } else {
             let subscriber = Subscriber::new(self.conn, outbox.clone(), eff.push_join_leave, None);
@@ -329,6 +344,12 @@ impl Session {
             self.error(id, ClientError::BadRequest);
             return Ok(());
         };
+        // A delta type the namespace does not allow (or none exists by that name): 107, as
+        // Centrifugo answers.
+        if !delta_allowed(resolved, &req.delta) {
+            self.error(id, ClientError::BadRequest);
+            return Ok(());
+        }
         let eff = Effective::new(resolved, &overrides, &req, self.may_presence(resolved, &req.channel, true));
         // A subscription the sub_refresh proxy renews has nothing for the client to refresh.
         let sub_expiry = if self.sub_refresh_proxied(&req.channel) { Expiry::default() } else { expiry(sub.expire_at, now_ms) };
@@ -568,6 +589,7 @@ impl PendingLive {
     /// Releases the held-back publications after the connect reply.
     pub(super) fn go_live(self, outbox: &crate::hub::Outbox) {
         let positioned = self.state.positioned();
-        self.state.go_live(&self.top.epoch, |buffered| queue_buffered(outbox, &self.channel, &self.top, positioned, buffered));
+        let delta = self.state.delta();
+        self.state.go_live(&self.top.epoch, |buffered| queue_buffered(outbox, &self.channel, &self.top, positioned, delta, buffered));
     }
 }

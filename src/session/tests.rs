@@ -435,3 +435,63 @@ async fn personal_channel_subscribes_every_user_and_keeps_a_single_connection() 
     assert_eq!(first_out.closing_reason(), Some(Disconnect::CONNECTION_LIMIT));
     assert!(!second_out.is_closing(), "the new one is spared");
 }
+
+const DELTA: &str = "[[channel.namespaces]]\nname = \"dd\"\nallow_subscribe_for_client = true\nhistory_size = 10\nhistory_ttl = \"60s\"\nforce_positioning = true\nallowed_delta_types = [\"fossil\"]\n[[channel.namespaces]]\nname = \"np\"\nallow_subscribe_for_client = true\nallowed_delta_types = [\"fossil\"]";
+
+/// The reply to subscribe command `id` asking for delta type `delta`: its delta flag, or its error.
+async fn subscribe_with_delta(s: &mut Session, outbox: &Outbox, id: u32, channel: &str, delta: &str) -> Result<bool, ClientError> {
+    let req = SubscribeRequest { channel: channel.into(), delta: delta.into(), ..Default::default() };
+    s.handle(Command { id, body: CommandBody::Subscribe(req) }, T0).await.expect("subscribe");
+    let (items, _) = drain(outbox);
+    items
+        .iter()
+        .find_map(|o| match o {
+            Outgoing::Reply(r) if r.id == id => Some(match &r.body {
+                ReplyBody::Subscribe(res) => Ok(res.delta),
+                ReplyBody::Error(e) => Err(*e),
+                other => panic!("{other:?}"),
+            }),
+            _ => None,
+        })
+        .expect("a reply")
+}
+
+#[tokio::test]
+async fn delta_is_negotiated_where_the_namespace_allows_it_on_positioned_subscriptions() {
+    let (hub, auth) = setup(DELTA);
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+    drain(&outbox);
+    assert_eq!(subscribe_with_delta(&mut s, &outbox, 2, "dd:a", "fossil").await, Ok(true));
+    assert_eq!(subscribe_with_delta(&mut s, &outbox, 3, "dd:b", "").await, Ok(false), "not asked");
+    assert_eq!(subscribe_with_delta(&mut s, &outbox, 4, "dd:c", "xdelta").await, Err(ClientError::BadRequest), "no such type");
+    assert_eq!(subscribe_with_delta(&mut s, &outbox, 5, "c", "fossil").await, Err(ClientError::BadRequest), "not allowed here");
+    assert_eq!(subscribe_with_delta(&mut s, &outbox, 6, "np:a", "fossil").await, Ok(false), "allowed, but not positioned");
+}
+
+#[tokio::test]
+async fn a_delta_subscriber_gets_the_first_publication_in_full_then_patches() {
+    let (hub, auth) = setup(DELTA);
+    let (mut s, outbox) = session(&hub, &auth);
+    s.handle(connect_cmd(json!({"sub": "1"})), T0).await.expect("connect");
+    drain(&outbox);
+    assert_eq!(subscribe_with_delta(&mut s, &outbox, 2, "dd:a", "fossil").await, Ok(true));
+    let body = |n: u32| format!(r#"{{"n":{n},"text":"{}"}}"#, "lorem ipsum ".repeat(20));
+    for n in 1..=3 {
+        let req = crate::hub::PublishRequest { channel: "dd:a".into(), data: body(n).into(), delta: true, ..Default::default() };
+        hub.publish(req).await.expect("publish");
+    }
+    let (items, _) = drain(&outbox);
+    let patches: Vec<bool> = items
+        .iter()
+        .map(|o| match o {
+            Outgoing::Publication(p) => p.is_patch(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(patches, [false, true, true]);
+    // History keeps full publications.
+    let page = hub.history("dd:a", &crate::hub::HistoryFilter { limit: 10, ..Default::default() }).await.expect("history");
+    assert_eq!(page.publications.len(), 3);
+    assert!(page.publications.iter().all(|p| !p.delta && p.data == body(p.offset as u32)));
+}

@@ -141,7 +141,9 @@ pub(crate) fn publication_body(p: &Publication) -> Vec<u8> {
         data: p.data.clone(),
         info: p.info.as_ref().map(WireInfo::from),
         tags: p.tags.clone(),
-        delta: p.delta,
+        // Between nodes `delta` carries delta eligibility (a patch is made per node, at
+        // fan-out, against the previous publication it delivered).
+        delta: p.delta_eligible,
     };
     postcard::to_allocvec(&wire).unwrap_or_default()
 }
@@ -254,7 +256,8 @@ fn decode_publication(rest: &[u8]) -> Result<Message, WireError> {
         info: w.info.map(ClientInfo::from),
         offset,
         tags: w.tags,
-        delta: w.delta,
+        delta: false,
+        delta_eligible: w.delta,
     };
     Ok(Message::Publication { publication, epoch })
 }
@@ -307,6 +310,7 @@ mod tests {
             offset: 0,
             tags: [("k".to_string(), "v".to_string())].into(),
             delta: false,
+            delta_eligible: true,
         };
         let bytes = publication_message(&p, &StreamPosition { offset: 42, epoch: "AbC123xy".into() });
         p.offset = 42;

@@ -220,6 +220,7 @@ fn subscribe_result_to_wire(r: &SubscribeResult) -> wire::SubscribeResult {
         positioned: r.positioned,
         data: bytes_of(r.data.as_ref()),
         was_recovering: r.was_recovering,
+        delta: r.delta,
         ..Default::default()
     }
 }
