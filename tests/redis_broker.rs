@@ -1,6 +1,8 @@
 //! The Redis engine against real Redis processes (tests/common/redis.rs): the broker
 //! alone (offsets and epochs, history reads, idempotency, presence expiry, control,
-//! resubscribing after a Redis restart, sharding over 2 instances, a 3-master cluster).
+//! resubscribing after a Redis restart, sharding over 2 instances, a 3-master cluster,
+//! TLS with the server's CA, a wrong CA and a client certificate, a primary found through
+//! Sentinel).
 //! Cross-node tests with real Tidewire servers are in tests/redis_nodes.rs.
 
 mod common;
@@ -10,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::redis::{RedisCluster, RedisServer, cli};
+use common::redis::{RedisCluster, RedisSentinel, RedisServer, TestCa, cli};
 use tidewire::broker::RedisBroker;
-use tidewire::config::{Dur, RedisEngine};
+use tidewire::config::{Dur, RedisEngine, RedisTls};
 use tidewire::hub::{
     Broker, BrokerHandler, Control, HistoryError, HistoryFilter, HistoryOptions, PublishOptions, Target,
 };
@@ -399,4 +401,129 @@ async fn a_three_master_redis_cluster_serves_publish_history_presence_and_contro
     a.broker.control(Control::InsufficientState("all".into())).await.expect("control");
     until("control on both", || b.seen.controls.lock().unwrap().len() == 1 && a.seen.controls.lock().unwrap().len() == 1).await;
     a.broker.health().await.expect("healthy");
+}
+
+/// Subscribe, three publications with history, delivery in order, history and health:
+/// what every way of reaching Redis must serve.
+async fn serves_publish_history_and_subscribe(n: &Node, channel: &str) {
+    n.broker.subscribe(channel).await.expect("subscribe");
+    for i in 1..=3u32 {
+        let pos = n.broker.publish(publication(channel, i), &history(10)).await.expect("publish").position;
+        assert_eq!(pos.expect("history gives a position").offset, u64::from(i));
+    }
+    until("three deliveries", || n.seen.count(channel) == 3).await;
+    assert_eq!(n.seen.offsets(channel), vec![1, 2, 3]);
+    let page = n.broker.history(channel, &filter(None, 10, false), META_TTL).await.expect("history");
+    assert_eq!(data(&page.publications), vec![1, 2, 3]);
+    n.broker.control(Control::InsufficientState("x".into())).await.expect("control");
+    until("the control message", || !n.seen.controls.lock().unwrap().is_empty()).await;
+    n.broker.health().await.expect("healthy");
+}
+
+/// `engine.redis.tls` trusting `ca` (PEM text or a file path) only.
+fn with_ca(ca: &str) -> RedisTls {
+    RedisTls { server_ca_pem: ca.to_string(), ..RedisTls::default() }
+}
+
+/// The error of a connect that must fail, quickly.
+async fn connect_error(cfg: &RedisEngine) -> String {
+    let started = Instant::now();
+    let err = match RedisBroker::connect(cfg, Arc::new(Metrics::default())).await {
+        Ok(_) => panic!("connected to {:?} with {:?}", cfg.address, cfg.tls),
+        Err(e) => e.to_string(),
+    };
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "fails within connect_timeout: {took:?} ({err})");
+    err
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_the_servers_ca_as_pem_text_or_file_serves_publish_history_and_subscribe() {
+    let ca = TestCa::new("tidewire test CA");
+    let redis = RedisServer::start_tls(&ca, false);
+    assert!(redis.url().starts_with("rediss://127.0.0.1:"), "{}", redis.url());
+    let text = RedisEngine { tls: with_ca(&ca.ca_pem), ..engine(vec![redis.url()]) };
+    serves_publish_history_and_subscribe(&node(&text).await, "tls:text").await;
+    let file = RedisEngine {
+        tls: RedisTls { server_ca_pem: ca.ca_file.display().to_string(), ..RedisTls::default() },
+        ..engine(vec![redis.url()])
+    };
+    serves_publish_history_and_subscribe(&node(&file).await, "tls:file").await;
+    // tls.enabled with a plain redis:// URL turns TLS on as well.
+    let enabled = RedisEngine {
+        tls: RedisTls { enabled: true, server_ca_pem: ca.ca_pem.clone(), ..RedisTls::default() },
+        ..engine(vec![format!("redis://127.0.0.1:{}", redis.port)])
+    };
+    serves_publish_history_and_subscribe(&node(&enabled).await, "tls:enabled").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_wrong_ca_or_without_tls_fails_at_connect_naming_the_address() {
+    let ca = TestCa::new("tidewire test CA");
+    let other = TestCa::new("some other CA");
+    let redis = RedisServer::start_tls(&ca, false);
+    let address = format!("127.0.0.1:{}", redis.port);
+    let wrong = RedisEngine { tls: with_ca(&other.ca_pem), ..engine(vec![redis.url()]) };
+    let err = connect_error(&wrong).await;
+    assert!(err.contains(&address), "names the address: {err}");
+    assert!(err.contains("InvalidCertificate") && err.contains("server_ca_pem"), "says what to check: {err}");
+    // The system's roots do not know the test CA either.
+    let err = connect_error(&engine(vec![redis.url()])).await;
+    assert!(err.contains(&address), "names the address: {err}");
+    // Plain TCP to a TLS port.
+    let err = connect_error(&engine(vec![format!("redis://{address}")])).await;
+    assert!(err.contains(&address), "names the address: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_connects_with_a_client_certificate_and_fails_without() {
+    let ca = TestCa::new("tidewire test CA");
+    let redis = RedisServer::start_tls(&ca, true);
+    let address = format!("127.0.0.1:{}", redis.port);
+    let with_cert = RedisEngine {
+        tls: RedisTls {
+            server_ca_pem: ca.ca_pem.clone(),
+            cert_pem: ca.client_cert_pem.clone(),
+            key_pem: ca.client_key_pem.clone(),
+            ..RedisTls::default()
+        },
+        ..engine(vec![redis.url()])
+    };
+    with_cert.validate().expect("valid");
+    serves_publish_history_and_subscribe(&node(&with_cert).await, "mtls:text").await;
+    let from_files = RedisEngine {
+        tls: RedisTls {
+            server_ca_pem: ca.ca_file.display().to_string(),
+            cert_pem: ca.client_cert_file.display().to_string(),
+            key_pem: ca.client_key_file.display().to_string(),
+            ..RedisTls::default()
+        },
+        ..engine(vec![redis.url()])
+    };
+    serves_publish_history_and_subscribe(&node(&from_files).await, "mtls:file").await;
+    let without = RedisEngine { tls: with_ca(&ca.ca_pem), ..engine(vec![redis.url()]) };
+    let err = connect_error(&without).await;
+    assert!(err.contains(&address), "names the address: {err}");
+    assert!(err.contains("engine.redis.tls.cert_pem"), "says a client certificate is wanted: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_finds_the_primary_which_serves_publish_history_and_subscribe() {
+    let sentinel = tokio::task::spawn_blocking(|| RedisSentinel::start("mymaster")).await.expect("sentinel");
+    let cfg = engine(vec![sentinel.url()]);
+    let n = node(&cfg).await;
+    serves_publish_history_and_subscribe(&n, "sentinel:a").await;
+    // The keys are on the primary the Sentinel named.
+    let keys: u64 = cli(sentinel.primary.port, &["dbsize"]).parse().expect("dbsize");
+    assert!(keys > 0, "the primary holds the channel's keys");
+    // The master's name may also come from engine.redis.sentinel_master_name.
+    let named = RedisEngine {
+        sentinel_master_name: "mymaster".into(),
+        ..engine(vec![format!("redis+sentinel://127.0.0.1:{}", sentinel.port)])
+    };
+    serves_publish_history_and_subscribe(&node(&named).await, "sentinel:b").await;
+    // A name the Sentinel does not know fails at connect, naming the Sentinel.
+    let unknown = engine(vec![format!("redis+sentinel://127.0.0.1:{}?sentinel_master_name=nosuch", sentinel.port)]);
+    let err = connect_error(&unknown).await;
+    assert!(err.contains(&format!("127.0.0.1:{}", sentinel.port)), "names the sentinel: {err}");
 }

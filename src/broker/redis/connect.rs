@@ -48,6 +48,19 @@ fn describe(a: &RedisAddress) -> String {
     format!("{kind} {}", hosts.join(","))
 }
 
+/// What to look at when a TLS connection failed: fred reports rustls' errors only as
+/// their debug text (`InvalidCertificate(UnknownIssuer)`, `AlertReceived(CertificateRequired)`).
+fn tls_hint(message: &str) -> &'static str {
+    if message.contains("InvalidCertificate") {
+        " (TLS: the server's certificate is not signed by engine.redis.tls.server_ca_pem, or by the system's roots \
+         when that is unset, or does not name the host or engine.redis.tls.server_name)"
+    } else if message.contains("CertificateRequired") || message.contains("BadCertificate") {
+        " (TLS: the server wants a client certificate signed by its CA: engine.redis.tls.cert_pem and key_pem)"
+    } else {
+        ""
+    }
+}
+
 fn pem_input(key: &str, value: &str) -> Result<Vec<u8>, BrokerError> {
     if value.contains("-----BEGIN") {
         Ok(value.as_bytes().to_vec())
@@ -144,7 +157,11 @@ pub(crate) async fn connect(cfg: &RedisEngine) -> Result<Vec<Connected>, BrokerE
     for a in &addresses {
         let name = describe(a);
         let config = fred_config(a, cfg)?;
-        let fail = |e: &dyn std::fmt::Display| BrokerError(format!("cannot connect to {name} (engine.redis.address): {e}"));
+        let fail = |e: &dyn std::fmt::Display| {
+            let e = e.to_string();
+            let hint = if a.tls { tls_hint(&e) } else { "" };
+            BrokerError(format!("cannot connect to {name} (engine.redis.address): {e}{hint}"))
+        };
         let client = builder(config.clone(), cfg, 32).build().map_err(|e| fail(&e))?;
         let subscriber = builder(config, cfg, SUBSCRIBER_BUFFER).build_subscriber_client().map_err(|e| fail(&e))?;
         // The initial connection may take connect_timeout per host tried; allow one retry.
