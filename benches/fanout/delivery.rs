@@ -1,6 +1,8 @@
-//! What the subscribers count: reading `seq` and `t` out of a pub push,
-//! telling fresh deliveries from duplicates and reordering, and merging every
-//! subscriber's tallies into the run's.
+//! What the subscribers count: reading `seq` and `t` out of a pub push (a
+//! JSON text frame's lines, a Protobuf binary frame's delimited Replies, or a
+//! native publication), telling fresh deliveries from duplicates and
+//! reordering, and merging every subscriber's tallies into the run's. Every
+//! path ends in the same per-publication accounting (`SubscriberStats::tally`).
 //!
 //! Pure: no sockets, no clock (receive times are passed in), so the loss and
 //! duplicate accounting the report rests on is unit-tested here.
@@ -12,6 +14,8 @@
 //! is a duplicate or arrived out of order; it is counted apart and not as a
 //! delivery. `lost = max(expected − delivered, 0)` then counts every
 //! publication a subscriber should have had once and did not.
+
+use tidewire::protocol::protobuf::messages as pb;
 
 use crate::histogram::Histogram;
 
@@ -47,7 +51,8 @@ impl SeqTracker {
 pub(crate) struct SubscriberStats {
     /// Unique deliveries.
     pub(crate) delivered: u64,
-    /// Text frames (or native publications) received after subscribing.
+    /// WebSocket frames, text (JSON) or binary (Protobuf), or native publications,
+    /// received after subscribing.
     pub(crate) frames: u64,
     /// Deliveries at or below the last seq seen from the same publisher.
     pub(crate) out_of_order: u64,
@@ -76,7 +81,7 @@ pub(crate) enum Ending {
 }
 
 impl SubscriberStats {
-    /// Counts one WebSocket text frame's newline-separated messages received at
+    /// Counts one WebSocket text frame's newline-separated JSON messages received at
     /// `now_us`; returns (new unique deliveries, pings seen).
     pub(crate) fn absorb_frame(&mut self, text: &str, now_us: u64, seqs: &mut SeqTracker) -> (u64, u32) {
         let (mut fresh, mut pings) = (0u64, 0u32);
@@ -93,20 +98,39 @@ impl SubscriberStats {
                 self.other_messages += 1;
                 continue;
             };
-            let Some((seq, t)) = scan_pub(&line[pub_at..]).or_else(|| parse_pub(line)) else {
+            let parsed = scan_pub(&line[pub_at..]).or_else(|| parse_pub(line));
+            fresh += u64::from(self.tally(parsed, now_us, seqs));
+        }
+        (fresh, pings)
+    }
+
+    /// Counts one WebSocket binary frame of varint-delimited Protobuf Replies
+    /// received at `now_us`: an empty Reply is a ping, a `push` with a `pub` is a
+    /// publication whose `data` is the publishers' JSON payload, anything else is
+    /// another message. Bytes that do not decode count as one unparsable pub and
+    /// end the frame (a bad length prefix leaves nothing to resynchronise on).
+    /// Returns (new unique deliveries, pings seen).
+    pub(crate) fn absorb_binary_frame(&mut self, frame: &[u8], now_us: u64, seqs: &mut SeqTracker) -> (u64, u32) {
+        let (mut fresh, mut pings) = (0u64, 0u32);
+        for body in tidewire::protocol::protobuf::messages(frame) {
+            let Ok(body) = body else {
+                self.unparsed += 1;
+                break;
+            };
+            if body.is_empty() {
+                pings += 1;
+                continue;
+            }
+            let Ok(reply) = <pb::Reply as prost::Message>::decode(body) else {
                 self.unparsed += 1;
                 continue;
             };
-            if !seqs.accept(seq) {
-                self.out_of_order += 1;
-                continue;
+            match reply.push.and_then(|push| push.r#pub) {
+                Some(publication) if reply.id == 0 => {
+                    fresh += u64::from(self.tally(scan_data(&publication.data), now_us, seqs));
+                }
+                _ => self.other_messages += 1,
             }
-            fresh += 1;
-            self.latency.get_or_insert_with(Histogram::new).record(now_us.saturating_sub(t));
-        }
-        if fresh > 0 {
-            self.delivered += fresh;
-            self.last_rx_us = Some(now_us);
         }
         (fresh, pings)
     }
@@ -115,7 +139,15 @@ impl SubscriberStats {
     /// `data`, received at `now_us`; returns whether it was a fresh delivery.
     pub(crate) fn absorb_publication(&mut self, data: &[u8], now_us: u64, seqs: &mut SeqTracker) -> bool {
         self.frames += 1;
-        let Some((seq, t)) = std::str::from_utf8(data).ok().and_then(scan_pub) else {
+        self.tally(scan_data(data), now_us, seqs)
+    }
+
+    /// The per-publication accounting every path shares: `parsed` is the
+    /// publication's (seq, t), `None` when unreadable. Counts it as unparsable,
+    /// as a duplicate / reordered arrival, or as a fresh delivery received at
+    /// `now_us` (latency recorded); returns whether it was fresh.
+    fn tally(&mut self, parsed: Option<(u64, u64)>, now_us: u64, seqs: &mut SeqTracker) -> bool {
+        let Some((seq, t)) = parsed else {
             self.unparsed += 1;
             return false;
         };
@@ -128,6 +160,13 @@ impl SubscriberStats {
         self.latency.get_or_insert_with(Histogram::new).record(now_us.saturating_sub(t));
         true
     }
+}
+
+/// (seq, t) out of a publication's raw `data` (the publishers' JSON object, as
+/// a Protobuf or native client receives it), `None` when it is not UTF-8 or
+/// lacks them.
+pub(crate) fn scan_data(data: &[u8]) -> Option<(u64, u64)> {
+    std::str::from_utf8(data).ok().and_then(scan_pub)
 }
 
 /// Fast path: reads `seq` and `t` out of the part of a pub push that starts
@@ -290,6 +329,68 @@ mod tests {
         assert_eq!((s.other_messages, s.unparsed, s.delivered), (1, 1, 1));
         let mut quiet = SubscriberStats::default();
         assert_eq!(quiet.absorb_frame("{}", 9, &mut seqs), (0, 1));
+        assert_eq!(quiet.last_rx_us, None, "a ping is not a delivery");
+    }
+
+    /// A Protobuf pub push (Reply { push { channel, pub { data, offset } } }) carrying
+    /// the same JSON payload the publishers send.
+    fn pb_push(seq: u64, t: u64) -> pb::Reply {
+        let data = format!(r#"{{"seq":{seq},"t":{t},"pad":"xx"}}"#);
+        let publication = pb::Publication { data: data.into_bytes().into(), offset: seq, ..Default::default() };
+        let push = pb::Push { channel: "bench-0".into(), r#pub: Some(publication), ..Default::default() };
+        pb::Reply { push: Some(push), ..Default::default() }
+    }
+
+    /// Varint-delimited replies back to back, as the server frames them.
+    fn pb_frame(replies: &[pb::Reply]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for r in replies {
+            tidewire::protocol::protobuf::put_delimited(&mut out, r);
+        }
+        out
+    }
+
+    #[test]
+    fn protobuf_frames_are_tallied_like_json_ones() {
+        let order = [0, 1, 2, 3, 2, 6, 4];
+        let (mut seqs_json, mut seqs_pb) = (SeqTracker::new(1, 2), SeqTracker::new(1, 2));
+        let (mut json, mut proto) = (SubscriberStats::default(), SubscriberStats::default());
+        let text = order.map(|q| push(q, 10)).join("\n");
+        let binary = pb_frame(&order.map(|q| pb_push(q, 10)));
+        assert_eq!(json.absorb_frame(&text, 1_010, &mut seqs_json), (5, 0));
+        assert_eq!(proto.absorb_binary_frame(&binary, 1_010, &mut seqs_pb), (5, 0));
+        for s in [&json, &proto] {
+            assert_eq!((s.delivered, s.out_of_order, s.unparsed, s.last_rx_us), (5, 2, 0, Some(1_010)));
+            let latency = s.latency.as_ref().unwrap().percentiles_ms();
+            assert_eq!((latency.count, latency.max), (5, 1.0));
+        }
+    }
+
+    #[test]
+    fn protobuf_pings_replies_and_garbage() {
+        let mut seqs = SeqTracker::new(1, 1);
+        let mut s = SubscriberStats::default();
+        let ping = pb::Reply::default();
+        let reply = pb::Reply { id: 3, rpc: Some(pb::RpcResult::default()), ..Default::default() };
+        let join = pb::Reply {
+            push: Some(pb::Push { channel: "bench-0".into(), join: Some(pb::Join::default()), ..Default::default() }),
+            ..Default::default()
+        };
+        let mut no_seq = pb_push(0, 0);
+        if let Some(p) = no_seq.push.as_mut().and_then(|p| p.r#pub.as_mut()) {
+            p.data = bytes::Bytes::from_static(b"\xff{}");
+        }
+        let frame = pb_frame(&[ping.clone(), reply, join, no_seq, pb_push(0, 5), ping]);
+        assert_eq!(frame[0], 0, "a ping is one zero byte");
+        assert_eq!(s.absorb_binary_frame(&frame, 5, &mut seqs), (1, 2));
+        assert_eq!((s.other_messages, s.unparsed, s.delivered), (2, 1, 1));
+        // A length prefix running past the frame: one unparsable, and the frame ends.
+        let mut truncated = pb_frame(&[pb_push(1, 5)]);
+        truncated.pop();
+        assert_eq!(s.absorb_binary_frame(&truncated, 6, &mut seqs), (0, 0));
+        assert_eq!((s.unparsed, s.delivered), (2, 1));
+        let mut quiet = SubscriberStats::default();
+        assert_eq!(quiet.absorb_binary_frame(&[0], 9, &mut seqs), (0, 1));
         assert_eq!(quiet.last_rx_us, None, "a ping is not a delivery");
     }
 

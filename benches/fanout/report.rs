@@ -1,7 +1,8 @@
 //! The report: every figure the bench prints, how it is derived from the raw
 //! counts, the table (or `--json`), and the comparisons: with limit-server
-//! (`--compare-limit`) and of the Redis engine with the memory engine
-//! (`--compare-memory`).
+//! (`--compare-limit`), of the Redis engine with the memory engine
+//! (`--compare-memory`), and of Protobuf subscribers with JSON ones
+//! (`--compare-protocols`).
 //!
 //! Pure: the run fills in raw counts (acknowledged publications per channel,
 //! unique deliveries, times, /proc readings) and `Summary::derive` computes
@@ -19,7 +20,8 @@
 //!   be written (µs, one monotonic clock), for every request answered with
 //!   any HTTP status; transport errors and timeouts count as failed instead.
 //! - ratios: the subject's figure ÷ the reference's — Tidewire ÷ limit-server
-//!   (`--compare-limit`), Redis ÷ memory (`--compare-memory`) — `null` when
+//!   (`--compare-limit`), Redis ÷ memory (`--compare-memory`), Protobuf ÷
+//!   JSON (`--compare-protocols`) — `null` when
 //!   either is unknown or the reference is 0. Server CPU and RSS are summed
 //!   over a run's nodes; redis-server's CPU is reported apart, not in them.
 
@@ -191,6 +193,9 @@ impl Summary {
                 s.queue_max_size.map(|q| format!(", queue_max_size {q} B")).unwrap_or_default(),
             );
         }
+        if !s.protocol.is_empty() {
+            let _ = writeln!(t, "client protocol   {}", s.protocol);
+        }
         let _ = writeln!(t, "connect time      {:.2} s ({} source IPs)", self.connect_secs, s.source_ips);
         if !s.idle_only {
             let _ = writeln!(
@@ -361,6 +366,19 @@ pub(crate) struct EngineComparison {
     pub(crate) ratios: Ratios,
 }
 
+/// `--compare-protocols`: JSON subscribers, then Protobuf subscribers, each
+/// against its own spawned server of the same kind, in one invocation, and
+/// Protobuf ÷ JSON.
+#[derive(Serialize, Debug)]
+pub(crate) struct ProtocolComparison {
+    /// The reference run (first): JSON subscribers.
+    pub(crate) json: Summary,
+    /// The Protobuf run (second).
+    pub(crate) protobuf: Summary,
+    /// The Protobuf run's figures ÷ the JSON run's.
+    pub(crate) ratios: Ratios,
+}
+
 /// Subject ÷ reference for the figures DESIGN.md sets targets on; `None`
 /// (JSON `null`) when either side is unknown or the reference is 0.
 #[derive(Serialize, Debug, Default, PartialEq)]
@@ -434,6 +452,23 @@ impl EngineComparison {
             let per = redis * 1e6 / self.redis.delivered as f64;
             let _ = writeln!(t, "(redis-server itself: {redis:.2} CPU s, {per:.3} µs per delivery, not in the figures above)");
         }
+        t
+    }
+}
+
+impl ProtocolComparison {
+    /// Pairs the two runs and computes the ratios.
+    pub(crate) fn new(json: Summary, protobuf: Summary) -> Self {
+        let ratios = Ratios::new(&protobuf, &json);
+        ProtocolComparison { json, protobuf, ratios }
+    }
+
+    /// Both full reports, then the side-by-side table.
+    pub(crate) fn table(&self) -> String {
+        let mut t = self.json.table();
+        t.push_str(&self.protobuf.table());
+        let title = "Protobuf vs JSON WebSocket subscribers, same run (ratio = Protobuf ÷ JSON)";
+        side_by_side(&mut t, title, ("Protobuf", &self.protobuf), ("JSON", &self.json), &self.ratios);
         t
     }
 }
@@ -654,6 +689,42 @@ mod tests {
         assert_eq!(json["ratios"]["publish_p99"], 4.0);
         assert_eq!(json["redis"]["scenario"]["nodes"], 2);
         assert_eq!(json["memory"]["publish_rtt_ms"]["p50"], 0.2);
+    }
+
+    #[test]
+    fn protocol_ratios_divide_protobuf_by_json() {
+        let mut json = summary(1000, 1);
+        json.scenario.protocol = "json".into();
+        json.deliveries_per_sec = 500_000.0;
+        json.latency_ms.p50 = 4.0;
+        json.latency_ms.p99 = 20.0;
+        json.server_cpu_us_per_delivery = Some(2.0);
+        let mut protobuf = summary(1000, 1);
+        protobuf.scenario.protocol = "protobuf".into();
+        protobuf.deliveries_per_sec = 600_000.0;
+        protobuf.latency_ms.p50 = 3.0;
+        protobuf.latency_ms.p99 = 25.0;
+        protobuf.server_cpu_us_per_delivery = Some(1.5);
+        let c = ProtocolComparison::new(json, protobuf);
+        assert_eq!(
+            c.ratios,
+            Ratios {
+                deliveries_per_sec: Some(1.2),
+                latency_p50: Some(0.75),
+                latency_p99: Some(1.25),
+                server_cpu_per_delivery: Some(0.75),
+                bytes_per_connection: None,
+                publish_p50: None,
+                publish_p99: None,
+            }
+        );
+        let table = c.table();
+        assert!(table.contains("Protobuf ÷ JSON") && table.contains("0.75×") && table.contains("1.20×"), "{table}");
+        assert!(table.contains("client protocol   json") && table.contains("client protocol   protobuf"), "{table}");
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["ratios"]["server_cpu_per_delivery"], 0.75);
+        assert_eq!(json["protobuf"]["scenario"]["protocol"], "protobuf");
+        assert_eq!(json["json"]["scenario"]["protocol"], "json");
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! choosing the server — spawn Tidewire (memory engine, or `--engine redis`:
 //! the bench's own redis-server plus `--nodes` Tidewire processes on it),
 //! drive a `--target`, `--compare-limit` (limit-server, then Tidewire, in one
-//! invocation), or `--compare-memory` (one memory-engine node, then the Redis
-//! nodes, in one invocation).
+//! invocation), `--compare-memory` (one memory-engine node, then the Redis
+//! nodes, in one invocation), or `--compare-protocols` (JSON subscribers, then
+//! Protobuf subscribers, each against its own freshly spawned deployment of
+//! the same kind, in one invocation).
 //!
 //! Phases: make sure the server answers · read its RSS · open the
 //! subscribers · settle `--settle` s and read the idle RSS · publish for
@@ -23,7 +25,7 @@ use anyhow::{anyhow, bail};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::publishers::{PUBLISH_GRACE, PUBLISH_LEAD, fill_history, publish_all};
-use crate::report::{Comparison, EngineComparison, Summary, Timing, expected_deliveries};
+use crate::report::{Comparison, EngineComparison, ProtocolComparison, Summary, Timing, expected_deliveries};
 use crate::scenario::{Args, Scenario, target_addr};
 use crate::server::{
     Deployment, Server, ServerProcess, TidewireOptions, limit_server_bin, raise_fd_limit, read_cpu_secs, read_rss,
@@ -46,6 +48,8 @@ pub(crate) enum Outcome {
     Compare(Box<Comparison>),
     /// `--compare-memory`: the memory run, the Redis run, and the ratios.
     CompareEngines(Box<EngineComparison>),
+    /// `--compare-protocols`: the JSON run, the Protobuf run, and the ratios.
+    CompareProtocols(Box<ProtocolComparison>),
 }
 
 /// Shared counters read by the progress line and the drain check.
@@ -102,6 +106,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Compare(Box::new(Comparison::new(reference, summary))));
     }
     let bin = resolve_server_bin(args.server_bin.as_deref())?;
+    if args.compare_protocols {
+        // Validated: spawned servers, WebSocket subscribers, no --compare-memory.
+        let json = run_deployment(&args.with_protocol("json"), &bin, &options).await?;
+        let protobuf = run_deployment(&args.with_protocol("protobuf"), &bin, &options).await?;
+        return Ok(Outcome::CompareProtocols(Box::new(ProtocolComparison::new(json, protobuf))));
+    }
     if args.redis_engine() {
         let reference = if args.compare_memory {
             let memory = ServerProcess::start_tidewire(&bin, &options).await?;
@@ -126,6 +136,21 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let summary = run_spawned(&args, Deployment::single(server), Some(options.engine())).await?;
     Ok(Outcome::Single(Box::new(summary)))
+}
+
+/// `--compare-protocols`' runs: spawns the deployment `args` asks for (one
+/// memory-engine node, or `--nodes` on the bench's own redis-server), runs the
+/// scenario against it, and stops it by PID.
+async fn run_deployment(args: &Args, bin: &std::path::Path, options: &TidewireOptions) -> anyhow::Result<Summary> {
+    let protocol = &args.protocol;
+    if args.redis_engine() {
+        let deployment = Deployment::start_on_redis(bin, options, args.nodes, args.redis_bin.as_deref()).await?;
+        eprintln!("{protocol} subscribers: {} tidewire node(s) on redis", args.nodes);
+        return run_spawned(args, deployment, Some("redis")).await;
+    }
+    let server = ServerProcess::start_tidewire(bin, options).await?;
+    eprintln!("{protocol} subscribers: tidewire (PID {}) on {}", server.server().pid.unwrap_or(0), server.server().addr);
+    run_spawned(args, Deployment::single(server), Some(options.engine())).await
 }
 
 /// Runs the scenario against spawned server(s), `engine` naming Tidewire's
@@ -174,6 +199,7 @@ async fn run_with_server(args: &Args, server: &Server, engine: Option<&str>) -> 
         channels: args.channels,
         batch: args.batch as u64,
         publishers: args.publishers as u64,
+        protobuf: args.protobuf(),
         ws_read_buffer: args.ws_read_buffer,
         connect_gate: Semaphore::new(args.connect_concurrency),
         origin,

@@ -47,6 +47,17 @@
 //! cargo bench --bench fanout -- --subscribers 19900 --idle-only --compare-limit
 //! ```
 //!
+//! JSON vs Protobuf WebSocket subscribers (`?format=protobuf`; the same JSON
+//! payload inside each Protobuf publication): one protocol, or both in one
+//! invocation — JSON against a spawned Tidewire, then Protobuf against another
+//! spawned Tidewire — with Protobuf ÷ JSON ratios:
+//!
+//! ```text
+//! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 1000 --protocol protobuf
+//! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 1000 --compare-protocols
+//! cargo bench --bench fanout -- --subscribers 1000 --channels 1 --rate 300 --compare-protocols
+//! ```
+//!
 //! Redis engine (the bench starts its own `redis-server` on a free loopback
 //! port, persistence off, and stops it by PID): two Tidewire nodes on it,
 //! subscribers split round-robin over both, publishing through node 0; with
@@ -118,6 +129,16 @@ pub(crate) struct Args {
     /// `webtransport` (WebTransport native mode), the last two through `tidewire::client`.
     #[arg(long, default_value = "websocket", value_parser = ["websocket", "quic", "webtransport"])]
     pub(crate) transport: String,
+    /// WebSocket subscribers' client protocol: `json` (text frames of newline-separated
+    /// JSON) or `protobuf` (`?format=protobuf`: binary frames of varint-delimited
+    /// Protobuf Commands and Replies; the publications' `data` is the same JSON payload).
+    #[arg(long, default_value = "json", value_parser = ["json", "protobuf"])]
+    pub(crate) protocol: String,
+    /// Run the scenario with JSON subscribers, then with Protobuf subscribers, each
+    /// against a freshly spawned server of the same kind, and print both with
+    /// Protobuf ÷ JSON ratios.
+    #[arg(long)]
+    pub(crate) compare_protocols: bool,
     /// QUIC/WebTransport: deliver the bench channels as datagrams (`delivery = "datagram"`).
     #[arg(long)]
     pub(crate) datagram: bool,
@@ -231,6 +252,7 @@ impl Args {
             }
         }
         self.validate_engine()?;
+        self.validate_protocol()?;
         if let Some(url) = &self.target {
             target_addr(url)?;
             if self.fill_channels > 0 && self.target_pid.is_none() {
@@ -266,6 +288,44 @@ impl Args {
             bail!("--fill-channels measures a node's RSS; with --engine redis the history is in Redis");
         }
         Ok(())
+    }
+
+    /// The protocol options: Protobuf is a WebSocket format of Tidewire's (limit-server
+    /// speaks JSON only); `--compare-protocols` runs both itself, against spawned servers.
+    fn validate_protocol(&self) -> anyhow::Result<()> {
+        if !(self.protobuf() || self.compare_protocols) {
+            return Ok(());
+        }
+        let what = if self.compare_protocols { "--compare-protocols" } else { "--protocol protobuf" };
+        if self.transport != "websocket" {
+            bail!("{what} is for WebSocket subscribers: drop --transport {}", self.transport);
+        }
+        if self.compare_limit {
+            bail!("{what}: limit-server speaks the JSON protocol only; drop --compare-limit");
+        }
+        if self.compare_protocols {
+            if self.protobuf() {
+                bail!("--compare-protocols runs JSON then Protobuf itself: drop --protocol");
+            }
+            if self.target.is_some() || self.compare_memory {
+                bail!("--compare-protocols spawns one server per run: drop --target and --compare-memory");
+            }
+            if self.fill_channels > 0 {
+                bail!("--fill-channels has no subscribers: drop --compare-protocols");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the WebSocket subscribers speak Protobuf (`--protocol protobuf`).
+    pub(crate) fn protobuf(&self) -> bool {
+        self.protocol == "protobuf"
+    }
+
+    /// A copy of these options with the subscribers speaking `protocol`
+    /// (`json` or `protobuf`): one run of `--compare-protocols`.
+    pub(crate) fn with_protocol(&self, protocol: &str) -> Args {
+        Args { protocol: protocol.to_owned(), compare_protocols: false, ..self.clone() }
     }
 
     /// Whether the spawned Tidewire runs on Redis (`--engine redis`).
@@ -339,6 +399,9 @@ pub(crate) struct Scenario {
     pub(crate) idle_only: bool,
     /// Client source addresses.
     pub(crate) source_ips: u8,
+    /// The subscribers' protocol: `json` or `protobuf` over WebSocket, or the native
+    /// transport (`quic`, `webtransport`).
+    pub(crate) protocol: String,
     /// The spawned Tidewire's engine (`memory`, `redis`); `None` for other servers.
     pub(crate) engine: Option<String>,
     /// Server processes the subscribers were split over (publishing through the first).
@@ -363,6 +426,7 @@ impl Scenario {
             queue_max_size: tidewire_config.then_some(args.queue_max_size),
             idle_only: args.idle_only,
             source_ips: args.source_ips,
+            protocol: if args.transport == "websocket" { args.protocol.clone() } else { args.transport.clone() },
             engine: engine.map(str::to_owned),
             nodes,
         }
@@ -428,6 +492,30 @@ mod tests {
         assert!(parse(&["--engine", "redis", "--datagram"]).validate().is_err());
         assert!(parse(&["--engine", "redis", "--fill-channels", "10", "--history-size", "10"]).validate().is_err());
         assert!(Args::try_parse_from(["fanout", "--engine", "cluster"]).is_err(), "unknown engine");
+    }
+
+    #[test]
+    fn protocol_options_are_checked() {
+        assert!(parse(&["--protocol", "protobuf"]).validate().is_ok());
+        assert!(parse(&["--protocol", "protobuf", "--target", "http://127.0.0.1:1"]).validate().is_ok());
+        assert!(parse(&["--protocol", "protobuf", "--engine", "redis", "--nodes", "2", "--compare-memory"]).validate().is_ok());
+        assert!(parse(&["--compare-protocols"]).validate().is_ok());
+        assert!(parse(&["--compare-protocols", "--engine", "redis", "--nodes", "2"]).validate().is_ok());
+        assert!(parse(&["--compare-protocols", "--idle-only"]).validate().is_ok());
+        assert!(Args::try_parse_from(["fanout", "--protocol", "msgpack"]).is_err(), "unknown protocol");
+        assert!(parse(&["--protocol", "protobuf", "--transport", "quic"]).validate().is_err());
+        assert!(parse(&["--protocol", "protobuf", "--compare-limit"]).validate().is_err(), "limit-server: JSON only");
+        assert!(parse(&["--compare-protocols", "--compare-limit"]).validate().is_err());
+        assert!(parse(&["--compare-protocols", "--protocol", "protobuf"]).validate().is_err());
+        assert!(parse(&["--compare-protocols", "--target", "http://127.0.0.1:1"]).validate().is_err());
+        assert!(parse(&["--compare-protocols", "--engine", "redis", "--compare-memory"]).validate().is_err());
+        assert!(parse(&["--compare-protocols", "--transport", "webtransport"]).validate().is_err());
+        assert!(parse(&["--compare-protocols", "--fill-channels", "10", "--history-size", "10"]).validate().is_err());
+        let a = parse(&["--compare-protocols", "--rate", "300"]).with_protocol("protobuf");
+        assert!(a.protobuf() && !a.compare_protocols && a.rate == 300.0);
+        assert_eq!(Scenario::new(&a, "tidewire", Some("memory"), 1).protocol, "protobuf");
+        assert_eq!(Scenario::new(&parse(&[]), "tidewire", Some("memory"), 1).protocol, "json");
+        assert_eq!(Scenario::new(&parse(&["--transport", "quic"]), "tidewire", Some("memory"), 1).protocol, "quic");
     }
 
     #[test]

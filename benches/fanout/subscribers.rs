@@ -1,11 +1,15 @@
-//! The subscribers: WebSocket connections speaking the Centrifugo v2 JSON
-//! client protocol (or QUIC / WebTransport native mode through
-//! `tidewire::client`), one task each, counting what arrives.
+//! The subscribers: WebSocket connections speaking the Centrifugo v2 client
+//! protocol in JSON or (`--protocol protobuf`) in Protobuf, or QUIC /
+//! WebTransport native mode through `tidewire::client`, one task each,
+//! counting what arrives.
 //!
 //! Subscriber i binds source address 127.0.0.(2 + i % K), connects to node
 //! `i % N` of the run's N server processes (one, unless `--nodes`), sends
 //! connect + subscribe to `bench-{i % C}` in one frame and waits for both
-//! replies (≤ `--connect-concurrency` handshakes in flight, each bounded by
+//! replies — JSON: newline-separated text; Protobuf (`?format=protobuf`):
+//! varint-delimited `Command`s in one binary frame, `Reply`s back in binary
+//! frames, pings an empty Reply answered by an empty Command when the connect
+//! result says `pong` — (≤ `--connect-concurrency` handshakes in flight, each bounded by
 //! `HANDSHAKE_TIMEOUT`), then reports ready and counts every frame until its
 //! stop signal or the server closes it. The counting itself is in
 //! `delivery.rs`; the server is only an address here, so a spawned Tidewire, a
@@ -24,6 +28,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{WebSocketStream, client_async_with_config};
+
+use tidewire::protocol::protobuf::messages as pb;
+use tidewire::protocol::protobuf::put_delimited;
 
 use crate::delivery::{Ending, Merged, SeqTracker, SubscriberStats};
 use crate::histogram::Histogram;
@@ -49,6 +56,8 @@ pub(crate) struct SubscriberContext {
     pub(crate) batch: u64,
     /// Publisher count P, to find a seq's publisher.
     pub(crate) publishers: u64,
+    /// WebSocket subscribers speak Protobuf (`?format=protobuf`) instead of JSON.
+    pub(crate) protobuf: bool,
     /// tungstenite read buffer size.
     pub(crate) ws_read_buffer: usize,
     /// Bounds the handshakes in flight.
@@ -116,25 +125,19 @@ pub(crate) async fn run_subscriber(
             _ = &mut stopped => break,
             msg = ws.next() => msg,
         };
-        match msg {
-            Some(Ok(Message::Text(text))) => {
-                let now_us = ctx.origin.elapsed().as_micros() as u64;
+        let now_us = ctx.origin.elapsed().as_micros() as u64;
+        let (fresh, pings) = match msg {
+            Some(Ok(Message::Text(text))) if !ctx.protobuf => {
                 stats.frames += 1;
-                let (fresh, pings) = stats.absorb_frame(&text, now_us, &mut seqs);
-                if fresh > 0 {
-                    ctx.progress.delivered.fetch_add(fresh, Ordering::Relaxed);
-                }
-                stats.pings += u64::from(pings);
-                for _ in 0..if pong { pings } else { 0 } {
-                    if let Err(e) = ws.send(Message::text("{}")).await {
-                        stats.ended = Some(Ending::Other(format!("sending pong: {e}")));
-                        break;
-                    }
-                    stats.pongs += 1;
-                }
-                if stats.ended.is_some() {
-                    break;
-                }
+                stats.absorb_frame(&text, now_us, &mut seqs)
+            }
+            Some(Ok(Message::Binary(frame))) if ctx.protobuf => {
+                stats.frames += 1;
+                stats.absorb_binary_frame(&frame, now_us, &mut seqs)
+            }
+            Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                stats.other_messages += 1; // the other protocol's frame type
+                continue;
             }
             Some(Ok(Message::Close(frame))) => {
                 stats.ended = Some(match frame {
@@ -144,7 +147,7 @@ pub(crate) async fn run_subscriber(
                 });
                 break;
             }
-            Some(Ok(_)) => {} // binary, ping, pong: tungstenite answers pings itself
+            Some(Ok(_)) => continue, // ping, pong: tungstenite answers pings itself
             Some(Err(e)) => {
                 stats.ended = Some(Ending::Other(format!("read error: {e}")));
                 break;
@@ -153,6 +156,20 @@ pub(crate) async fn run_subscriber(
                 stats.ended = Some(Ending::Other("connection closed without close frame".into()));
                 break;
             }
+        };
+        if fresh > 0 {
+            ctx.progress.delivered.fetch_add(fresh, Ordering::Relaxed);
+        }
+        stats.pings += u64::from(pings);
+        for _ in 0..if pong { pings } else { 0 } {
+            if let Err(e) = ws.send(pong_message(ctx.protobuf)).await {
+                stats.ended = Some(Ending::Other(format!("sending pong: {e}")));
+                break;
+            }
+            stats.pongs += 1;
+        }
+        if stats.ended.is_some() {
+            break;
         }
     }
     ctx.progress.open.fetch_sub(1, Ordering::Relaxed);
@@ -253,9 +270,21 @@ pub(crate) async fn run_native_subscriber(
     stats
 }
 
+/// The pong answering one server ping: `{}` in JSON, an empty Command
+/// (delimited: one zero byte) in Protobuf.
+fn pong_message(protobuf: bool) -> Message {
+    if protobuf {
+        let mut out = Vec::with_capacity(1);
+        put_delimited(&mut out, &pb::Command::default());
+        Message::binary(out)
+    } else {
+        Message::text("{}")
+    }
+}
+
 /// TCP connect from this subscriber's source address, WebSocket upgrade,
-/// connect + subscribe in one frame, and wait for both replies.
-/// Returns the stream and whether the server wants pongs.
+/// connect + subscribe in one frame (JSON or Protobuf), and wait for both
+/// replies. Returns the stream and whether the server wants pongs.
 async fn open_subscriber(ctx: &SubscriberContext, i: usize) -> anyhow::Result<(Ws, bool)> {
     let source = Ipv4Addr::new(127, 0, 0, 2 + (i % usize::from(ctx.source_ips)) as u8);
     let socket = TcpSocket::new_v4().map_err(explain_io)?;
@@ -264,22 +293,32 @@ async fn open_subscriber(ctx: &SubscriberContext, i: usize) -> anyhow::Result<(W
     let stream = socket.connect(server).await.map_err(explain_io)?;
     stream.set_nodelay(true)?;
     let config = WebSocketConfig::default().read_buffer_size(ctx.ws_read_buffer).write_buffer_size(0);
-    let url = format!("ws://{server}/connection/websocket");
+    let query = if ctx.protobuf { "?format=protobuf" } else { "" };
+    let url = format!("ws://{server}/connection/websocket{query}");
     let (mut ws, _) = client_async_with_config(url.as_str(), stream, Some(config))
         .await
         .context("WebSocket upgrade")?;
 
     let channel = format!("bench-{}", i % ctx.channels);
     let token = connection_token(&format!("user-{i}"))?;
-    let hello = format!(
-        "{{\"id\":1,\"connect\":{{\"token\":\"{token}\"}}}}\n{{\"id\":2,\"subscribe\":{{\"channel\":\"{channel}\"}}}}"
-    );
-    ws.send(Message::text(hello)).await.context("sending connect + subscribe")?;
+    let (pong, pending_pings) = if ctx.protobuf {
+        handshake_protobuf(&mut ws, token, channel).await?
+    } else {
+        handshake_json(&mut ws, &token, &channel).await?
+    };
+    if pong {
+        for _ in 0..pending_pings {
+            ws.send(pong_message(ctx.protobuf)).await.context("sending pong")?;
+        }
+    }
+    Ok((ws, pong))
+}
 
-    let (mut pong, mut connected, mut subscribed, mut pending_pings) = (false, false, false, 0u32);
-    while !(connected && subscribed) {
-        let frame = match ws.next().await {
-            Some(Ok(Message::Text(text))) => text,
+/// The next data frame of the handshake (text or binary, as the server sent it).
+async fn handshake_frame(ws: &mut Ws) -> anyhow::Result<Message> {
+    loop {
+        match ws.next().await {
+            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => return Ok(m),
             Some(Ok(Message::Close(frame))) => {
                 let why = frame.map(|f| format!("{} {}", u16::from(f.code), f.reason.as_str())).unwrap_or_default();
                 bail!("server closed the connection during connect/subscribe: {why}");
@@ -287,7 +326,21 @@ async fn open_subscriber(ctx: &SubscriberContext, i: usize) -> anyhow::Result<(W
             Some(Ok(_)) => continue,
             Some(Err(e)) => bail!("reading connect/subscribe replies: {e}"),
             None => bail!("connection closed before the connect/subscribe replies"),
-        };
+        }
+    }
+}
+
+/// JSON connect (id 1) + subscribe (id 2) in one text frame, then both replies;
+/// returns (the server wants pongs, pings received meanwhile).
+async fn handshake_json(ws: &mut Ws, token: &str, channel: &str) -> anyhow::Result<(bool, u32)> {
+    let hello = format!(
+        "{{\"id\":1,\"connect\":{{\"token\":\"{token}\"}}}}\n{{\"id\":2,\"subscribe\":{{\"channel\":\"{channel}\"}}}}"
+    );
+    ws.send(Message::text(hello)).await.context("sending connect + subscribe")?;
+
+    let (mut pong, mut connected, mut subscribed, mut pending_pings) = (false, false, false, 0u32);
+    while !(connected && subscribed) {
+        let Message::Text(frame) = handshake_frame(ws).await? else { continue };
         for line in frame.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
             if line == "{}" {
                 pending_pings += 1;
@@ -313,12 +366,50 @@ async fn open_subscriber(ctx: &SubscriberContext, i: usize) -> anyhow::Result<(W
             }
         }
     }
-    if pong {
-        for _ in 0..pending_pings {
-            ws.send(Message::text("{}")).await.context("sending pong")?;
+    Ok((pong, pending_pings))
+}
+
+/// Protobuf connect (id 1) + subscribe (id 2) as varint-delimited Commands in one
+/// binary frame, then both Replies; returns (the server wants pongs, pings
+/// received meanwhile).
+async fn handshake_protobuf(ws: &mut Ws, token: String, channel: String) -> anyhow::Result<(bool, u32)> {
+    let connect = pb::Command { id: 1, connect: Some(pb::ConnectRequest { token, ..Default::default() }), ..Default::default() };
+    let subscribe =
+        pb::Command { id: 2, subscribe: Some(pb::SubscribeRequest { channel, ..Default::default() }), ..Default::default() };
+    let mut hello = Vec::new();
+    put_delimited(&mut hello, &connect);
+    put_delimited(&mut hello, &subscribe);
+    ws.send(Message::binary(hello)).await.context("sending connect + subscribe")?;
+
+    let (mut pong, mut connected, mut subscribed, mut pending_pings) = (false, false, false, 0u32);
+    while !(connected && subscribed) {
+        let Message::Binary(frame) = handshake_frame(ws).await? else { continue };
+        for body in tidewire::protocol::protobuf::messages(&frame) {
+            let body = body.map_err(|e| anyhow!("server frame: {e}"))?;
+            if body.is_empty() {
+                pending_pings += 1;
+                continue;
+            }
+            let reply = <pb::Reply as prost::Message>::decode(body).context("unparsable server Reply")?;
+            if let Some(error) = &reply.error {
+                let to = if reply.id == 1 { "connect" } else { "subscribe" };
+                bail!("server replied to {to} with error {} {}", error.code, error.message);
+            }
+            match reply.id {
+                1 => {
+                    let result = reply.connect.ok_or_else(|| anyhow!("reply 1 has no connect result"))?;
+                    pong = result.pong;
+                    connected = true;
+                }
+                2 => {
+                    reply.subscribe.ok_or_else(|| anyhow!("reply 2 has no subscribe result"))?;
+                    subscribed = true;
+                }
+                _ => {} // a push before our replies: nothing is published yet, ignore
+            }
         }
     }
-    Ok((ws, pong))
+    Ok((pong, pending_pings))
 }
 
 /// HS256 connection JWT for `user`, valid for one hour.
