@@ -74,6 +74,9 @@ impl Nodes {
     /// Records another node's announcement (or its departure).
     pub(super) fn heard(&self, info: NodeInfo, leaving: bool) {
         let mut known = lock(&self.known);
+        // Forget the silent ones here too, so the map stays as small as the live cluster
+        // even when nobody asks for the node list (every restart is a new node id).
+        known.retain(|_, (_, at)| at.elapsed() < MAX_SILENCE);
         if leaving {
             known.remove(&info.uid);
         } else {
@@ -155,6 +158,15 @@ mod tests {
         nodes.heard(node("a"), false);
         lock(&nodes.known).get_mut("a").expect("a").1 -= MAX_SILENCE;
         assert!(nodes.live().is_empty());
+    }
+
+    #[test]
+    fn silent_nodes_are_dropped_as_others_announce_themselves() {
+        let nodes = Nodes::default();
+        nodes.heard(node("old"), false);
+        lock(&nodes.known).get_mut("old").expect("old").1 -= MAX_SILENCE;
+        nodes.heard(node("new"), false);
+        assert_eq!(lock(&nodes.known).keys().collect::<Vec<_>>(), ["new"], "the map does not keep dead node ids");
     }
 
     #[tokio::test]

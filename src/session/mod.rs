@@ -456,12 +456,16 @@ impl Session {
     }
 
     /// Refreshes this connection's presence entries, so that an engine that expires them
-    /// (Redis: after `presence_ttl`) keeps a connection listed as long as it stays.
+    /// (Redis: after `presence_ttl`) keeps a connection listed as long as it stays. Stops
+    /// at the first failure: with the engine down every call would wait its IO timeout,
+    /// holding this connection's commands for as many timeouts as it has channels; the
+    /// next interval tries again.
     async fn refresh_presence(&self) {
         for (channel, sub) in self.subs.iter().filter(|(_, s)| s.presence) {
             let info = self.client_info(sub.chan_info.clone());
             if let Err(e) = self.hub.add_presence(channel, &info).await {
-                tracing::warn!(channel, error = %e, "presence refresh failed");
+                tracing::warn!(channel, error = %e, "presence refresh failed; the rest waits for the next interval");
+                return;
             }
         }
     }
