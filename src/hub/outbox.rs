@@ -7,9 +7,9 @@
 //! stalled reader costs bounded memory and never slows the publisher.
 //!
 //! An idle outbox holds at most a few pointer-sized slots: a burst's allocation is
-//! released when drained.
+//! released when drained. A drain into an empty vector swaps the two, so under load the
+//! queue and the writer's vectors trade the same few allocations back and forth.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -18,8 +18,9 @@ use tokio::sync::Notify;
 use super::publication::SharedPublication;
 use crate::protocol::{Disconnect, Push, Reply};
 
-/// Queue slots (pointer-sized items) an outbox keeps allocated after a drain.
-const KEEP_SLOTS: usize = 8;
+/// Queue slots (pointer-sized items) an outbox keeps allocated after a drain (as many as
+/// the driver keeps, so the vectors they swap are not given back each time).
+const KEEP_SLOTS: usize = 16;
 
 /// Charge for a reply or push whose exact size is not known before encoding.
 const SMALL_ITEM_COST: usize = 128;
@@ -52,7 +53,7 @@ impl Outgoing {
 
 #[derive(Debug, Default)]
 struct State {
-    items: VecDeque<Outgoing>,
+    items: Vec<Outgoing>,
     bytes: usize,
     closing: Option<Disconnect>,
 }
@@ -124,7 +125,7 @@ impl Outbox {
             return Pushed::Closed;
         }
         if st.bytes + cost > self.max_bytes && !matches!(item, Outgoing::Control(_)) {
-            st.items = VecDeque::new();
+            st.items = Vec::new();
             st.bytes = 0;
             st.closing = Some(Disconnect::SLOW);
             drop(st);
@@ -133,7 +134,7 @@ impl Outbox {
         }
         st.bytes += cost;
         let was_empty = st.items.is_empty();
-        st.items.push_back(item);
+        st.items.push(item);
         drop(st);
         if was_empty {
             self.notify.notify_one();
@@ -164,11 +165,16 @@ impl Outbox {
     /// Moves everything pending into `out` (in order) and reports whether to close.
     pub fn drain(&self, out: &mut Vec<Outgoing>) -> Drained {
         let mut st = self.lock();
-        out.extend(st.items.drain(..));
+        if out.is_empty() {
+            // No copy: the queue's vector becomes `out`, and `out`'s empty one the queue.
+            std::mem::swap(out, &mut st.items);
+        } else {
+            out.append(&mut st.items);
+        }
         // A small queue keeps its allocation (the next push would make it again); a
         // burst's is given back.
         if st.items.capacity() > KEEP_SLOTS {
-            st.items = VecDeque::new();
+            st.items = Vec::new();
         }
         st.bytes = 0;
         let closing = st.closing.clone();
@@ -214,6 +220,26 @@ mod tests {
         assert_eq!(o.drain(&mut out), Drained::Open);
         assert!(matches!(out[0], Outgoing::Ping));
         assert!(matches!(out[1], Outgoing::Publication(_)));
+        assert_eq!(o.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn a_drain_into_pending_items_appends_behind_them() {
+        let o = Outbox::new(10_000);
+        let mut out = Vec::new();
+        o.push(Outgoing::Publication(publication(1)));
+        assert_eq!(o.drain(&mut out), Drained::Open);
+        o.push(Outgoing::Ping);
+        o.push(Outgoing::Publication(publication(2)));
+        assert_eq!(o.drain(&mut out), Drained::Open);
+        let kinds: Vec<_> = out
+            .iter()
+            .map(|i| match i {
+                Outgoing::Publication(p) => p.publication.data.len(),
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(kinds, vec![1, 0, 2], "the second drain lands behind the first, in order");
         assert_eq!(o.queued_bytes(), 0);
     }
 

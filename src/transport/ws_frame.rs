@@ -500,12 +500,12 @@ impl WsSocket {
     pub async fn write_all_vectored(&mut self, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
         let stream = self.io()?;
         IoSlice::advance_slices(&mut bufs, 0);
+        // Tried first: the socket usually takes it, and then no readiness future is made.
         while !bufs.is_empty() {
-            stream.writable().await?;
             match stream.try_write_vectored(bufs) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => IoSlice::advance_slices(&mut bufs, n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
                 Err(e) => return Err(e),
             }
         }

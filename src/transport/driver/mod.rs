@@ -198,6 +198,8 @@ pub fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<Outbox>
         let timer = tokio::time::sleep_until(instant_at(u64::MAX));
         tokio::pin!(timer);
         let mut armed = u64::MAX;
+        // The session's own next deadline, read when it comes home (only its work moves it).
+        let mut session_deadline = home.as_ref().map_or(u64::MAX, Session::next_deadline);
 
         let close: Option<Disconnect> = 'conn: loop {
             // Hand the session its next piece of work.
@@ -257,7 +259,7 @@ pub fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<Outbox>
             // One timer: the heartbeat's next beat, or the session's when it is home.
             let deadline = heartbeat
                 .next_deadline()
-                .min(home.as_ref().map_or(u64::MAX, Session::next_deadline))
+                .min(if home.is_some() { session_deadline } else { u64::MAX })
                 .min(hold_until.unwrap_or(u64::MAX));
             if deadline != armed {
                 armed = deadline;
@@ -309,6 +311,7 @@ pub fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<Outbox>
                     if !heartbeat.is_started() && session.is_connected() {
                         heartbeat.start(now_ms());
                     }
+                    session_deadline = session.next_deadline();
                     home = Some(session);
                 }
                 inbound = transport.recv(), if reading && queue.len() < MAX_QUEUED_COMMANDS && closing.is_none() => {
@@ -365,7 +368,7 @@ pub fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<Outbox>
                         Beat::Ping => { outbox.push(Outgoing::Ping); }
                         Beat::Dead(d) => outbox.close(d),
                     }
-                    if !tick_queued && home.as_ref().is_some_and(|s| now >= s.next_deadline()) {
+                    if !tick_queued && home.is_some() && now >= session_deadline {
                         tick_queued = true;
                         queue.push_back(Work::Tick);
                     }

@@ -19,3 +19,73 @@ async fn an_idle_connection_task_stays_small() {
     assert!(size <= 4096, "the connection future is {size} bytes");
     assert!(std::mem::size_of::<Outgoing>() <= 16, "queued items stay pointer-sized");
 }
+
+/// The server side of a socket pair as this transport's framing, and the client side as
+/// a WebSocket client (no handshake: both ends are already "upgraded").
+async fn socket_pair() -> (Socket, tokio_tungstenite::WebSocketStream<TcpStream>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
+    let (stream, _) = listener.accept().await.expect("accept");
+    let socket = Socket {
+        ws: WsSocket::new(stream, &[], 65_536, drop),
+        info: INFO,
+        codec: Codec::Json,
+        metrics: Arc::new(crate::metrics::Metrics::default()),
+        write_timeout: Duration::from_secs(5),
+        scratch: Vec::new(),
+        body: Vec::new(),
+        control: Vec::new(),
+        peer_closed: false,
+    };
+    let client = tokio_tungstenite::WebSocketStream::from_raw_socket(client, tungstenite::protocol::Role::Client, None).await;
+    (socket, client)
+}
+
+fn publication(offset: u64, len: usize) -> Outgoing {
+    let data = bytes::Bytes::from(format!("\"{}\"", "x".repeat(len)));
+    let p = crate::protocol::Publication { channel: "c".into(), offset, data, ..Default::default() };
+    Outgoing::Publication(crate::hub::SharedPublication::new(Arc::new(p)))
+}
+
+/// The offsets of the publications in one joined text frame, line by line.
+fn offsets(frame: &tungstenite::Message) -> Vec<u64> {
+    let tungstenite::Message::Text(text) = frame else { panic!("not a text frame: {frame:?}") };
+    text.as_str()
+        .split('\n')
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("each line is one JSON push");
+            v["push"]["pub"]["offset"].as_u64().expect("offset")
+        })
+        .collect()
+}
+
+/// Several messages go newline-joined in one frame; past `MAX_BATCH_BYTES` they are cut
+/// into several frames written in one go, in order, none lost or repeated.
+#[tokio::test]
+async fn joined_writes_are_one_frame_or_several_past_the_batch_bound() {
+    use futures_util::StreamExt;
+    let (mut socket, mut client) = socket_pair().await;
+    let mut items = vec![publication(1, 10), publication(2, 10)];
+    socket.write(&mut items).await.expect("small write");
+    assert!(items.is_empty(), "the writer takes what it wrote");
+    let frame = client.next().await.expect("a frame").expect("frame");
+    assert_eq!(offsets(&frame), vec![1, 2], "two small publications share one frame");
+
+    let big = super::super::MAX_BATCH_BYTES / 3 + 1;
+    let mut items: Vec<Outgoing> = (1..=5).map(|o| publication(o, big)).collect();
+    let write = socket.write(&mut items);
+    let read = async {
+        let mut got = Vec::new();
+        while got.iter().map(Vec::len).sum::<usize>() < 5 {
+            let frame = client.next().await.expect("a frame").expect("frame");
+            got.push(offsets(&frame));
+        }
+        got
+    };
+    let (written, got) = tokio::join!(write, read);
+    written.expect("big write");
+    let frames: Vec<usize> = got.iter().map(Vec::len).collect();
+    assert!(frames.len() > 1 && frames.iter().all(|&n| n <= 3), "cut at the batch bound: {frames:?}");
+    assert_eq!(got.concat(), vec![1, 2, 3, 4, 5], "in order, each once");
+    assert_eq!(socket.body.capacity(), 0, "a burst's body buffer is given back");
+}
