@@ -51,12 +51,12 @@ const KEEP_ITEMS: usize = 16;
 
 /// Runs `fut` bounded by `limit`: `None` when it timed out. The timer is armed only when
 /// the future does not finish at once, so the usual write (the socket takes it) costs no
-/// timer registration.
+/// timer registration; and it is boxed then, so that no connection's task carries its room.
 async fn bounded<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     match std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await {
         std::task::Poll::Ready(out) => Some(out),
-        std::task::Poll::Pending => tokio::time::timeout(limit, fut).await.ok(),
+        std::task::Poll::Pending => Box::pin(tokio::time::timeout(limit, fut)).await.ok(),
     }
 }
 

@@ -14,6 +14,7 @@
 //! buffer only while a frame is arriving. Disconnects are close frames carrying the code
 //! and a plain-text reason; the connection loop is the driver's (`driver.rs`).
 
+use std::future::Future;
 use std::io::IoSlice;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -192,7 +193,10 @@ fn accept(ctx: Ctx, mut req: Request, mode: Mode) -> Response {
     response
 }
 
-async fn drive(ctx: Ctx, ws: WsSocket, mode: Mode, forwarded: Option<Vec<(http::HeaderName, http::HeaderValue)>>) {
+/// Makes the connection's session and framing and hands them to the driver. Not an
+/// `async fn`: one would carry its arguments (the context, the connect request in `mode`)
+/// beside the driver's future for the connection's whole life.
+fn drive(ctx: Ctx, ws: WsSocket, mode: Mode, forwarded: Option<Vec<(http::HeaderName, http::HeaderValue)>>) -> impl Future<Output = ()> {
     let (info, codec) = match mode {
         Mode::Bidi(codec) => (INFO, codec),
         Mode::Uni(_) => (UNI_INFO, Codec::JsonUni),
@@ -217,7 +221,7 @@ async fn drive(ctx: Ctx, ws: WsSocket, mode: Mode, forwarded: Option<Vec<(http::
         control: Vec::new(),
         peer_closed: false,
     };
-    driver::run(socket, session, outbox, initial).await;
+    driver::run(socket, session, outbox, initial)
 }
 
 /// The framing of a WebSocket connection.
@@ -270,10 +274,8 @@ impl Socket {
                 ws_frame::put_header(&mut self.scratch, opcode, self.body.len());
             }
             let body: &[u8] = if messages > 0 { &self.body } else { &[] };
-            let mut slices = [IoSlice::new(&self.scratch), IoSlice::new(body)];
             let bytes = self.scratch.len() + body.len();
-            let result = self.ws.write_all_vectored(&mut slices).await;
-            (result, bytes)
+            (self.ws.write_now(&mut [IoSlice::new(&self.scratch), IoSlice::new(body)]), bytes)
         } else {
             // Past MAX_BATCH_BYTES: several frames, copied one behind the other (rare).
             loop {
@@ -292,8 +294,12 @@ impl Socket {
                     }
                 }
             }
-            let result = self.ws.write_all(&self.scratch).await;
-            (result, self.scratch.len())
+            (self.ws.write_now(&mut [IoSlice::new(&self.scratch)]), self.scratch.len())
+        };
+        // Only what the socket did not take waits, in the socket's own buffer.
+        let result = match result {
+            (Ok(()), bytes) => (self.ws.flush().await, bytes),
+            failed => failed,
         };
         if self.body.capacity() > KEEP_SCRATCH_BYTES {
             self.body = Vec::new();
@@ -409,41 +415,50 @@ impl Transport for Socket {
                 messages += 1;
             }
         }
-        // One vectored write per WRITE_SLICES frames, the slices on the stack.
-        let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-        let mut n = 0;
-        let mut bytes = 0;
-        let mut result = Ok(());
-        if control_len > 0 {
-            slices[0] = IoSlice::new(&self.scratch[..control_len]);
-            n = 1;
-            bytes = control_len;
-        }
-        let (mut start, mut ends) = (control_len, ends.iter());
-        for item in items.iter() {
-            let frame: &[u8] = match item {
-                Outgoing::Publication(p) => p.framed(self.codec).frame(),
-                Outgoing::Control(_) => continue,
-                _ => {
-                    let Some(&end) = ends.next() else { continue };
-                    let frame = &self.scratch[start..end];
-                    start = end;
-                    frame
-                }
-            };
-            bytes += frame.len();
-            slices[n] = IoSlice::new(frame);
-            n += 1;
-            if n == WRITE_SLICES {
-                result = self.ws.write_all_vectored(&mut slices[..n]).await;
-                n = 0;
-                if result.is_err() {
-                    break;
+        // One vectored write per WRITE_SLICES frames, the slices on the stack, in a block
+        // of their own: gone before the wait below, so no connection's task carries them.
+        let (mut result, bytes) = {
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            let mut n = 0;
+            let mut bytes = 0;
+            let mut result = Ok(());
+            if control_len > 0 {
+                slices[0] = IoSlice::new(&self.scratch[..control_len]);
+                n = 1;
+                bytes = control_len;
+            }
+            let (mut start, mut ends) = (control_len, ends.iter());
+            for item in items.iter() {
+                let frame: &[u8] = match item {
+                    Outgoing::Publication(p) => p.framed(self.codec).frame(),
+                    Outgoing::Control(_) => continue,
+                    _ => {
+                        let Some(&end) = ends.next() else { continue };
+                        let frame = &self.scratch[start..end];
+                        start = end;
+                        frame
+                    }
+                };
+                bytes += frame.len();
+                slices[n] = IoSlice::new(frame);
+                n += 1;
+                if n == WRITE_SLICES {
+                    result = self.ws.write_now(&mut slices[..n]);
+                    n = 0;
+                    if result.is_err() {
+                        break;
+                    }
                 }
             }
-        }
-        if n > 0 && result.is_ok() {
-            result = self.ws.write_all_vectored(&mut slices[..n]).await;
+            if n > 0 && result.is_ok() {
+                result = self.ws.write_now(&mut slices[..n]);
+            }
+            (result, bytes)
+        };
+        drop(ends);
+        // Only what the socket did not take waits, in the socket's own buffer.
+        if result.is_ok() {
+            result = self.ws.flush().await;
         }
         items.clear();
         self.written(result, messages, bytes)

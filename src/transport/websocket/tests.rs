@@ -16,8 +16,9 @@ async fn an_idle_connection_task_stays_small() {
     let sockets = Sockets { take: |_| Err(UpgradeError::Io(std::io::ErrorKind::Other.into())), on_drop: drop };
     let fut = drive(Ctx { hub, auth, sockets }, ws, Mode::Bidi(Codec::Json), None);
     let size = std::mem::size_of_val(&fut);
-    assert!(size <= 4096, "the connection future is {size} bytes");
+    assert!(size <= 2048, "the connection future is {size} bytes");
     assert!(std::mem::size_of::<Outgoing>() <= 16, "queued items stay pointer-sized");
+    eprintln!("an idle WebSocket connection's future: {size} bytes");
 }
 
 /// The server side of a socket pair as this transport's framing, and the client side as
