@@ -314,9 +314,9 @@ impl Socket {
         if self.scratch.capacity() > KEEP_SCRATCH_BYTES {
             self.scratch = Vec::new();
         }
-        if self.control.capacity() > KEEP_SCRATCH_BYTES {
-            self.control = Vec::new();
-        }
+        // Control frames (pongs, the close echo) are rare: always written by now, their
+        // buffer goes back at once.
+        self.control = Vec::new();
         result.map_err(|_| WriteError::Io)?;
         let tm = self.metrics.transport(self.info.name);
         tm.messages_sent.fetch_add(messages, Ordering::Relaxed);
@@ -461,6 +461,11 @@ impl Transport for Socket {
             result = self.ws.flush().await;
         }
         items.clear();
+        // Replies and pushes written one by one are rare next to publications (shared
+        // frames, no scratch): their buffers go back at once, so a connection idle after
+        // its connect reply holds none.
+        self.scratch = Vec::new();
+        self.body = Vec::new();
         self.written(result, messages, bytes)
     }
 
