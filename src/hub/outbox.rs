@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 
 use super::publication::SharedPublication;
 use crate::protocol::{Disconnect, Push, Reply};
@@ -82,14 +82,18 @@ pub enum Pushed {
 #[derive(Debug)]
 pub struct Outbox {
     state: Mutex<State>,
-    notify: Notify,
+    /// Something was queued (or a close asked for) since the writer last looked.
+    signalled: AtomicBool,
+    /// The writer waiting for that: one waiter, the connection's driver (a waker slot,
+    /// not a list of waiters: nothing to lock or unlink per wake-up).
+    writer: AtomicWaker,
     max_bytes: usize,
 }
 
 impl Outbox {
     /// A new, empty outbox holding at most `max_bytes` of pending output.
     pub fn new(max_bytes: usize) -> Arc<Self> {
-        Arc::new(Self { state: Mutex::new(State::default()), notify: Notify::new(), max_bytes })
+        Arc::new(Self { state: Mutex::new(State::default()), signalled: AtomicBool::new(false), writer: AtomicWaker::new(), max_bytes })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -129,7 +133,7 @@ impl Outbox {
             st.bytes = 0;
             st.closing = Some(Disconnect::SLOW);
             drop(st);
-            self.notify.notify_one();
+            self.wake();
             return Pushed::Slow;
         }
         st.bytes += cost;
@@ -137,7 +141,7 @@ impl Outbox {
         st.items.push(item);
         drop(st);
         if was_empty {
-            self.notify.notify_one();
+            self.wake();
         }
         Pushed::Queued
     }
@@ -149,7 +153,7 @@ impl Outbox {
             st.closing = Some(reason);
         }
         drop(st);
-        self.notify.notify_one();
+        self.wake();
     }
 
     /// Whether the connection is closing (slow, disconnected or shutting down).
@@ -190,9 +194,25 @@ impl Outbox {
         self.lock().bytes
     }
 
-    /// Waits until something is queued or a close is requested.
-    pub async fn notified(&self) {
-        self.notify.notified().await;
+    fn wake(&self) {
+        self.signalled.store(true, Ordering::Release);
+        self.writer.wake();
+    }
+
+    /// Waits until something is queued or a close is requested (at once if that happened
+    /// since the last wait). For the connection's one writer: a second waiter would take
+    /// the first one's place.
+    pub fn notified(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.signalled.swap(false, Ordering::AcqRel) {
+                return std::task::Poll::Ready(());
+            }
+            self.writer.register(cx.waker());
+            if self.signalled.swap(false, Ordering::AcqRel) {
+                return std::task::Poll::Ready(());
+            }
+            std::task::Poll::Pending
+        })
     }
 }
 
@@ -241,6 +261,23 @@ mod tests {
             .collect();
         assert_eq!(kinds, vec![1, 0, 2], "the second drain lands behind the first, in order");
         assert_eq!(o.queued_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_writer_is_woken_by_a_push_before_or_while_it_waits() {
+        use std::time::Duration;
+        let o = Outbox::new(10_000);
+        o.push(Outgoing::Ping);
+        tokio::time::timeout(Duration::from_secs(5), o.notified()).await.expect("a push before the wait counts");
+        let again = tokio::time::timeout(Duration::from_millis(50), o.notified()).await;
+        assert!(again.is_err(), "one push, one wake-up: taken by the first wait");
+        let other = o.clone();
+        let closer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            other.close(Disconnect::SHUTDOWN);
+        });
+        tokio::time::timeout(Duration::from_secs(5), o.notified()).await.expect("a close wakes the waiting writer");
+        closer.await.expect("closer");
     }
 
     #[test]
