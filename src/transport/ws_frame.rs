@@ -5,8 +5,9 @@
 //! once and shared by every subscriber, then written with the connection's other pending
 //! frames in one vectored write; and an idle connection holds no read or write buffer.
 //! The read buffer exists only while a frame is arriving (see [`WsSocket::read_message`]);
-//! there is no write buffer at all: the caller hands its slices to
-//! [`WsSocket::write_all_vectored`].
+//! the write buffer only while the socket has not taken a write: the caller hands its
+//! slices to [`WsSocket::write_now`], which copies what the socket did not take, and
+//! [`WsSocket::flush`] waits for that and gives the buffer back.
 //!
 //! What this room must not know: sessions, codecs, the hub. It moves frames; the transport
 //! that drives it decides what a message means, when to ping, and how to close.

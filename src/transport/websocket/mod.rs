@@ -10,7 +10,7 @@
 //! client go newline-joined (Protobuf: back to back, each delimited) in one frame (Centrifugo's framing; far fewer frames for both
 //! ends under load); a unidirectional client gets one message per frame, the shared
 //! frames in one vectored write. Replies and other pushes are framed into a small scratch
-//! buffer given back after a burst. Nothing is buffered while a connection is idle: the socket is read into a
+//! buffer, given back after a burst (or at once when they went out on their own). Nothing is buffered while a connection is idle: the socket is read into a
 //! buffer only while a frame is arriving. Disconnects are close frames carrying the code
 //! and a plain-text reason; the connection loop is the driver's (`driver.rs`).
 
