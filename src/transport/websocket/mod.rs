@@ -188,7 +188,10 @@ fn accept(ctx: Ctx, mut req: Request, mode: Mode) -> Response {
             }
             Err(e) => return tracing::debug!(error = %e, "websocket upgrade without a socket"),
         };
-        drive(ctx, socket, mode, forwarded).await;
+        let connection = drive(&ctx, socket, mode, forwarded);
+        // The connection's future holds what it needs; the context is not carried beside it.
+        drop(ctx);
+        connection.await;
     });
     response
 }
@@ -196,7 +199,7 @@ fn accept(ctx: Ctx, mut req: Request, mode: Mode) -> Response {
 /// Makes the connection's session and framing and hands them to the driver. Not an
 /// `async fn`: one would carry its arguments (the context, the connect request in `mode`)
 /// beside the driver's future for the connection's whole life.
-fn drive(ctx: Ctx, ws: WsSocket, mode: Mode, forwarded: Option<Vec<(http::HeaderName, http::HeaderValue)>>) -> impl Future<Output = ()> {
+fn drive(ctx: &Ctx, ws: WsSocket, mode: Mode, forwarded: Option<Vec<(http::HeaderName, http::HeaderValue)>>) -> impl Future<Output = ()> + use<> {
     let (info, codec) = match mode {
         Mode::Bidi(codec) => (INFO, codec),
         Mode::Uni(_) => (UNI_INFO, Codec::JsonUni),
