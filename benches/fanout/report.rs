@@ -152,6 +152,10 @@ pub(crate) struct Summary {
     /// Server CPU seconds (user + system) from publish start to drain end;
     /// `null` when the server's PID is unknown.
     pub(crate) server_cpu_secs: Option<f64>,
+    /// The system (kernel) part of `server_cpu_secs`: mostly the sends, whose cost is
+    /// per write, so it moves with deliveries per frame while the user part is the
+    /// server's own work.
+    pub(crate) server_sys_cpu_secs: Option<f64>,
     /// With several nodes, each one's share of `server_cpu_secs`, node 0
     /// (the publishers' node) first; empty with one node.
     pub(crate) node_cpu_secs: Vec<f64>,
@@ -254,7 +258,10 @@ impl Summary {
             let _ = writeln!(
                 t,
                 "cpu seconds       server {}, bench {:.2}  (publish start → drain end)",
-                self.server_cpu_secs.map_or_else(unknown, |c| format!("{c:.2}")),
+                self.server_cpu_secs.map_or_else(unknown, |c| match self.server_sys_cpu_secs {
+                    Some(sys) => format!("{c:.2} (user {:.2}, system {sys:.2})", c - sys),
+                    None => format!("{c:.2}"),
+                }),
                 self.bench_cpu_secs
             );
             let _ = writeln!(
@@ -603,6 +610,10 @@ mod tests {
         assert_eq!(s.server_cpu_us_per_delivery, Some(0.75));
         s.set_rss(Some(10_000_000), Some(12_000_000));
         assert_eq!(s.bytes_per_connection, Some(2_000.0));
+
+        assert!(s.table().contains("cpu seconds       server 3.00, bench"), "no split without the system part: {}", s.table());
+        s.server_sys_cpu_secs = Some(2.25);
+        assert!(s.table().contains("server 3.00 (user 0.75, system 2.25)"), "{}", s.table());
 
         let mut u = summary(1000, 1);
         u.delivered = 10;

@@ -261,6 +261,7 @@ async fn run_with_server(args: &Args, server: &Server, engine: Option<&str>) -> 
     if !args.idle_only {
         progress.set_phase("publishing");
         let cpu_start = (server.cpu_secs(), read_cpu_secs("/proc/self/stat"), server.redis_cpu_secs());
+        let sys_start = server.sys_cpu_secs();
         let node_cpu_start = server.node_cpu_secs();
         let publish = publish_all(args, server, origin, &progress).await;
         summary.published = publish.ok;
@@ -278,6 +279,10 @@ async fn run_with_server(args: &Args, server: &Server, engine: Option<&str>) -> 
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         summary.server_cpu_secs = match (server.cpu_secs(), cpu_start.0) {
+            (Some(end), Some(start)) => Some(end - start),
+            _ => None,
+        };
+        summary.server_sys_cpu_secs = match (server.sys_cpu_secs(), sys_start) {
             (Some(end), Some(start)) => Some(end - start),
             _ => None,
         };

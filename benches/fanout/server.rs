@@ -102,6 +102,12 @@ impl Server {
         Some(std::iter::once(pid).chain(self.other_pids.iter().copied()).map(proc_cpu_secs).sum())
     }
 
+    /// The system (kernel) part of [`Self::cpu_secs`].
+    pub(crate) fn sys_cpu_secs(&self) -> Option<f64> {
+        let pid = self.pid?;
+        Some(std::iter::once(pid).chain(self.other_pids.iter().copied()).map(|p| read_cpu_split(&format!("/proc/{p}/stat")).1).sum())
+    }
+
     /// Each node's user + system CPU seconds so far, node 0 first (empty when
     /// the PID is unknown).
     pub(crate) fn node_cpu_secs(&self) -> Vec<f64> {
@@ -596,12 +602,18 @@ fn proc_cpu_secs(pid: u32) -> f64 {
 
 /// User + system CPU seconds from a `/proc/<pid>/stat` file (0 if unreadable).
 pub(crate) fn read_cpu_secs(path: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(path) else { return 0.0 };
+    let (user, system) = read_cpu_split(path);
+    user + system
+}
+
+/// User and system CPU seconds from a `/proc/<pid>/stat` file (0 if unreadable).
+fn read_cpu_split(path: &str) -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string(path) else { return (0.0, 0.0) };
     // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return (0.0, 0.0) };
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / CLOCK_TICKS_PER_SEC
+    (ticks(11) / CLOCK_TICKS_PER_SEC, ticks(12) / CLOCK_TICKS_PER_SEC)
 }
 
 /// Soft and hard open-file limits of this process, from /proc/self/limits.
