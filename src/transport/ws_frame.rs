@@ -5,9 +5,9 @@
 //! once and shared by every subscriber, then written with the connection's other pending
 //! frames in one vectored write; and an idle connection holds no read or write buffer.
 //! The read buffer exists only while a frame is arriving (see [`WsSocket::read_message`]);
-//! the write buffer only while the socket has not taken a write: the caller hands its
-//! slices to [`WsSocket::write_now`], which copies what the socket did not take, and
-//! [`WsSocket::flush`] waits for that and gives the buffer back.
+//! there is no write buffer at all: the caller hands its slices to
+//! [`WsSocket::write_all_vectored`], or makes them again after each wait
+//! ([`WsSocket::try_write_vectored`], [`WsSocket::writable`]).
 //!
 //! What this room must not know: sessions, codecs, the hub. It moves frames; the transport
 //! that drives it decides what a message means, when to ping, and how to close.
@@ -434,9 +434,6 @@ pub struct WsSocket {
     /// Bytes read and not yet decoded: part of a frame, or frames after a returned message.
     /// Capacity 0 whenever it is empty.
     buf: BytesMut,
-    /// Bytes the socket did not take at once, copied here to wait for it (empty, with
-    /// no capacity, whenever the socket keeps up).
-    pending: Vec<u8>,
     parser: FrameParser,
     on_drop: fn(TcpStream),
 }
@@ -461,7 +458,6 @@ impl WsSocket {
         Self {
             stream: Some(stream),
             buf: BytesMut::from(read_buf),
-            pending: Vec::new(),
             parser: FrameParser::new(max_message_size),
             on_drop,
         }
@@ -487,7 +483,9 @@ impl WsSocket {
                 return Ok(message);
             }
             let stream = self.stream.as_ref().ok_or(WsError::Closed)?;
-            stream.readable().await?;
+            // Polled in place (no readiness future): an idle connection waits here, so its
+            // task carries only this wait's two pointers.
+            std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await?;
             self.buf.reserve(read_size(&self.buf));
             let read = stream.try_read_buf(&mut self.buf);
             if self.buf.is_empty() {
@@ -503,56 +501,35 @@ impl WsSocket {
         }
     }
 
-    /// Writes what the socket takes of `bufs` now, without waiting (vectored writes,
-    /// resuming mid-slice after partial ones), and copies the rest into a buffer of this
-    /// socket for [`Self::flush`]; behind bytes already waiting there, everything is
-    /// copied, so the order holds. Not async: the caller's slices are never held across a
-    /// wait, which keeps every connection's task small.
-    pub fn write_now(&mut self, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
-        let stream = self.stream.as_ref().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+    /// One vectored write of what the socket takes now (`WouldBlock` when it takes
+    /// nothing): callers that must not hold their slices while waiting build them again
+    /// after [`Self::writable`].
+    pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.io()?.try_write_vectored(bufs)
+    }
+
+    /// Waits until the socket may take more (polled in place: no readiness future).
+    pub async fn writable(&self) -> io::Result<()> {
+        let stream = self.io()?;
+        std::future::poll_fn(|cx| stream.poll_write_ready(cx)).await
+    }
+
+    /// Writes every byte of `bufs` (frames built by the caller), resuming mid-slice after
+    /// partial writes. Not cancel-safe: when the caller's timeout drops it, the stream may
+    /// be mid-frame and the connection must be closed.
+    pub async fn write_all_vectored(&mut self, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+        let stream = self.io()?;
         IoSlice::advance_slices(&mut bufs, 0);
-        while !bufs.is_empty() && self.pending.is_empty() {
+        // Tried first: the socket usually takes it, and then no readiness future is made.
+        while !bufs.is_empty() {
             match stream.try_write_vectored(bufs) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => IoSlice::advance_slices(&mut bufs, n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::future::poll_fn(|cx| stream.poll_write_ready(cx)).await?,
                 Err(e) => return Err(e),
             }
         }
-        for b in bufs.iter() {
-            self.pending.extend_from_slice(b);
-        }
         Ok(())
-    }
-
-    /// Waits until the socket has taken what [`Self::write_now`] left, then gives the
-    /// buffer back. Not cancel-safe: when the caller's timeout drops it, the stream may be
-    /// mid-frame and the connection must be closed.
-    pub async fn flush(&mut self) -> io::Result<()> {
-        let mut done = 0;
-        let result = loop {
-            if done == self.pending.len() {
-                break Ok(());
-            }
-            let Some(stream) = self.stream.as_ref() else { break Err(io::ErrorKind::NotConnected.into()) };
-            if let Err(e) = stream.writable().await {
-                break Err(e);
-            }
-            match stream.try_write(&self.pending[done..]) {
-                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => break Err(e),
-            }
-        };
-        self.pending = Vec::new();
-        result
-    }
-
-    /// Writes every byte of `bufs`: [`Self::write_now`], then [`Self::flush`].
-    pub async fn write_all_vectored(&mut self, bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
-        self.write_now(bufs)?;
-        self.flush().await
     }
 
     /// Writes every byte of `buf`; see [`Self::write_all_vectored`].
@@ -1398,15 +1375,11 @@ mod tests {
             });
             let mut slices =
                 [IoSlice::new(&shared), IoSlice::new(&scratch), IoSlice::new(&[]), IoSlice::new(&big_header), IoSlice::new(&big), IoSlice::new(&shared)];
-            ws.write_now(&mut slices).expect("write");
-            assert!(!ws.pending.is_empty(), "a slow reader's socket does not take 8 MB at once: the rest waits here");
-            // More slices than writev takes at once (IOV_MAX is 1024 on Linux); written
-            // now, they go behind what waits.
+            ws.write_all_vectored(&mut slices).await.expect("write");
+            // More slices than writev takes at once (IOV_MAX is 1024 on Linux).
             let small: Vec<Vec<u8>> = (0..3000u32).map(|i| i.to_be_bytes().to_vec()).collect();
             let mut many: Vec<IoSlice<'_>> = small.iter().map(|s| IoSlice::new(s)).collect();
-            ws.write_now(&mut many).expect("write many");
-            ws.flush().await.expect("flush");
-            assert_eq!(ws.pending.capacity(), 0, "the waiting bytes' buffer is given back once flushed");
+            ws.write_all_vectored(&mut many).await.expect("write many");
             for s in &small {
                 want.extend_from_slice(s);
             }

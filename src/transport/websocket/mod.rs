@@ -277,8 +277,9 @@ impl Socket {
                 ws_frame::put_header(&mut self.scratch, opcode, self.body.len());
             }
             let body: &[u8] = if messages > 0 { &self.body } else { &[] };
-            let bytes = self.scratch.len() + body.len();
-            (self.ws.write_now(&mut [IoSlice::new(&self.scratch), IoSlice::new(body)]), bytes)
+            let scratch: &[u8] = &self.scratch;
+            let bytes = scratch.len() + body.len();
+            (write_pieces(&self.ws, 2, |i| if i == 0 { scratch } else { body }).await, bytes)
         } else {
             // Past MAX_BATCH_BYTES: several frames, copied one behind the other (rare).
             loop {
@@ -297,12 +298,7 @@ impl Socket {
                     }
                 }
             }
-            (self.ws.write_now(&mut [IoSlice::new(&self.scratch)]), self.scratch.len())
-        };
-        // Only what the socket did not take waits, in the socket's own buffer.
-        let result = match result {
-            (Ok(()), bytes) => (self.ws.flush().await, bytes),
-            failed => failed,
+            (self.ws.write_all(&self.scratch).await, self.scratch.len())
         };
         if self.body.capacity() > KEEP_SCRATCH_BYTES {
             self.body = Vec::new();
@@ -398,7 +394,8 @@ impl Transport for Socket {
         self.scratch.clear();
         self.scratch.append(&mut self.control);
         let control_len = self.scratch.len();
-        let mut ends: Vec<usize> = Vec::new();
+        // Where each item's frame ends in the scratch buffer (publications take none).
+        let mut ends: Vec<usize> = Vec::with_capacity(items.len());
         let mut messages = 0u64;
         for item in items.iter() {
             let framed = match item {
@@ -406,63 +403,31 @@ impl Transport for Socket {
                 Outgoing::Publication(_) => Err(Disconnect::INAPPROPRIATE_PROTOCOL),
                 _ => self.frame_into_scratch(item),
             };
-            match framed {
-                Ok(true) => ends.push(self.scratch.len()),
-                Ok(false) => {}
-                Err(d) => {
-                    items.clear();
-                    return Err(WriteError::Close(d));
-                }
+            if let Err(d) = framed {
+                items.clear();
+                return Err(WriteError::Close(d));
             }
+            ends.push(self.scratch.len());
             if !matches!(item, Outgoing::Control(_)) {
                 messages += 1;
             }
         }
-        // One vectored write per WRITE_SLICES frames, the slices on the stack, in a block
-        // of their own: gone before the wait below, so no connection's task carries them.
-        let (mut result, bytes) = {
-            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-            let mut n = 0;
-            let mut bytes = 0;
-            let mut result = Ok(());
-            if control_len > 0 {
-                slices[0] = IoSlice::new(&self.scratch[..control_len]);
-                n = 1;
-                bytes = control_len;
+        // Piece 0: pending control frames; piece i: item i - 1 (its shared frame, or its
+        // frame in the scratch buffer; a control is empty).
+        let (scratch, codec, list, ends_at) = (&self.scratch[..], self.codec, &items[..], &ends[..]);
+        let piece = move |i: usize| -> &[u8] {
+            if i == 0 {
+                return &scratch[..control_len];
             }
-            let (mut start, mut ends) = (control_len, ends.iter());
-            for item in items.iter() {
-                let frame: &[u8] = match item {
-                    Outgoing::Publication(p) => p.framed(self.codec).frame(),
-                    Outgoing::Control(_) => continue,
-                    _ => {
-                        let Some(&end) = ends.next() else { continue };
-                        let frame = &self.scratch[start..end];
-                        start = end;
-                        frame
-                    }
-                };
-                bytes += frame.len();
-                slices[n] = IoSlice::new(frame);
-                n += 1;
-                if n == WRITE_SLICES {
-                    result = self.ws.write_now(&mut slices[..n]);
-                    n = 0;
-                    if result.is_err() {
-                        break;
-                    }
-                }
+            match &list[i - 1] {
+                Outgoing::Publication(p) => p.framed(codec).frame(),
+                Outgoing::Control(_) => &[],
+                _ => &scratch[if i == 1 { control_len } else { ends_at[i - 2] }..ends_at[i - 1]],
             }
-            if n > 0 && result.is_ok() {
-                result = self.ws.write_now(&mut slices[..n]);
-            }
-            (result, bytes)
         };
+        let bytes: usize = (0..=list.len()).map(|i| piece(i).len()).sum();
+        let result = write_pieces(&self.ws, list.len() + 1, piece).await;
         drop(ends);
-        // Only what the socket did not take waits, in the socket's own buffer.
-        if result.is_ok() {
-            result = self.ws.flush().await;
-        }
         items.clear();
         // Replies and pushes written one by one are rare next to publications (shared
         // frames, no scratch): their buffers go back at once, so a connection idle after
@@ -494,6 +459,53 @@ impl Transport for Socket {
                 }
             })
             .await;
+        }
+    }
+}
+
+/// Writes pieces `0..count` of `piece` in order, with vectored writes of up to
+/// [`WRITE_SLICES`] pieces, resuming mid-piece after partial writes. The slices are made
+/// again for each attempt, so none is held while the socket is not writable (no
+/// connection's task carries them), and nothing is copied: a slow client's shared frames
+/// stay shared while it waits. Not cancel-safe (the stream may be left mid-frame).
+async fn write_pieces<'a>(ws: &WsSocket, count: usize, piece: impl Fn(usize) -> &'a [u8]) -> std::io::Result<()> {
+    // The next byte to write: piece `at`, from `offset`.
+    let (mut at, mut offset) = (0, 0);
+    loop {
+        let attempt = {
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            let (mut n, mut i, mut skip) = (0, at, offset);
+            while i < count && n < WRITE_SLICES {
+                let p = piece(i);
+                if skip < p.len() {
+                    slices[n] = IoSlice::new(&p[skip..]);
+                    n += 1;
+                }
+                i += 1;
+                skip = 0;
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            ws.try_write_vectored(&slices[..n])
+        };
+        match attempt {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(mut written) => {
+                while written > 0 && at < count {
+                    let left = piece(at).len() - offset;
+                    if written < left {
+                        offset += written;
+                        written = 0;
+                    } else {
+                        written -= left;
+                        at += 1;
+                        offset = 0;
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ws.writable().await?,
+            Err(e) => return Err(e),
         }
     }
 }

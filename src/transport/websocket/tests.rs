@@ -90,3 +90,32 @@ async fn joined_writes_are_one_frame_or_several_past_the_batch_bound() {
     assert_eq!(got.concat(), vec![1, 2, 3, 4, 5], "in order, each once");
     assert_eq!(socket.body.capacity(), 0, "a burst's body buffer is given back");
 }
+
+/// A shared frame larger than the socket takes at once is written through partial writes
+/// while the client reads slowly: whole, once, and nothing copied (the frame stays the
+/// publication's).
+#[tokio::test]
+async fn a_shared_frame_goes_out_whole_through_partial_writes() {
+    use futures_util::StreamExt;
+    let (mut socket, mut client) = socket_pair().await;
+    let big = publication(7, 8_000_000);
+    let shared = match &big {
+        Outgoing::Publication(p) => p.clone(),
+        _ => unreachable!(),
+    };
+    let mut items = vec![Outgoing::Ping, big];
+    socket.info = UNI_INFO;
+    let read = async {
+        // Slow at first: the server's socket buffer fills and its writes go partial.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let ping = client.next().await.expect("a frame").expect("frame");
+        let publication = client.next().await.expect("a frame").expect("frame");
+        (ping, publication)
+    };
+    let (written, (ping, publication)) = tokio::join!(socket.write(&mut items), read);
+    written.expect("write");
+    assert_eq!(ping, tungstenite::Message::Text("{}".into()), "the ping first");
+    let tungstenite::Message::Text(text) = publication else { panic!("not a text frame") };
+    assert_eq!(text.as_bytes(), shared.encoded(Codec::Json), "the publication whole, after the ping");
+    assert_eq!(std::sync::Arc::strong_count(&shared), 1, "the writer kept nothing of it");
+}
