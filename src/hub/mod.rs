@@ -349,7 +349,8 @@ impl Hub {
         if cfg.user_connection_limit > 0 && !entry.user.is_empty() && user_conns >= cfg.user_connection_limit {
             return Err(Error::LimitExceeded);
         }
-        conns.by_user.entry(entry.user.clone()).or_default().push(entry.client.clone());
+        // Most users hold one connection: room for one (a first push would make four).
+        conns.by_user.entry(entry.user.clone()).or_insert_with(|| Vec::with_capacity(1)).push(entry.client.clone());
         conns.by_client.insert(entry.client.clone(), entry);
         Ok(())
     }
