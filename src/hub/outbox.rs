@@ -189,6 +189,15 @@ impl Outbox {
         }
     }
 
+    /// Gives back the queue's allocation if nothing is queued (the writer calls it now and
+    /// then: under load the queue keeps a few slots, see `KEEP_SLOTS`).
+    pub fn trim(&self) {
+        let mut st = self.lock();
+        if st.items.is_empty() {
+            st.items = Vec::new();
+        }
+    }
+
     /// Bytes currently queued.
     pub fn queued_bytes(&self) -> usize {
         self.lock().bytes
@@ -261,6 +270,20 @@ mod tests {
             .collect();
         assert_eq!(kinds, vec![1, 0, 2], "the second drain lands behind the first, in order");
         assert_eq!(o.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn trim_gives_back_an_empty_queue_s_slots_only() {
+        let o = Outbox::new(10_000);
+        let mut out = Vec::with_capacity(KEEP_SLOTS);
+        o.push(Outgoing::Ping);
+        assert_eq!(o.drain(&mut out), Drained::Open);
+        assert!(o.lock().items.capacity() > 0, "a drain keeps small vectors circulating");
+        o.trim();
+        assert_eq!(o.lock().items.capacity(), 0, "trimmed when empty");
+        o.push(Outgoing::Ping);
+        o.trim();
+        assert_eq!(o.lock().items.len(), 1, "a queued item stays");
     }
 
     #[tokio::test]

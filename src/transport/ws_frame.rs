@@ -5,9 +5,8 @@
 //! once and shared by every subscriber, then written with the connection's other pending
 //! frames in one vectored write; and an idle connection holds no read or write buffer.
 //! The read buffer exists only while a frame is arriving (see [`WsSocket::read_message`]);
-//! there is no write buffer at all: the caller hands its slices to
-//! [`WsSocket::write_all_vectored`], or makes them again after each wait
-//! ([`WsSocket::try_write_vectored`], [`WsSocket::writable`]).
+//! there is no write buffer at all: the caller hands its pieces to
+//! [`WsSocket::write_pieces`] (or its slices to [`WsSocket::write_all_vectored`]).
 //!
 //! What this room must not know: sessions, codecs, the hub. It moves frames; the transport
 //! that drives it decides what a message means, when to ping, and how to close.
@@ -121,6 +120,10 @@ impl From<Opcode> for u8 {
         }
     }
 }
+
+/// Slices per vectored write (Linux takes up to 1024 per `writev`): more pieces go out
+/// in several writes.
+pub const WRITE_SLICES: usize = 16;
 
 /// Bytes of the header of a server frame with a `len`-byte payload: 2, 4 (16-bit
 /// length) or 10 (64-bit length). Server frames are not masked. (The one definition is
@@ -501,40 +504,66 @@ impl WsSocket {
         }
     }
 
-    /// One vectored write of what the socket takes now (`WouldBlock` when it takes
-    /// nothing): callers that must not hold their slices while waiting build them again
-    /// after [`Self::writable`].
-    pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.io()?.try_write_vectored(bufs)
+    /// Writes every byte of `bufs` (frames built by the caller); see [`Self::write_pieces`].
+    pub async fn write_all_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<()> {
+        self.write_pieces(bufs.len(), |i| &*bufs[i]).await
     }
 
-    /// Waits until the socket may take more (polled in place: no readiness future).
-    pub async fn writable(&self) -> io::Result<()> {
+    /// Writes pieces `0..count` of `piece` in order, with vectored writes of up to
+    /// [`WRITE_SLICES`] pieces, resuming mid-piece after partial writes. The socket is
+    /// tried first (it usually takes everything, and then no readiness is awaited), and
+    /// the slices are made again for each attempt: none is held while the socket is not
+    /// writable, so no connection's task carries them, and nothing is copied (a slow
+    /// client's shared frames stay shared while it waits). Not cancel-safe: when the
+    /// caller's timeout drops it, the stream may be mid-frame and the connection must be
+    /// closed.
+    pub async fn write_pieces<'a>(&self, count: usize, piece: impl Fn(usize) -> &'a [u8]) -> io::Result<()> {
         let stream = self.io()?;
-        std::future::poll_fn(|cx| stream.poll_write_ready(cx)).await
-    }
-
-    /// Writes every byte of `bufs` (frames built by the caller), resuming mid-slice after
-    /// partial writes. Not cancel-safe: when the caller's timeout drops it, the stream may
-    /// be mid-frame and the connection must be closed.
-    pub async fn write_all_vectored(&mut self, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
-        let stream = self.io()?;
-        IoSlice::advance_slices(&mut bufs, 0);
-        // Tried first: the socket usually takes it, and then no readiness future is made.
-        while !bufs.is_empty() {
-            match stream.try_write_vectored(bufs) {
+        // The next byte to write: piece `at`, from `offset`.
+        let (mut at, mut offset) = (0, 0);
+        loop {
+            let attempt = {
+                let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+                let (mut n, mut i, mut skip) = (0, at, offset);
+                while i < count && n < WRITE_SLICES {
+                    let p = piece(i);
+                    if skip < p.len() {
+                        slices[n] = IoSlice::new(&p[skip..]);
+                        n += 1;
+                    }
+                    i += 1;
+                    skip = 0;
+                }
+                if n == 0 {
+                    return Ok(());
+                }
+                stream.try_write_vectored(&slices[..n])
+            };
+            match attempt {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+                Ok(mut written) => {
+                    while written > 0 && at < count {
+                        let left = piece(at).len() - offset;
+                        if written < left {
+                            offset += written;
+                            written = 0;
+                        } else {
+                            written -= left;
+                            at += 1;
+                            offset = 0;
+                        }
+                    }
+                }
+                // Polled in place: no readiness future in the caller's task.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::future::poll_fn(|cx| stream.poll_write_ready(cx)).await?,
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
     }
 
     /// Writes every byte of `buf`; see [`Self::write_all_vectored`].
     pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.write_all_vectored(&mut [IoSlice::new(buf)]).await
+        self.write_all_vectored(&[IoSlice::new(buf)]).await
     }
 
     /// The client's address.
@@ -1373,13 +1402,13 @@ mod tests {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             });
-            let mut slices =
+            let slices =
                 [IoSlice::new(&shared), IoSlice::new(&scratch), IoSlice::new(&[]), IoSlice::new(&big_header), IoSlice::new(&big), IoSlice::new(&shared)];
-            ws.write_all_vectored(&mut slices).await.expect("write");
+            ws.write_all_vectored(&slices).await.expect("write");
             // More slices than writev takes at once (IOV_MAX is 1024 on Linux).
             let small: Vec<Vec<u8>> = (0..3000u32).map(|i| i.to_be_bytes().to_vec()).collect();
-            let mut many: Vec<IoSlice<'_>> = small.iter().map(|s| IoSlice::new(s)).collect();
-            ws.write_all_vectored(&mut many).await.expect("write many");
+            let many: Vec<IoSlice<'_>> = small.iter().map(|s| IoSlice::new(s)).collect();
+            ws.write_all_vectored(&many).await.expect("write many");
             for s in &small {
                 want.extend_from_slice(s);
             }
@@ -1389,7 +1418,7 @@ mod tests {
             let got = reader.await.expect("reader");
             assert_eq!(got.len(), want.len());
             assert!(got == want, "bytes differ");
-            ws.write_all_vectored(&mut []).await.expect("nothing to write");
+            ws.write_all_vectored(&[]).await.expect("nothing to write");
         })
         .await;
     }
@@ -1480,7 +1509,7 @@ mod tests {
             let payload = Bytes::from(vec![5u8; 70_000]);
             let mut header = Vec::new();
             put_header(&mut header, Opcode::Binary, payload.len());
-            ws.write_all_vectored(&mut [IoSlice::new(&scratch), IoSlice::new(&header), IoSlice::new(&payload)]).await.expect("write");
+            ws.write_all_vectored(&[IoSlice::new(&scratch), IoSlice::new(&header), IoSlice::new(&payload)]).await.expect("write");
 
             assert_eq!(ws.read_message().await.expect("close"), Message::Close(Some((1000, "bye".into()))));
             let mut close = Vec::new();

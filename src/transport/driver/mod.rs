@@ -365,7 +365,17 @@ pub fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<Outbox>
                     }
                     match heartbeat.tick(now) {
                         Beat::Idle => {}
-                        Beat::Ping => { outbox.push(Outgoing::Ping); }
+                        Beat::Ping => {
+                            // Once a ping interval, a connection gives back the vectors that
+                            // circulate between it and its outbox under load (up to
+                            // KEEP_ITEMS slots each), so one that went quiet holds none.
+                            if backlog.is_empty() {
+                                backlog = Vec::new();
+                            }
+                            items = Vec::new();
+                            outbox.trim();
+                            outbox.push(Outgoing::Ping);
+                        }
                         Beat::Dead(d) => outbox.close(d),
                     }
                     if !tick_queued && home.is_some() && now >= session_deadline {

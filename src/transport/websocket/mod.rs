@@ -15,7 +15,6 @@
 //! and a plain-text reason; the connection loop is the driver's (`driver.rs`).
 
 use std::future::Future;
-use std::io::IoSlice;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -40,9 +39,6 @@ use crate::session::{Auth, Session, TransportInfo};
 /// How long we wait for the client's close frame after sending ours.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// Frames per vectored write (Linux takes up to 1024 slices per `writev`): a burst of
-/// more goes out in several writes.
-const WRITE_SLICES: usize = 16;
 
 /// Scratch bytes kept between writes; a burst's larger buffer is given back.
 const KEEP_SCRATCH_BYTES: usize = 4096;
@@ -279,7 +275,7 @@ impl Socket {
             let body: &[u8] = if messages > 0 { &self.body } else { &[] };
             let scratch: &[u8] = &self.scratch;
             let bytes = scratch.len() + body.len();
-            (write_pieces(&self.ws, 2, |i| if i == 0 { scratch } else { body }).await, bytes)
+            (self.ws.write_pieces(2, |i| if i == 0 { scratch } else { body }).await, bytes)
         } else {
             // Past MAX_BATCH_BYTES: several frames, copied one behind the other (rare).
             loop {
@@ -394,26 +390,35 @@ impl Transport for Socket {
         self.scratch.clear();
         self.scratch.append(&mut self.control);
         let control_len = self.scratch.len();
-        // Where each item's frame ends in the scratch buffer (publications take none).
-        let mut ends: Vec<usize> = Vec::with_capacity(items.len());
+        // Where the scratch buffer stands after each item up to the last one framed into
+        // it (publications and controls add nothing). Empty, and never allocated, for the
+        // usual write of publications only.
+        let mut ends: Vec<usize> = Vec::new();
         let mut messages = 0u64;
-        for item in items.iter() {
+        for (at, item) in items.iter().enumerate() {
             let framed = match item {
                 Outgoing::Publication(p) if p.framed(self.codec).fits() => Ok(false),
                 Outgoing::Publication(_) => Err(Disconnect::INAPPROPRIATE_PROTOCOL),
                 _ => self.frame_into_scratch(item),
             };
-            if let Err(d) = framed {
-                items.clear();
-                return Err(WriteError::Close(d));
+            match framed {
+                Ok(true) => {
+                    let last = ends.last().copied().unwrap_or(control_len);
+                    ends.resize(at, last);
+                    ends.push(self.scratch.len());
+                }
+                Ok(false) => {}
+                Err(d) => {
+                    items.clear();
+                    return Err(WriteError::Close(d));
+                }
             }
-            ends.push(self.scratch.len());
             if !matches!(item, Outgoing::Control(_)) {
                 messages += 1;
             }
         }
         // Piece 0: pending control frames; piece i: item i - 1 (its shared frame, or its
-        // frame in the scratch buffer; a control is empty).
+        // frame in the scratch buffer, which `ends` covers up to it; a control is empty).
         let (scratch, codec, list, ends_at) = (&self.scratch[..], self.codec, &items[..], &ends[..]);
         let piece = move |i: usize| -> &[u8] {
             if i == 0 {
@@ -426,7 +431,7 @@ impl Transport for Socket {
             }
         };
         let bytes: usize = (0..=list.len()).map(|i| piece(i).len()).sum();
-        let result = write_pieces(&self.ws, list.len() + 1, piece).await;
+        let result = self.ws.write_pieces(list.len() + 1, piece).await;
         drop(ends);
         items.clear();
         // Replies and pushes written one by one are rare next to publications (shared
@@ -459,53 +464,6 @@ impl Transport for Socket {
                 }
             })
             .await;
-        }
-    }
-}
-
-/// Writes pieces `0..count` of `piece` in order, with vectored writes of up to
-/// [`WRITE_SLICES`] pieces, resuming mid-piece after partial writes. The slices are made
-/// again for each attempt, so none is held while the socket is not writable (no
-/// connection's task carries them), and nothing is copied: a slow client's shared frames
-/// stay shared while it waits. Not cancel-safe (the stream may be left mid-frame).
-async fn write_pieces<'a>(ws: &WsSocket, count: usize, piece: impl Fn(usize) -> &'a [u8]) -> std::io::Result<()> {
-    // The next byte to write: piece `at`, from `offset`.
-    let (mut at, mut offset) = (0, 0);
-    loop {
-        let attempt = {
-            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-            let (mut n, mut i, mut skip) = (0, at, offset);
-            while i < count && n < WRITE_SLICES {
-                let p = piece(i);
-                if skip < p.len() {
-                    slices[n] = IoSlice::new(&p[skip..]);
-                    n += 1;
-                }
-                i += 1;
-                skip = 0;
-            }
-            if n == 0 {
-                return Ok(());
-            }
-            ws.try_write_vectored(&slices[..n])
-        };
-        match attempt {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(mut written) => {
-                while written > 0 && at < count {
-                    let left = piece(at).len() - offset;
-                    if written < left {
-                        offset += written;
-                        written = 0;
-                    } else {
-                        written -= left;
-                        at += 1;
-                        offset = 0;
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ws.writable().await?,
-            Err(e) => return Err(e),
         }
     }
 }

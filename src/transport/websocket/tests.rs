@@ -25,7 +25,11 @@ async fn an_idle_connection_task_stays_small() {
 /// a WebSocket client (no handshake: both ends are already "upgraded").
 async fn socket_pair() -> (Socket, tokio_tungstenite::WebSocketStream<TcpStream>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
+    // A small, fixed receive window (set before connecting, so the kernel does not grow
+    // it): a write of a few megabytes cannot be taken at once and goes partial.
+    let client = tokio::net::TcpSocket::new_v4().expect("socket");
+    client.set_recv_buffer_size(8 * 1024).expect("SO_RCVBUF");
+    let client = client.connect(listener.local_addr().expect("addr")).await.expect("connect");
     let (stream, _) = listener.accept().await.expect("accept");
     let socket = Socket {
         ws: WsSocket::new(stream, &[], 65_536, drop),
@@ -91,8 +95,9 @@ async fn joined_writes_are_one_frame_or_several_past_the_batch_bound() {
     assert_eq!(socket.body.capacity(), 0, "a burst's body buffer is given back");
 }
 
-/// A shared frame larger than the socket takes at once is written through partial writes
-/// while the client reads slowly: whole, once, and nothing copied (the frame stays the
+/// A shared frame larger than the socket takes at once (the client's window is 8 KiB,
+/// the server's send buffer at most 4 MiB here) is written through partial writes while
+/// the client reads slowly: whole, once, and nothing copied (the frame stays the
 /// publication's).
 #[tokio::test]
 async fn a_shared_frame_goes_out_whole_through_partial_writes() {
@@ -118,4 +123,21 @@ async fn a_shared_frame_goes_out_whole_through_partial_writes() {
     let tungstenite::Message::Text(text) = publication else { panic!("not a text frame") };
     assert_eq!(text.as_bytes(), shared.encoded(Codec::Json), "the publication whole, after the ping");
     assert_eq!(std::sync::Arc::strong_count(&shared), 1, "the writer kept nothing of it");
+}
+
+/// One message per frame (a unidirectional client): shared frames and frames made in the
+/// scratch buffer interleave in the items' order.
+#[tokio::test]
+async fn shared_and_scratch_frames_keep_the_items_order() {
+    use futures_util::StreamExt;
+    let (mut socket, mut client) = socket_pair().await;
+    socket.info = UNI_INFO;
+    let mut items = vec![publication(1, 10), Outgoing::Ping, Outgoing::Ping, publication(2, 10), Outgoing::Ping, publication(3, 10)];
+    socket.write(&mut items).await.expect("write");
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        let frame = client.next().await.expect("a frame").expect("frame");
+        got.push(if frame == tungstenite::Message::Text("{}".into()) { 0 } else { offsets(&frame)[0] });
+    }
+    assert_eq!(got, vec![1, 0, 0, 2, 0, 3]);
 }
