@@ -147,6 +147,8 @@ pub(crate) struct Summary {
     pub(crate) rss_end: Option<u64>,
     /// (rss_idle − rss_before) ÷ subscribers; `null` when RSS is unknown.
     pub(crate) bytes_per_connection: Option<f64>,
+    /// The `--burst-bytes` burst of an idle run and the memory after it.
+    pub(crate) burst: Option<Burst>,
     /// The bench's own VmRSS at the idle point (bytes), for context.
     pub(crate) bench_rss_idle: u64,
     /// Server CPU seconds (user + system) from publish start to drain end;
@@ -166,6 +168,36 @@ pub(crate) struct Summary {
     /// The bench's redis-server CPU seconds over the same interval
     /// (`--engine redis`; not part of `server_cpu_secs`).
     pub(crate) redis_cpu_secs: Option<f64>,
+}
+
+/// What a `--burst-bytes` burst did, and the server's memory once it was read.
+#[derive(Serialize, Debug, Default, Clone)]
+pub(crate) struct Burst {
+    /// Publications of the burst per channel, each of `piece_bytes` of `data`.
+    pub(crate) per_channel: u64,
+    /// See `per_channel`.
+    pub(crate) piece_bytes: usize,
+    /// Publications acknowledged.
+    pub(crate) published: u64,
+    /// Publications failed or never sent.
+    pub(crate) failed: u64,
+    /// The first failure, for the summary.
+    pub(crate) first_error: Option<String>,
+    /// Σ published(ch) × subscribers(ch).
+    pub(crate) expected: u64,
+    /// Unique deliveries of the burst's publications.
+    pub(crate) delivered: u64,
+    /// Seconds from the first publication to the last delivery (or the wait's end).
+    pub(crate) secs: f64,
+    /// Server VmRSS after the burst was read and the server settled (bytes).
+    pub(crate) rss: Option<u64>,
+    /// (rss − rss_before) ÷ subscribers; `null` when RSS is unknown.
+    pub(crate) bytes_per_connection: Option<f64>,
+}
+
+/// (after − before) ÷ n bytes, `None` when either reading is unknown.
+pub(crate) fn per_connection(before: Option<u64>, after: Option<u64>, n: usize) -> Option<f64> {
+    Some((after? as f64 - before? as f64) / n.max(1) as f64)
 }
 
 impl Summary {
@@ -308,6 +340,27 @@ impl Summary {
             self.bytes_per_connection.map_or_else(unknown, |b| format!("{b:.0}")),
             s.subscribers
         );
+        if let Some(b) = &self.burst {
+            let _ = writeln!(
+                t,
+                "burst             {} × {} KiB to each channel: {} ok, {} failed; {} of {} deliveries in {:.1} s{}",
+                b.per_channel,
+                b.piece_bytes / 1024,
+                b.published,
+                b.failed,
+                b.delivered,
+                b.expected,
+                b.secs,
+                b.first_error.as_deref().map(|e| format!(" (first failure: {e})")).unwrap_or_default()
+            );
+            let _ = writeln!(
+                t,
+                "after the burst   RSS {}, {} bytes/connection  ((after − before) ÷ {})",
+                mb(b.rss),
+                b.bytes_per_connection.map_or_else(unknown, |b| format!("{b:.0}")),
+                s.subscribers
+            );
+        }
         let _ = writeln!(t, "bench RSS idle    {}", mb(Some(self.bench_rss_idle)));
         t
     }
@@ -333,10 +386,7 @@ impl Summary {
     /// Sets the RSS readings and the bytes per connection derived from them.
     pub(crate) fn set_rss(&mut self, before: Option<u64>, idle: Option<u64>) {
         (self.rss_before, self.rss_idle) = (before, idle);
-        self.bytes_per_connection = match (before, idle) {
-            (Some(b), Some(i)) => Some((i as f64 - b as f64) / self.scenario.subscribers.max(1) as f64),
-            _ => None,
-        };
+        self.bytes_per_connection = per_connection(before, idle, self.scenario.subscribers);
     }
 
     /// No loss, no disconnects, no failed or unsent publications, p99 ≤ 100 ms.
@@ -400,6 +450,8 @@ pub(crate) struct Ratios {
     pub(crate) server_cpu_per_delivery: Option<f64>,
     /// Idle RSS bytes per connection, summed over nodes (lower is better).
     pub(crate) bytes_per_connection: Option<f64>,
+    /// RSS bytes per connection after a `--burst-bytes` burst (lower is better).
+    pub(crate) bytes_per_connection_after_burst: Option<f64>,
     /// Publish API round trip p50 (lower is better).
     pub(crate) publish_p50: Option<f64>,
     /// Publish API round trip p99 (lower is better).
@@ -418,6 +470,10 @@ impl Ratios {
             latency_p99: both.and(ratio(Some(t.latency_ms.p99), Some(l.latency_ms.p99))),
             server_cpu_per_delivery: ratio(t.server_cpu_us_per_delivery, l.server_cpu_us_per_delivery),
             bytes_per_connection: ratio(t.bytes_per_connection, l.bytes_per_connection),
+            bytes_per_connection_after_burst: ratio(
+                t.burst.as_ref().and_then(|b| b.bytes_per_connection),
+                l.burst.as_ref().and_then(|b| b.bytes_per_connection),
+            ),
             publish_p50: both.and(ratio(Some(t.publish_rtt_ms.p50), Some(l.publish_rtt_ms.p50))),
             publish_p99: both.and(ratio(Some(t.publish_rtt_ms.p99), Some(l.publish_rtt_ms.p99))),
         }
@@ -510,6 +566,10 @@ fn side_by_side(t: &mut String, title: &str, subject: (&str, &Summary), referenc
         row("sustainable", yes(tw), yes(ls), String::new());
     }
     row("RSS bytes/connection", num(tw.bytes_per_connection, 0), num(ls.bytes_per_connection, 0), x(r.bytes_per_connection));
+    if tw.burst.is_some() || ls.burst.is_some() {
+        let after = |s: &Summary| num(s.burst.as_ref().and_then(|b| b.bytes_per_connection), 0);
+        row("  after the burst", after(tw), after(ls), x(r.bytes_per_connection_after_burst));
+    }
 }
 
 #[cfg(test)]
@@ -652,6 +712,7 @@ mod tests {
                 bytes_per_connection: None, // reference 0: no ratio
                 publish_p50: None,          // no publish round trips recorded: 0 ms
                 publish_p99: None,
+                bytes_per_connection_after_burst: None,
             }
         );
         let table = c.table();
@@ -690,6 +751,7 @@ mod tests {
                 bytes_per_connection: None,
                 publish_p50: Some(2.5),
                 publish_p99: Some(4.0),
+                bytes_per_connection_after_burst: None,
             }
         );
         let table = c.table();
@@ -727,6 +789,7 @@ mod tests {
                 bytes_per_connection: None,
                 publish_p50: None,
                 publish_p99: None,
+                bytes_per_connection_after_burst: None,
             }
         );
         let table = c.table();
@@ -750,5 +813,25 @@ mod tests {
         memory.bytes_per_connection = Some(2.0);
         let r = Ratios::new(&redis, &memory);
         assert_eq!((r.publish_p50, r.deliveries_per_sec, r.bytes_per_connection), (None, None, Some(1.5)));
+    }
+
+    #[test]
+    fn a_burst_reports_memory_per_connection_after_it_and_its_ratio() {
+        assert_eq!(per_connection(Some(1_000_000), Some(3_000_000), 1000), Some(2000.0));
+        assert_eq!(per_connection(Some(3_000_000), Some(1_000_000), 1000), Some(-2000.0), "memory given back shows");
+        assert_eq!(per_connection(None, Some(1), 1), None);
+        let idle = |n: usize, after: Option<f64>| {
+            let mut s = summary(n, 1);
+            s.scenario.idle_only = true;
+            s.burst = after.map(|a| Burst { bytes_per_connection: Some(a), delivered: 16, expected: 16, ..Burst::default() });
+            s
+        };
+        let r = Ratios::new(&idle(10, Some(4000.0)), &idle(10, Some(100.0)));
+        assert_eq!(r.bytes_per_connection_after_burst, Some(40.0));
+        assert_eq!(Ratios::new(&idle(10, Some(4000.0)), &idle(10, None)).bytes_per_connection_after_burst, None);
+        let mut table = String::new();
+        side_by_side(&mut table, "t", ("a", &idle(10, Some(4000.0))), ("b", &idle(10, Some(100.0))), &r);
+        assert!(table.contains("after the burst") && table.contains("40.00×"), "{table}");
+        assert!(idle(10, Some(4000.0)).table().contains("4000 bytes/connection"));
     }
 }

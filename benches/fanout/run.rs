@@ -25,7 +25,9 @@ use anyhow::{anyhow, bail};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::publishers::{PUBLISH_GRACE, PUBLISH_LEAD, fill_history, publish_all};
-use crate::report::{Comparison, EngineComparison, ProtocolComparison, Summary, Timing, expected_deliveries};
+use crate::report::{
+    Burst, Comparison, EngineComparison, ProtocolComparison, Summary, Timing, expected_deliveries, per_connection,
+};
 use crate::scenario::{Args, Scenario, target_addr};
 use crate::server::{
     Deployment, Server, ServerProcess, TidewireOptions, limit_server_bin, raise_fd_limit, read_cpu_secs, read_rss,
@@ -68,7 +70,11 @@ pub(crate) struct Progress {
 }
 
 /// Names of the phases shown in the progress line.
-const PHASES: [&str; 5] = ["starting", "connecting", "settling", "publishing", "draining"];
+const PHASES: [&str; 6] = ["starting", "connecting", "settling", "publishing", "draining", "burst"];
+
+/// Longest the subscribers may take to read a `--burst-bytes` burst; a burst not read by
+/// then is reported with what did arrive.
+const BURST_DRAIN: Duration = Duration::from_secs(180);
 
 impl Progress {
     /// Switches the phase shown in the progress line.
@@ -317,6 +323,11 @@ async fn run_with_server(args: &Args, server: &Server, engine: Option<&str>) -> 
         summary.derive(&publish.ok_per_channel, timing);
     } else {
         summary.rss_end = summary.rss_idle;
+        if args.burst_bytes > 0 {
+            let burst = run_burst(args, server, origin, &progress, rss_before).await?;
+            summary.rss_end = burst.rss;
+            summary.burst = Some(burst);
+        }
         let _ = stop_tx.send(true);
         let merged = finish_tasks(subscribers, stoppers).await;
         summary.other_disconnects = merged.other_disconnects + merged.slow_disconnects;
@@ -327,6 +338,45 @@ async fn run_with_server(args: &Args, server: &Server, engine: Option<&str>) -> 
     let _ = stop_tx.send(true);
     let _ = reporter.await;
     Ok(summary)
+}
+
+/// The `--burst-bytes` phase of an idle run: every channel gets the burst's publications,
+/// the subscribers read them (or `BURST_DRAIN` passes), the server settles `--settle` s
+/// and its RSS is read again, against `rss_before` (before any subscriber).
+async fn run_burst(
+    args: &Args,
+    server: &Server,
+    origin: Instant,
+    progress: &Arc<Progress>,
+    rss_before: Option<u64>,
+) -> anyhow::Result<Burst> {
+    progress.set_phase("burst");
+    let schedule = args.burst_schedule();
+    let started = Instant::now();
+    let delivered_before = progress.delivered.load(Ordering::Relaxed);
+    let publish = publish_all(&schedule, server, origin, progress).await;
+    let expected = expected_deliveries(&publish.ok_per_channel, args.subscribers, args.channels);
+    let arrived = || progress.delivered.load(Ordering::Relaxed) - delivered_before;
+    let end = Instant::now() + BURST_DRAIN;
+    while Instant::now() < end && arrived() < expected {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (delivered, secs) = (arrived(), started.elapsed().as_secs_f64());
+    progress.set_phase("settling");
+    tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
+    let rss = server.rss()?;
+    Ok(Burst {
+        per_channel: schedule.total_publications() / args.channels as u64,
+        piece_bytes: schedule.payload,
+        published: publish.ok,
+        failed: publish.failed + publish.unsent,
+        first_error: publish.first_error,
+        expected,
+        delivered,
+        secs,
+        rss,
+        bytes_per_connection: per_connection(rss_before, rss, args.subscribers),
+    })
 }
 
 /// Prints a progress line to stderr every second, overwriting it with `\r`.

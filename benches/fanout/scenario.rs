@@ -86,6 +86,13 @@ pub(crate) const API_KEY: &str = "bench-api-key";
 pub(crate) const HMAC_SECRET: &str = "bench-secret";
 /// Upper bound for `--drain`, so a run always ends soon after publishing.
 pub(crate) const MAX_DRAIN_SECS: f64 = 5.0;
+/// `data` size of each publication of a `--burst-bytes` burst.
+pub(crate) const BURST_PIECE_BYTES: usize = 64 * 1024;
+/// Publications per second of a `--burst-bytes` burst: a handful of large frames at once,
+/// so they queue in the server rather than trickle.
+pub(crate) const BURST_RATE: f64 = 200.0;
+/// Upper bound for `--burst-bytes` (per subscriber), so a burst ends in bounded time.
+pub(crate) const MAX_BURST_BYTES: u64 = 16 << 20;
 /// Upper bound for `--nodes`: each node is a process with its own runtime on
 /// a 2-core machine shared with the load generator; more only measures contention.
 pub(crate) const MAX_NODES: usize = 8;
@@ -125,6 +132,11 @@ pub(crate) struct Args {
     /// Only open the subscribers, measure the server's memory, and exit.
     #[arg(long)]
     pub(crate) idle_only: bool,
+    /// With `--idle-only`: after the idle reading, send every subscriber this many bytes
+    /// (publications of `BURST_PIECE_BYTES` to every channel), wait until all arrived,
+    /// let the server settle and read its memory again (were the burst's buffers given back?).
+    #[arg(long, default_value_t = 0, value_name = "BYTES", requires = "idle_only")]
+    pub(crate) burst_bytes: u64,
     /// Subscriber transport: `websocket` (JSON), `quic` (raw QUIC, native mode) or
     /// `webtransport` (WebTransport native mode), the last two through `tidewire::client`.
     #[arg(long, default_value = "websocket", value_parser = ["websocket", "quic", "webtransport"])]
@@ -242,6 +254,9 @@ impl Args {
         if self.total_publications() == 0 {
             bail!("--rate × --duration rounds to zero publications");
         }
+        if self.burst_bytes > MAX_BURST_BYTES {
+            bail!("--burst-bytes must be at most {MAX_BURST_BYTES}");
+        }
         if self.target.is_some() || self.compare_limit {
             let what = if self.target.is_some() { "--target" } else { "--compare-limit" };
             if self.transport != "websocket" || self.datagram || self.history_size > 0 {
@@ -342,6 +357,15 @@ impl Args {
     pub(crate) fn subscribers_of(&self, k: usize) -> u64 {
         subscribers_of(self.subscribers, self.channels, k)
     }
+
+    /// The publishing schedule of the `--burst-bytes` burst: `ceil(burst ÷ piece)`
+    /// publications of `BURST_PIECE_BYTES` to every channel, at `BURST_RATE`, with the
+    /// scenario's publishers (the subscribers' seq tracking expects them).
+    pub(crate) fn burst_schedule(&self) -> Args {
+        let per_channel = self.burst_bytes.div_ceil(BURST_PIECE_BYTES as u64).max(1);
+        let total = per_channel * self.channels as u64;
+        Args { rate: BURST_RATE, duration: total as f64 / BURST_RATE, payload: BURST_PIECE_BYTES, batch: 1, ..self.clone() }
+    }
 }
 
 /// Number of subscribers of channel `k` when `n` subscribers are spread over
@@ -397,6 +421,8 @@ pub(crate) struct Scenario {
     pub(crate) queue_max_size: Option<u64>,
     /// Only idle memory was measured.
     pub(crate) idle_only: bool,
+    /// Bytes sent to every subscriber after the idle reading (`--burst-bytes`; 0: none).
+    pub(crate) burst_bytes: u64,
     /// Client source addresses.
     pub(crate) source_ips: u8,
     /// The subscribers' protocol: `json` or `protobuf` over WebSocket, or the native
@@ -425,6 +451,7 @@ impl Scenario {
             batch: args.batch,
             queue_max_size: tidewire_config.then_some(args.queue_max_size),
             idle_only: args.idle_only,
+            burst_bytes: args.burst_bytes,
             source_ips: args.source_ips,
             protocol: if args.transport == "websocket" { args.protocol.clone() } else { args.transport.clone() },
             engine: engine.map(str::to_owned),
@@ -455,6 +482,18 @@ mod tests {
         assert_eq!(a.total_publications(), 1000);
         assert!(a.validate().is_ok());
         assert!(parse(&["--rate", "0.01", "--duration", "1"]).validate().is_err(), "rounds to zero");
+    }
+
+    #[test]
+    fn a_burst_sends_every_subscriber_at_least_the_bytes_asked() {
+        let a = parse(&["--idle-only", "--burst-bytes", "1048576", "--channels", "3"]);
+        assert!(a.validate().is_ok());
+        let b = a.burst_schedule();
+        assert_eq!(b.total_publications(), 16 * 3, "16 pieces of 64 KiB per channel");
+        assert_eq!((b.payload, b.batch, b.publishers), (BURST_PIECE_BYTES, 1, a.publishers));
+        assert_eq!(parse(&["--idle-only", "--burst-bytes", "1"]).burst_schedule().total_publications(), 1);
+        assert!(Args::try_parse_from(["fanout", "--burst-bytes", "1"]).is_err(), "--burst-bytes needs --idle-only");
+        assert!(parse(&["--idle-only", "--burst-bytes", &(MAX_BURST_BYTES + 1).to_string()]).validate().is_err());
     }
 
     #[test]
