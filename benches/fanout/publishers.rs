@@ -25,7 +25,7 @@ use anyhow::Context as _;
 use crate::histogram::Histogram;
 use crate::http::HttpConn;
 use crate::run::Progress;
-use crate::scenario::{API_KEY, Args};
+use crate::scenario::{API_KEY, Args, BURST_PIECE_BYTES, BURST_WINDOW};
 use crate::server::{Server, read_rss};
 
 /// Budget for one HTTP API request; a slower one counts as failed.
@@ -227,6 +227,69 @@ async fn run_publisher(plan: Arc<PublishPlan>, j: u64) -> PublishOutcome {
             plan.progress.published.fetch_add(ok_here, Ordering::Relaxed);
         }
         request += plan.publishers;
+    }
+    out
+}
+
+/// The `--burst-bytes` burst: `args.burst_publications()` publications of
+/// `BURST_PIECE_BYTES`, round-robin over the channels, in seq order on one keep-alive
+/// connection, with at most `BURST_WINDOW` of them not yet read by every subscriber. The
+/// bound keeps the bytes in flight (every socket's share of the pieces not yet read) under
+/// the kernel's TCP memory: all of 1 MB to 19,900 loopback clients at once puts TCP under
+/// memory pressure, and the run then measures that. Publications not sent by `deadline`
+/// are counted as unsent.
+pub(crate) async fn publish_burst(args: &Args, server: &Server, origin: Instant, progress: &Arc<Progress>, deadline: Instant) -> PublishOutcome {
+    let mut out = PublishOutcome::new(args.channels);
+    let mut conn = HttpConn::new(server.addr);
+    let pad = "x".repeat(BURST_PIECE_BYTES);
+    let total = args.burst_publications();
+    let delivered_before = progress.delivered.load(Ordering::Relaxed);
+    // Deliveries owed by the acknowledged publications before each one (cumulative).
+    let mut owed = Vec::with_capacity(total as usize + 1);
+    owed.push(0u64);
+    let mut body = String::with_capacity(BURST_PIECE_BYTES + 128);
+    for m in 0..total {
+        let waited_for = owed[(m + 1).saturating_sub(BURST_WINDOW) as usize];
+        while progress.delivered.load(Ordering::Relaxed) - delivered_before < waited_for && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if Instant::now() >= deadline {
+            out.unsent = total - m;
+            break;
+        }
+        let t = origin.elapsed().as_micros() as u64;
+        body.clear();
+        write_publish(&mut body, m, t, args.channels, &pad);
+        out.first_send_us.get_or_insert(t);
+        let channel = (m % args.channels as u64) as usize;
+        let reply = tokio::time::timeout(HTTP_TIMEOUT, conn.request("POST", "/api/publish", body.as_bytes())).await;
+        let ok = match reply {
+            Ok(Ok((200, reply_body))) if item_verdicts(&reply_body, false, 1) == [true] => true,
+            Ok(Ok((status, reply_body))) => {
+                out.first_error.get_or_insert_with(|| format!("/api/publish: HTTP {status} {}", String::from_utf8_lossy(&reply_body)));
+                false
+            }
+            Ok(Err(e)) => {
+                out.first_error.get_or_insert_with(|| format!("/api/publish: {e:#}"));
+                false
+            }
+            Err(_) => {
+                conn.reset();
+                out.first_error.get_or_insert_with(|| format!("/api/publish: no response within {HTTP_TIMEOUT:?}"));
+                false
+            }
+        };
+        let last = *owed.last().unwrap_or(&0);
+        if ok {
+            out.ok += 1;
+            out.ok_per_channel[channel] += 1;
+            out.last_ack_us = Some(origin.elapsed().as_micros() as u64);
+            progress.published.fetch_add(1, Ordering::Relaxed);
+            owed.push(last + args.subscribers_of(channel));
+        } else {
+            out.failed += 1;
+            owed.push(last);
+        }
     }
     out
 }

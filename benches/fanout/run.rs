@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
-use crate::publishers::{PUBLISH_GRACE, PUBLISH_LEAD, fill_history, publish_all};
+use crate::publishers::{PUBLISH_GRACE, PUBLISH_LEAD, fill_history, publish_all, publish_burst};
 use crate::report::{
     Burst, Comparison, EngineComparison, ProtocolComparison, Summary, Timing, expected_deliveries, per_connection,
 };
-use crate::scenario::{Args, Scenario, target_addr};
+use crate::scenario::{Args, BURST_PIECE_BYTES, Scenario, target_addr};
 use crate::server::{
     Deployment, Server, ServerProcess, TidewireOptions, limit_server_bin, raise_fd_limit, read_cpu_secs, read_rss,
     resolve_server_bin,
@@ -72,9 +72,9 @@ pub(crate) struct Progress {
 /// Names of the phases shown in the progress line.
 const PHASES: [&str; 6] = ["starting", "connecting", "settling", "publishing", "draining", "burst"];
 
-/// Longest the subscribers may take to read a `--burst-bytes` burst; a burst not read by
-/// then is reported with what did arrive.
-const BURST_DRAIN: Duration = Duration::from_secs(180);
+/// Longest a `--burst-bytes` burst may take, sending and reading; a burst not done by
+/// then is reported with what did arrive (and what was not sent).
+const BURST_TIME: Duration = Duration::from_secs(180);
 
 impl Progress {
     /// Switches the phase shown in the progress line.
@@ -177,10 +177,11 @@ async fn run_spawned(args: &Args, deployment: Deployment, engine: Option<&str>) 
 }
 
 /// limit-server's `--lifetime`: the scenario's own time (settle, publishing,
-/// grace, drain) plus connecting and slack; bounded, so it exits on its own
+/// grace, drain, a burst) plus connecting and slack; bounded, so it exits on its own
 /// even if the bench is killed before it could kill it.
 fn limit_lifetime_secs(args: &Args) -> u64 {
-    let scenario = args.settle + PUBLISH_LEAD.as_secs_f64() + args.duration + PUBLISH_GRACE.as_secs_f64() + args.drain;
+    let burst = if args.burst_bytes > 0 { BURST_TIME.as_secs_f64() + args.settle } else { 0.0 };
+    let scenario = args.settle + PUBLISH_LEAD.as_secs_f64() + args.duration + PUBLISH_GRACE.as_secs_f64() + args.drain + burst;
     let connecting = (args.subscribers as u64).div_ceil(1000) * LIMIT_LIFETIME_PER_1000_SUBSCRIBERS;
     scenario.ceil() as u64 + connecting + LIMIT_LIFETIME_SLACK_SECS
 }
@@ -351,13 +352,12 @@ async fn run_burst(
     rss_before: Option<u64>,
 ) -> anyhow::Result<Burst> {
     progress.set_phase("burst");
-    let schedule = args.burst_schedule();
     let started = Instant::now();
+    let end = started + BURST_TIME;
     let delivered_before = progress.delivered.load(Ordering::Relaxed);
-    let publish = publish_all(&schedule, server, origin, progress).await;
+    let publish = publish_burst(args, server, origin, progress, end).await;
     let expected = expected_deliveries(&publish.ok_per_channel, args.subscribers, args.channels);
     let arrived = || progress.delivered.load(Ordering::Relaxed) - delivered_before;
-    let end = Instant::now() + BURST_DRAIN;
     while Instant::now() < end && arrived() < expected {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -366,8 +366,8 @@ async fn run_burst(
     tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
     let rss = server.rss()?;
     Ok(Burst {
-        per_channel: schedule.total_publications() / args.channels as u64,
-        piece_bytes: schedule.payload,
+        per_channel: args.burst_per_channel(),
+        piece_bytes: BURST_PIECE_BYTES,
         published: publish.ok,
         failed: publish.failed + publish.unsent,
         first_error: publish.first_error,

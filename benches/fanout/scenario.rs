@@ -87,10 +87,10 @@ pub(crate) const HMAC_SECRET: &str = "bench-secret";
 /// Upper bound for `--drain`, so a run always ends soon after publishing.
 pub(crate) const MAX_DRAIN_SECS: f64 = 5.0;
 /// `data` size of each publication of a `--burst-bytes` burst.
-pub(crate) const BURST_PIECE_BYTES: usize = 64 * 1024;
-/// Publications per second of a `--burst-bytes` burst: a handful of large frames at once,
-/// so they queue in the server rather than trickle.
-pub(crate) const BURST_RATE: f64 = 200.0;
+pub(crate) const BURST_PIECE_BYTES: usize = 16 * 1024;
+/// Publications of a burst in flight at once (not yet read by every subscriber): more than
+/// one, so that they queue in the server and go out joined, as a burst does.
+pub(crate) const BURST_WINDOW: u64 = 2;
 /// Upper bound for `--burst-bytes` (per subscriber), so a burst ends in bounded time.
 pub(crate) const MAX_BURST_BYTES: u64 = 16 << 20;
 /// Upper bound for `--nodes`: each node is a process with its own runtime on
@@ -133,8 +133,9 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) idle_only: bool,
     /// With `--idle-only`: after the idle reading, send every subscriber this many bytes
-    /// (publications of `BURST_PIECE_BYTES` to every channel), wait until all arrived,
-    /// let the server settle and read its memory again (were the burst's buffers given back?).
+    /// (16 KiB publications to every channel, two at a time in flight), wait until all
+    /// arrived, let the server settle and read its memory again (were the burst's buffers
+    /// given back?).
     #[arg(long, default_value_t = 0, value_name = "BYTES", requires = "idle_only")]
     pub(crate) burst_bytes: u64,
     /// Subscriber transport: `websocket` (JSON), `quic` (raw QUIC, native mode) or
@@ -358,13 +359,15 @@ impl Args {
         subscribers_of(self.subscribers, self.channels, k)
     }
 
-    /// The publishing schedule of the `--burst-bytes` burst: `ceil(burst ÷ piece)`
-    /// publications of `BURST_PIECE_BYTES` to every channel, at `BURST_RATE`, with the
-    /// scenario's publishers (the subscribers' seq tracking expects them).
-    pub(crate) fn burst_schedule(&self) -> Args {
-        let per_channel = self.burst_bytes.div_ceil(BURST_PIECE_BYTES as u64).max(1);
-        let total = per_channel * self.channels as u64;
-        Args { rate: BURST_RATE, duration: total as f64 / BURST_RATE, payload: BURST_PIECE_BYTES, batch: 1, ..self.clone() }
+    /// Publications of the `--burst-bytes` burst to each channel: `ceil(burst ÷ piece)`
+    /// of `BURST_PIECE_BYTES`.
+    pub(crate) fn burst_per_channel(&self) -> u64 {
+        self.burst_bytes.div_ceil(BURST_PIECE_BYTES as u64)
+    }
+
+    /// Publications of the `--burst-bytes` burst, all channels together.
+    pub(crate) fn burst_publications(&self) -> u64 {
+        self.burst_per_channel() * self.channels as u64
     }
 }
 
@@ -488,10 +491,9 @@ mod tests {
     fn a_burst_sends_every_subscriber_at_least_the_bytes_asked() {
         let a = parse(&["--idle-only", "--burst-bytes", "1048576", "--channels", "3"]);
         assert!(a.validate().is_ok());
-        let b = a.burst_schedule();
-        assert_eq!(b.total_publications(), 16 * 3, "16 pieces of 64 KiB per channel");
-        assert_eq!((b.payload, b.batch, b.publishers), (BURST_PIECE_BYTES, 1, a.publishers));
-        assert_eq!(parse(&["--idle-only", "--burst-bytes", "1"]).burst_schedule().total_publications(), 1);
+        assert_eq!((a.burst_per_channel(), a.burst_publications()), (64, 64 * 3), "64 pieces of 16 KiB per channel");
+        assert_eq!(parse(&["--idle-only", "--burst-bytes", "1"]).burst_publications(), 1);
+        assert_eq!(parse(&["--idle-only"]).burst_publications(), 0);
         assert!(Args::try_parse_from(["fanout", "--burst-bytes", "1"]).is_err(), "--burst-bytes needs --idle-only");
         assert!(parse(&["--idle-only", "--burst-bytes", &(MAX_BURST_BYTES + 1).to_string()]).validate().is_err());
     }
