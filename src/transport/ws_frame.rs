@@ -428,6 +428,16 @@ fn read_size(buf: &[u8]) -> usize {
     missing.min(buf.len()).max(READ_CHUNK)
 }
 
+/// How far a write of pieces has got (see [`WsSocket::try_write_pieces`]): the next byte
+/// is piece `piece`'s byte `offset`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WritePosition {
+    /// The piece being written.
+    pub piece: usize,
+    /// Bytes of it already written.
+    pub offset: usize,
+}
+
 /// A WebSocket connection on a raw TCP socket, server side. Idle, it is the socket, an
 /// empty buffer and a few words of parser state: the read buffer is allocated when bytes
 /// arrive and given back as soon as no partial frame remains.
@@ -518,13 +528,23 @@ impl WsSocket {
     /// caller's timeout drops it, the stream may be mid-frame and the connection must be
     /// closed.
     pub async fn write_pieces<'a>(&self, count: usize, piece: impl Fn(usize) -> &'a [u8]) -> io::Result<()> {
+        let mut at = WritePosition::default();
+        while !self.try_write_pieces(count, &piece, &mut at)? {
+            self.writable().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what the socket takes now of pieces `0..count` from `at` on, without
+    /// waiting, and moves `at` past it: true once everything is written, false when the
+    /// socket is full (wait with [`Self::writable`], then call again with the same
+    /// pieces and position).
+    pub fn try_write_pieces<'a>(&self, count: usize, piece: impl Fn(usize) -> &'a [u8], at: &mut WritePosition) -> io::Result<bool> {
         let stream = self.io()?;
-        // The next byte to write: piece `at`, from `offset`.
-        let (mut at, mut offset) = (0, 0);
         loop {
             let attempt = {
                 let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-                let (mut n, mut i, mut skip) = (0, at, offset);
+                let (mut n, mut i, mut skip) = (0, at.piece, at.offset);
                 while i < count && n < WRITE_SLICES {
                     let p = piece(i);
                     if skip < p.len() {
@@ -535,30 +555,36 @@ impl WsSocket {
                     skip = 0;
                 }
                 if n == 0 {
-                    return Ok(());
+                    return Ok(true);
                 }
                 stream.try_write_vectored(&slices[..n])
             };
             match attempt {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(mut written) => {
-                    while written > 0 && at < count {
-                        let left = piece(at).len() - offset;
+                    while written > 0 && at.piece < count {
+                        let left = piece(at.piece).len() - at.offset;
                         if written < left {
-                            offset += written;
+                            at.offset += written;
                             written = 0;
                         } else {
                             written -= left;
-                            at += 1;
-                            offset = 0;
+                            at.piece += 1;
+                            at.offset = 0;
                         }
                     }
                 }
-                // Polled in place: no readiness future in the caller's task.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::future::poll_fn(|cx| stream.poll_write_ready(cx)).await?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Waits until the socket may take more bytes. Polled in place: no readiness future
+    /// in the caller's task.
+    pub async fn writable(&self) -> io::Result<()> {
+        let stream = self.io()?;
+        std::future::poll_fn(|cx| stream.poll_write_ready(cx)).await
     }
 
     /// Writes every byte of `buf`; see [`Self::write_all_vectored`].

@@ -52,7 +52,7 @@ const KEEP_ITEMS: usize = 16;
 /// Runs `fut` bounded by `limit`: `None` when it timed out. The timer is armed only when
 /// the future does not finish at once, so the usual write (the socket takes it) costs no
 /// timer registration; and it is boxed then, so that no connection's task carries its room.
-async fn bounded<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+pub(crate) async fn bounded<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     match std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await {
         std::task::Poll::Ready(out) => Some(out),
@@ -103,6 +103,14 @@ pub trait Transport: Send {
     /// taking them out of the vector; called with an empty vector after
     /// [`Inbound::Flush`]. The driver bounds it with `websocket.write_timeout`.
     fn write(&mut self, items: &mut Vec<Outgoing>) -> impl Future<Output = Result<(), WriteError>> + Send;
+
+    /// [`Self::write`] bounded by `limit` (`None`: timed out): what the driver awaits, and
+    /// so what every connection's task has room for. A transport that can try its write
+    /// without waiting does so here and keeps the wait, when there is one, out of that
+    /// room (boxed: a full socket is the rare case).
+    fn write_bounded(&mut self, items: &mut Vec<Outgoing>, limit: Duration) -> impl Future<Output = Option<Result<(), WriteError>>> + Send {
+        bounded(limit, self.write(items))
+    }
 
     /// Sees every decoded command before the session does (the native mode notes which
     /// channel a subscribe is for, to open its stream when the reply goes out).
@@ -235,7 +243,7 @@ pub fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<Outbox>
             if !items.is_empty() || flush {
                 flush = false;
                 // The one place the driver writes (one await point: a smaller connection future).
-                match bounded(write_timeout, transport.write(&mut items)).await {
+                match transport.write_bounded(&mut items, write_timeout).await {
                     Some(Ok(())) => {}
                     Some(Err(WriteError::Close(d))) => break 'conn Some(d),
                     Some(Err(WriteError::Io)) | None => break 'conn Some(super::write_failure(&outbox)),

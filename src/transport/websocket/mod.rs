@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 
 use super::driver::{self, Inbound, Transport, WriteError};
 use super::{Framing, encode_batch, now_ms};
-use super::ws_frame::{self, Message, Opcode, UpgradeError, WsError, WsSocket};
+use super::ws_frame::{self, Message, Opcode, UpgradeError, WritePosition, WsError, WsSocket};
 use crate::hub::{Hub, Outbox, Outgoing};
 use crate::protocol::codec::Codec;
 use crate::protocol::codes::{WS_MESSAGE_TOO_BIG, WS_PROTOCOL_ERROR};
@@ -218,6 +218,8 @@ fn drive(ctx: &Ctx, ws: WsSocket, mode: Mode, forwarded: Option<Vec<(http::Heade
         scratch: Vec::new(),
         body: Vec::new(),
         control: Vec::new(),
+        ends: Vec::new(),
+        pending: None,
         peer_closed: false,
     };
     driver::run(socket, session, outbox, initial)
@@ -236,17 +238,73 @@ struct Socket {
     body: Vec<u8>,
     /// Control frames to send at the next write (pongs, the close echo).
     control: Vec<u8>,
+    /// Where the scratch buffer's frames end, item by item, in a one-message-per-frame
+    /// write of replies or pushes (see `prepare_items`).
+    ends: Vec<usize>,
+    /// The write in progress, between its framing and its last byte.
+    pending: Option<Pending>,
     /// The client sent its close frame.
     peer_closed: bool,
 }
 
+/// A write in progress: what it sends, how far it got, and what to count when it is done.
+#[derive(Debug)]
+struct Pending {
+    pieces: Pieces,
+    at: WritePosition,
+    messages: u64,
+    bytes: usize,
+}
+
+/// The pieces of a write, made again from the socket's buffers and the items for each
+/// attempt (none is held while the socket is full).
+#[derive(Clone, Copy, Debug)]
+enum Pieces {
+    /// The scratch buffer (control frames, then the joined frame's header, or whole
+    /// frames past `MAX_BATCH_BYTES`), then the joined body when it is not in the scratch.
+    Joined { body: bool },
+    /// Piece 0: the control frames (`control_len` bytes of scratch); piece i: item i − 1.
+    Items { control_len: usize },
+}
+
+/// The pieces of a one-message-per-frame write: piece 0 the pending control frames, piece
+/// i item i − 1 (its shared frame, or its frame in the scratch buffer, which `ends` covers
+/// up to it; a control is empty).
+fn item_pieces<'a>(
+    scratch: &'a [u8],
+    control_len: usize,
+    ends: &'a [usize],
+    codec: Codec,
+    items: &'a [Outgoing],
+) -> impl Fn(usize) -> &'a [u8] {
+    move |i: usize| -> &'a [u8] {
+        if i == 0 {
+            return &scratch[..control_len];
+        }
+        match &items[i - 1] {
+            Outgoing::Publication(p) => p.framed(codec).frame(),
+            Outgoing::Control(_) => &[],
+            _ => &scratch[if i == 1 { control_len } else { ends[i - 2] }..ends[i - 1]],
+        }
+    }
+}
+
 impl Socket {
+    /// Frames `items` into the pending write (`self.pending`).
+    fn prepare(&mut self, items: &mut Vec<Outgoing>) -> Result<(), WriteError> {
+        let prepared = if self.info.bidirectional && items.len() > 1 { self.prepare_joined(items) } else { self.prepare_items(items) };
+        prepared.map_err(|d| {
+            items.clear();
+            WriteError::Close(d)
+        })
+    }
+
     /// Several messages for a bidirectional client: newline-joined into as few text frames
     /// as `MAX_BATCH_BYTES` allows (Centrifugo's framing). Copying a few hundred bytes of
     /// shared bodies costs less than a frame each, for both ends. The usual batch is one
     /// frame: its header goes behind any pending control frames in the scratch buffer and
-    /// the joined body is the write's second slice, so no body byte is copied twice.
-    async fn write_joined(&mut self, items: &mut Vec<Outgoing>) -> Result<(), WriteError> {
+    /// the joined body is the write's second piece, so no body byte is copied twice.
+    fn prepare_joined(&mut self, items: &[Outgoing]) -> Result<(), Disconnect> {
         self.scratch.clear();
         self.scratch.append(&mut self.control);
         // One allocation for the whole body: publications announce their size.
@@ -261,21 +319,12 @@ impl Socket {
         self.body.reserve(estimate.min(super::MAX_BATCH_BYTES + 64));
         let opcode = self.opcode();
         let mut next = 0;
-        let mut messages = match encode_batch(items, &mut next, &mut self.body, self.codec, Framing::Joined, usize::MAX) {
-            Ok(n) => n as u64,
-            Err(d) => {
-                items.clear();
-                return Err(WriteError::Close(d));
-            }
-        };
-        let result = if next == items.len() {
+        let mut messages = encode_batch(items, &mut next, &mut self.body, self.codec, Framing::Joined, usize::MAX)? as u64;
+        let body = if next == items.len() {
             if messages > 0 {
                 ws_frame::put_header(&mut self.scratch, opcode, self.body.len());
             }
-            let body: &[u8] = if messages > 0 { &self.body } else { &[] };
-            let scratch: &[u8] = &self.scratch;
-            let bytes = scratch.len() + body.len();
-            (self.ws.write_pieces(2, |i| if i == 0 { scratch } else { body }).await, bytes)
+            messages > 0
         } else {
             // Past MAX_BATCH_BYTES: several frames, copied one behind the other (rare).
             loop {
@@ -286,22 +335,112 @@ impl Socket {
                     break;
                 }
                 self.body.clear();
-                match encode_batch(items, &mut next, &mut self.body, self.codec, Framing::Joined, usize::MAX) {
-                    Ok(n) => messages += n as u64,
-                    Err(d) => {
-                        items.clear();
-                        return Err(WriteError::Close(d));
-                    }
+                messages += encode_batch(items, &mut next, &mut self.body, self.codec, Framing::Joined, usize::MAX)? as u64;
+            }
+            false
+        };
+        let bytes = self.scratch.len() + if body { self.body.len() } else { 0 };
+        self.pending = Some(Pending { pieces: Pieces::Joined { body }, at: WritePosition::default(), messages, bytes });
+        Ok(())
+    }
+
+    /// One message per frame (a unidirectional client, or a single message): replies,
+    /// pushes and pending control frames go into the scratch buffer (control frames
+    /// first); publications are their shared frames, written as they are.
+    fn prepare_items(&mut self, items: &[Outgoing]) -> Result<(), Disconnect> {
+        self.scratch.clear();
+        self.scratch.append(&mut self.control);
+        let control_len = self.scratch.len();
+        // Where the scratch buffer stands after each item up to the last one framed into
+        // it (publications and controls add nothing). Empty, and never allocated, for the
+        // usual write of publications only.
+        self.ends.clear();
+        let mut messages = 0u64;
+        for (at, item) in items.iter().enumerate() {
+            let framed = match item {
+                Outgoing::Publication(p) if p.framed(self.codec).fits() => false,
+                Outgoing::Publication(_) => return Err(Disconnect::INAPPROPRIATE_PROTOCOL),
+                _ => self.frame_into_scratch(item)?,
+            };
+            if framed {
+                let last = self.ends.last().copied().unwrap_or(control_len);
+                self.ends.resize(at, last);
+                self.ends.push(self.scratch.len());
+            }
+            if !matches!(item, Outgoing::Control(_)) {
+                messages += 1;
+            }
+        }
+        let piece = item_pieces(&self.scratch, control_len, &self.ends, self.codec, items);
+        let bytes: usize = (0..=items.len()).map(|i| piece(i).len()).sum();
+        self.pending = Some(Pending { pieces: Pieces::Items { control_len }, at: WritePosition::default(), messages, bytes });
+        Ok(())
+    }
+
+    /// Writes what the socket takes now of the pending write: true once all of it is out.
+    fn push(&mut self, items: &[Outgoing]) -> std::io::Result<bool> {
+        let Some(p) = self.pending.as_mut() else { return Ok(true) };
+        match p.pieces {
+            Pieces::Joined { body } => {
+                let (scratch, joined) = (&self.scratch[..], &self.body[..]);
+                self.ws.try_write_pieces(1 + usize::from(body), |i| if i == 0 { scratch } else { joined }, &mut p.at)
+            }
+            Pieces::Items { control_len } => {
+                let piece = item_pieces(&self.scratch, control_len, &self.ends, self.codec, items);
+                self.ws.try_write_pieces(items.len() + 1, piece, &mut p.at)
+            }
+        }
+    }
+
+    /// Tries a write without waiting: `Some` when it is done (or failed), `None` when the
+    /// socket is full and the rest waits for [`Self::write_rest`].
+    fn try_write(&mut self, items: &mut Vec<Outgoing>) -> Option<Result<(), WriteError>> {
+        if let Err(e) = self.prepare(items) {
+            return Some(Err(e));
+        }
+        match self.push(items) {
+            Ok(false) => None,
+            done => Some(self.finish(items, done.map(drop))),
+        }
+    }
+
+    /// The rest of a write the socket could not take at once. Not cancel-safe: dropped
+    /// mid-frame (the write timeout), the connection must be closed.
+    async fn write_rest(&mut self, items: &mut Vec<Outgoing>) -> Result<(), WriteError> {
+        let result = loop {
+            if let Err(e) = self.ws.writable().await {
+                break Err(e);
+            }
+            match self.push(items) {
+                Ok(true) => break Ok(()),
+                Ok(false) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.finish(items, result)
+    }
+
+    /// The end of the pending write: takes the items out, gives buffers back and counts
+    /// what went out.
+    fn finish(&mut self, items: &mut Vec<Outgoing>, result: std::io::Result<()>) -> Result<(), WriteError> {
+        items.clear();
+        let Some(p) = self.pending.take() else { return result.map_err(|_| WriteError::Io) };
+        match p.pieces {
+            Pieces::Joined { .. } => {
+                if self.body.capacity() > KEEP_SCRATCH_BYTES {
+                    self.body = Vec::new();
                 }
             }
-            (self.ws.write_all(&self.scratch).await, self.scratch.len())
-        };
-        if self.body.capacity() > KEEP_SCRATCH_BYTES {
-            self.body = Vec::new();
+            Pieces::Items { .. } => {
+                // Replies and pushes written one by one are rare next to publications
+                // (shared frames, no scratch): their buffers go back at once, so a
+                // connection idle after its connect reply holds none.
+                self.scratch = Vec::new();
+                self.body = Vec::new();
+                self.ends = Vec::new();
+            }
         }
-        items.clear();
-        let (result, bytes) = result;
-        self.written(result, messages, bytes)
+        self.written(result, p.messages, p.bytes)
     }
 
     /// After a write: gives back a burst's buffers and counts what went out.
@@ -382,64 +521,26 @@ impl Transport for Socket {
     }
 
     async fn write(&mut self, items: &mut Vec<Outgoing>) -> Result<(), WriteError> {
-        if self.info.bidirectional && items.len() > 1 {
-            return self.write_joined(items).await;
+        match self.try_write(items) {
+            Some(done) => done,
+            None => self.write_rest(items).await,
         }
-        // Frames of replies, pushes and pending control frames go into the scratch
-        // buffer (control frames first); publications are their shared frames.
-        self.scratch.clear();
-        self.scratch.append(&mut self.control);
-        let control_len = self.scratch.len();
-        // Where the scratch buffer stands after each item up to the last one framed into
-        // it (publications and controls add nothing). Empty, and never allocated, for the
-        // usual write of publications only.
-        let mut ends: Vec<usize> = Vec::new();
-        let mut messages = 0u64;
-        for (at, item) in items.iter().enumerate() {
-            let framed = match item {
-                Outgoing::Publication(p) if p.framed(self.codec).fits() => Ok(false),
-                Outgoing::Publication(_) => Err(Disconnect::INAPPROPRIATE_PROTOCOL),
-                _ => self.frame_into_scratch(item),
-            };
-            match framed {
-                Ok(true) => {
-                    let last = ends.last().copied().unwrap_or(control_len);
-                    ends.resize(at, last);
-                    ends.push(self.scratch.len());
-                }
-                Ok(false) => {}
-                Err(d) => {
-                    items.clear();
-                    return Err(WriteError::Close(d));
+    }
+
+    /// The socket is tried at once; only a write that must wait for it pays for the
+    /// wait's room and its timer, boxed. So a connection's task has room for this
+    /// future's few words, not for a whole write.
+    fn write_bounded(&mut self, items: &mut Vec<Outgoing>, limit: Duration) -> impl Future<Output = Option<Result<(), WriteError>>> + Send {
+        let now = self.try_write(items);
+        async move {
+            match now {
+                Some(done) => Some(done),
+                None => {
+                    let rest = Box::pin(tokio::time::timeout(limit, self.write_rest(items)));
+                    rest.await.ok()
                 }
             }
-            if !matches!(item, Outgoing::Control(_)) {
-                messages += 1;
-            }
         }
-        // Piece 0: pending control frames; piece i: item i - 1 (its shared frame, or its
-        // frame in the scratch buffer, which `ends` covers up to it; a control is empty).
-        let (scratch, codec, list, ends_at) = (&self.scratch[..], self.codec, &items[..], &ends[..]);
-        let piece = move |i: usize| -> &[u8] {
-            if i == 0 {
-                return &scratch[..control_len];
-            }
-            match &list[i - 1] {
-                Outgoing::Publication(p) => p.framed(codec).frame(),
-                Outgoing::Control(_) => &[],
-                _ => &scratch[if i == 1 { control_len } else { ends_at[i - 2] }..ends_at[i - 1]],
-            }
-        };
-        let bytes: usize = (0..=list.len()).map(|i| piece(i).len()).sum();
-        let result = self.ws.write_pieces(list.len() + 1, piece).await;
-        drop(ends);
-        items.clear();
-        // Replies and pushes written one by one are rare next to publications (shared
-        // frames, no scratch): their buffers go back at once, so a connection idle after
-        // its connect reply holds none.
-        self.scratch = Vec::new();
-        self.body = Vec::new();
-        self.written(result, messages, bytes)
     }
 
     async fn close(&mut self, reason: Option<&Disconnect>) {

@@ -16,7 +16,7 @@ async fn an_idle_connection_task_stays_small() {
     let sockets = Sockets { take: |_| Err(UpgradeError::Io(std::io::ErrorKind::Other.into())), on_drop: drop };
     let fut = drive(&Ctx { hub, auth, sockets }, ws, Mode::Bidi(Codec::Json), None);
     let size = std::mem::size_of_val(&fut);
-    assert!(size <= 2048, "the connection future is {size} bytes");
+    assert!(size <= 1280, "the connection future is {size} bytes");
     assert!(std::mem::size_of::<Outgoing>() <= 16, "queued items stay pointer-sized");
     eprintln!("an idle WebSocket connection's future: {size} bytes");
 }
@@ -40,6 +40,8 @@ async fn socket_pair() -> (Socket, tokio_tungstenite::WebSocketStream<TcpStream>
         scratch: Vec::new(),
         body: Vec::new(),
         control: Vec::new(),
+        ends: Vec::new(),
+        pending: None,
         peer_closed: false,
     };
     let client = tokio_tungstenite::WebSocketStream::from_raw_socket(client, tungstenite::protocol::Role::Client, None).await;
@@ -123,6 +125,34 @@ async fn a_shared_frame_goes_out_whole_through_partial_writes() {
     let tungstenite::Message::Text(text) = publication else { panic!("not a text frame") };
     assert_eq!(text.as_bytes(), shared.encoded(Codec::Json), "the publication whole, after the ping");
     assert_eq!(std::sync::Arc::strong_count(&shared), 1, "the writer kept nothing of it");
+}
+
+/// A write the socket cannot take at once waits (boxed, off the connection's task) under
+/// the write timeout: a client that does not read makes it time out; one that reads late
+/// gets the whole frame, and the write gives its buffers back.
+#[tokio::test]
+async fn a_write_that_must_wait_is_bounded_by_the_timeout_and_finishes_whole() {
+    use futures_util::StreamExt;
+    let (mut socket, _silent) = socket_pair().await;
+    let mut items = vec![publication(1, 4_000_000), publication(2, 4_000_000)];
+    let waited = socket.write_bounded(&mut items, Duration::from_millis(200)).await;
+    assert!(waited.is_none(), "a client that reads nothing: timed out, {waited:?}");
+
+    let (mut socket, mut client) = socket_pair().await;
+    let mut items = vec![publication(1, 4_000_000), publication(2, 4_000_000)];
+    let read = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            got.extend(offsets(&client.next().await.expect("a frame").expect("frame")));
+        }
+        got
+    };
+    let (written, got) = tokio::join!(socket.write_bounded(&mut items, Duration::from_secs(20)), read);
+    assert!(matches!(written, Some(Ok(()))), "{written:?}");
+    assert_eq!(got, vec![1, 2], "both publications, once, in order");
+    assert!(items.is_empty() && socket.pending.is_none(), "the write is over");
+    assert_eq!((socket.body.capacity(), socket.ends.capacity()), (0, 0), "its buffers are given back");
 }
 
 /// One message per frame (a unidirectional client): shared frames and frames made in the
