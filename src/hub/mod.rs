@@ -167,20 +167,20 @@ impl Control {
 pub struct ConnEntry {
     /// Numeric id used in the registry.
     pub conn: u64,
-    /// Client id.
-    pub client: String,
+    /// Client id (the session's own, shared).
+    pub client: Arc<str>,
     /// User id.
     pub user: String,
     /// Session id (emulation and unidirectional transports).
-    pub session: String,
+    pub session: uuid::Uuid,
     /// Its outbox.
     pub outbox: Arc<Outbox>,
 }
 
 #[derive(Default)]
 struct Conns {
-    by_client: HashMap<String, ConnEntry>,
-    by_user: HashMap<String, Vec<String>>,
+    by_client: HashMap<Arc<str>, ConnEntry>,
+    by_user: HashMap<String, Vec<Arc<str>>>,
 }
 
 /// Why a history read failed: a hub error, or a position the stream cannot serve (112).
@@ -361,7 +361,7 @@ impl Hub {
         if let Some(entry) = conns.by_client.remove(client)
             && let Some(list) = conns.by_user.get_mut(&entry.user)
         {
-            list.retain(|c| c != client);
+            list.retain(|c| **c != *client);
             if list.is_empty() {
                 conns.by_user.remove(&entry.user);
             }
@@ -745,8 +745,8 @@ impl BrokerHandler for Inner {
         let Some(clients) = conns.by_user.get(&target.user) else { return };
         for client in clients {
             let Some(entry) = conns.by_client.get(client) else { continue };
-            if (!target.client.is_empty() && target.client != entry.client)
-                || (!target.session.is_empty() && target.session != entry.session)
+            if (!target.client.is_empty() && *target.client != *entry.client)
+                || (!target.session.is_empty() && !session_is(entry.session, &target.session))
             {
                 continue;
             }
@@ -754,7 +754,7 @@ impl BrokerHandler for Inner {
                 // Closed here, not queued for the session: a queued disconnect let the
                 // publications fanned out after the API call returned reach the client
                 // before the close (they were written with the batch the control came in).
-                if !whitelist.contains(&entry.client) {
+                if !whitelist.iter().any(|c| **c == *entry.client) {
                     entry.outbox.close(disconnect.clone());
                 }
                 continue;
@@ -762,6 +762,11 @@ impl BrokerHandler for Inner {
             let _ = entry.outbox.push(Outgoing::Control(Box::new(control.clone())));
         }
     }
+}
+
+/// Whether `id` is the session id `text` names (its hyphenated form, either case).
+fn session_is(id: uuid::Uuid, text: &str) -> bool {
+    id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).eq_ignore_ascii_case(text)
 }
 
 /// Glob match with `*` (any run) and `?` (one char); an empty pattern matches everything.

@@ -211,9 +211,18 @@ fn entry(hub: &Hub, user: &str, client: &str) -> ConnEntry {
         conn: hub.next_conn_id(),
         client: client.into(),
         user: user.into(),
-        session: format!("s-{client}"),
+        session: uuid::Uuid::new_v4(),
         outbox: Outbox::new(1 << 20),
     }
+}
+
+#[test]
+fn a_session_target_names_the_session_id_in_either_case() {
+    let id = uuid::Uuid::new_v4();
+    assert!(session_is(id, &id.to_string()));
+    assert!(session_is(id, &id.to_string().to_uppercase()));
+    assert!(!session_is(id, &uuid::Uuid::new_v4().to_string()));
+    assert!(!session_is(id, &id.simple().to_string()), "the hyphenated form, as the connect reply gives it");
 }
 
 #[tokio::test]
@@ -256,6 +265,9 @@ async fn control_reaches_the_targeted_connections_only() {
     let one = Target { user: "a".into(), client: "a2".into(), ..Default::default() };
     hub.control(Control::Unsubscribe(one, "x".into())).await.expect("control");
     assert_eq!((count(&a1.outbox), count(&a2.outbox)), (0, 1));
+    let by_session = Target { user: "a".into(), session: a1.session.to_string(), ..Default::default() };
+    hub.control(Control::Unsubscribe(by_session, "x".into())).await.expect("control");
+    assert_eq!((count(&a1.outbox), count(&a2.outbox)), (1, 0), "a session id names one connection");
     hub.control(Control::Disconnect(target, vec!["a1".into()], Disconnect::FORCE_NO_RECONNECT)).await.expect("c");
     assert!(!a1.outbox.is_closing(), "whitelisted client is spared");
     assert_eq!(a2.outbox.closing_reason(), Some(Disconnect::FORCE_NO_RECONNECT));

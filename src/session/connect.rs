@@ -83,7 +83,7 @@ impl Session {
                 conn: self.conn,
                 client: self.client.clone(),
                 user: self.user.clone(),
-                session: self.session_id.clone(),
+                session: self.session_id,
                 outbox: self.outbox.clone(),
             })
             .map_err(|_| Disconnect::CONNECTION_LIMIT)?;
@@ -119,7 +119,7 @@ impl Session {
 
         let ping = cfg.ping_interval.0.as_secs().max(1) as u32;
         let result = ConnectResult {
-            client: self.client.clone(),
+            client: self.client.to_string(),
             version: VERSION.into(),
             expiry: self.expiry(now_ms),
             data: connect_data,
@@ -127,7 +127,7 @@ impl Session {
             ping,
             pong: self.pong_expected(),
             session: if self.transport.emulation || !self.transport.bidirectional {
-                self.session_id.clone()
+                self.session_id.to_string()
             } else {
                 String::new()
             },
@@ -157,7 +157,7 @@ impl Session {
                     self.conn_info = claims.info;
                 }
                 let result =
-                    RefreshResult { client: self.client.clone(), version: VERSION.into(), expiry: self.expiry(now_ms) };
+                    RefreshResult { client: self.client.to_string(), version: VERSION.into(), expiry: self.expiry(now_ms) };
                 self.reply(id, ReplyBody::Refresh(result));
                 Ok(())
             }

@@ -134,8 +134,9 @@ pub struct Session {
     outbox: Arc<Outbox>,
     transport: TransportInfo,
     conn: u64,
-    client: String,
-    session_id: String,
+    /// Shared with the hub's indexes (one allocation for every copy of it).
+    client: Arc<str>,
+    session_id: uuid::Uuid,
     state: State,
     registered: bool,
     user: String,
@@ -158,8 +159,8 @@ impl Session {
     pub fn new(hub: Hub, auth: Arc<Auth>, outbox: Arc<Outbox>, transport: TransportInfo, now_ms: u64) -> Self {
         Self {
             conn: hub.next_conn_id(),
-            client: uuid::Uuid::new_v4().to_string(),
-            session_id: uuid::Uuid::new_v4().to_string(),
+            client: uuid::Uuid::new_v4().to_string().into(),
+            session_id: uuid::Uuid::new_v4(),
             hub,
             outbox,
             transport,
@@ -189,8 +190,8 @@ impl Session {
     }
 
     /// The session id (emulation: where `/emulation` posts are routed).
-    pub fn session_id(&self) -> &str {
-        &self.session_id
+    pub fn session_id(&self) -> uuid::Uuid {
+        self.session_id
     }
 
     /// The user id (empty before connect or for anonymous users).
@@ -337,7 +338,7 @@ impl Session {
         let sub = self.subs.get(&req.channel);
         let info = crate::protocol::ClientInfo {
             user: self.user.clone(),
-            client: self.client.clone(),
+            client: self.client.to_string(),
             conn_info: self.conn_info.clone(),
             chan_info: sub.and_then(|s| s.chan_info.clone()),
         };

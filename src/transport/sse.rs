@@ -388,7 +388,7 @@ async fn run(
     if let Some(headers) = forwarded {
         session.set_forwarded_headers(headers);
     }
-    let session_id = session.session_id().to_owned();
+    let session_id = session.session_id().to_string();
     let (cmd_tx, cmd_rx) = mpsc::channel::<Vec<Command>>(EMULATION_CHANNEL_BATCHES);
     let commands_in = if kind.bidirectional() {
         ctx.sessions.lock().insert(session_id.clone(), cmd_tx);
