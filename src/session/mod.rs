@@ -12,11 +12,11 @@ mod connect;
 pub mod heartbeat;
 mod proxied;
 mod recovery;
+mod subs;
 mod subscribe;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -142,7 +142,7 @@ pub struct Session {
     user: String,
     conn_info: Option<Bytes>,
     expire_at: Option<u64>,
-    subs: HashMap<String, Sub>,
+    subs: subs::Subs<Sub>,
     created_ms: u64,
     failed_ms: u64,
     /// When the presence entries are next refreshed (0: not scheduled yet).
@@ -169,7 +169,7 @@ impl Session {
             user: String::new(),
             conn_info: None,
             expire_at: None,
-            subs: HashMap::new(),
+            subs: subs::Subs::default(),
             created_ms: now_ms,
             failed_ms: 0,
             next_presence_ms: 0,
@@ -485,7 +485,7 @@ impl Session {
                     next = next.min(to_ms(at, grace));
                 }
                 let proxied = self.auth.proxies.is_some();
-                for (channel, s) in &self.subs {
+                for (channel, s) in self.subs.iter() {
                     if let Some(at) = s.expire_at {
                         let grace = if proxied && self.sub_refresh_proxied(channel) { 0 } else { cfg.expired_sub_close_delay.0.as_secs() };
                         next = next.min(to_ms(at, grace));

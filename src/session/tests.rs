@@ -226,7 +226,7 @@ async fn subscription_tokens_not_valid_yet_are_answered_109() {
     s.handle(sub_refresh_cmd(4, "$p", later), T0).await.expect("sub_refresh answered");
     let (items, _) = drain(&outbox);
     assert_eq!(error_of(&items, 4), Some(ClientError::TokenExpired));
-    assert_eq!(s.subs["$p"].expire_at, Some(exp));
+    assert_eq!(s.subs.get("$p").expect("subscribed").expire_at, Some(exp));
 }
 
 /// The connection or subscription ttl a reply reports.
