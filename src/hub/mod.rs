@@ -169,8 +169,8 @@ pub struct ConnEntry {
     pub conn: u64,
     /// Client id (the session's own, shared).
     pub client: Arc<str>,
-    /// User id.
-    pub user: String,
+    /// User id (the session's own, shared).
+    pub user: Arc<str>,
     /// Session id (emulation and unidirectional transports).
     pub session: uuid::Uuid,
     /// Its outbox.
@@ -180,7 +180,7 @@ pub struct ConnEntry {
 #[derive(Default)]
 struct Conns {
     by_client: HashMap<Arc<str>, ConnEntry>,
-    by_user: HashMap<String, Vec<Arc<str>>>,
+    by_user: HashMap<Arc<str>, Vec<Arc<str>>>,
 }
 
 /// Why a history read failed: a hub error, or a position the stream cannot serve (112).
@@ -742,7 +742,7 @@ impl BrokerHandler for Inner {
         }
         let Some(target) = control.target() else { return };
         let conns = self.conns();
-        let Some(clients) = conns.by_user.get(&target.user) else { return };
+        let Some(clients) = conns.by_user.get(target.user.as_str()) else { return };
         for client in clients {
             let Some(entry) = conns.by_client.get(client) else { continue };
             if (!target.client.is_empty() && *target.client != *entry.client)

@@ -74,7 +74,7 @@ impl Session {
         } else {
             return Err(Disconnect { code: Disconnect::BAD_REQUEST.code, reason: "client credentials not found".into() });
         };
-        self.user = claims.user;
+        self.user = claims.user.into();
         self.conn_info = claims.info;
         self.keep_meta(claims.meta);
         self.expire_at = super::capped_expiry(claims.expire_at, now_ms);
@@ -149,7 +149,7 @@ impl Session {
     pub(super) fn refresh(&mut self, id: u32, token: &str, now_ms: u64) -> Result<(), Disconnect> {
         match self.auth.connect.connect(token, now_ms / 1000) {
             Ok(claims) => {
-                if claims.user != self.user {
+                if *claims.user != *self.user {
                     return Err(Disconnect::INVALID_TOKEN);
                 }
                 self.expire_at = super::capped_expiry(claims.expire_at, now_ms);

@@ -139,7 +139,8 @@ pub struct Session {
     session_id: uuid::Uuid,
     state: State,
     registered: bool,
-    user: String,
+    /// Shared with the hub's indexes, like the client id.
+    user: Arc<str>,
     conn_info: Option<Bytes>,
     expire_at: Option<u64>,
     subs: subs::Subs<Sub>,
@@ -166,7 +167,7 @@ impl Session {
             transport,
             state: State::Connecting,
             registered: false,
-            user: String::new(),
+            user: Arc::from(""),
             conn_info: None,
             expire_at: None,
             subs: subs::Subs::default(),
@@ -337,7 +338,7 @@ impl Session {
         let o = &resolved.options;
         let sub = self.subs.get(&req.channel);
         let info = crate::protocol::ClientInfo {
-            user: self.user.clone(),
+            user: self.user.to_string(),
             client: self.client.to_string(),
             conn_info: self.conn_info.clone(),
             chan_info: sub.and_then(|s| s.chan_info.clone()),

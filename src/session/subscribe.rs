@@ -139,7 +139,7 @@ fn queue_buffered(
 
 impl Session {
     pub(super) fn client_info(&self, chan_info: Option<bytes::Bytes>) -> ClientInfo {
-        ClientInfo { user: self.user.clone(), client: self.client.to_string(), conn_info: self.conn_info.clone(), chan_info }
+        ClientInfo { user: self.user.to_string(), client: self.client.to_string(), conn_info: self.conn_info.clone(), chan_info }
     }
 
     /// Decides whether a client-side subscribe is allowed; returns the subscription's
@@ -570,7 +570,7 @@ impl Session {
         let Some(channel) = self.personal_channel() else { return Ok(()) };
         let stats = self.hub.presence_stats(&channel).await.map_err(|_| Disconnect::INTERNAL)?;
         if stats.num_clients >= 2 {
-            let target = crate::hub::Target { user: self.user.clone(), ..Default::default() };
+            let target = crate::hub::Target { user: self.user.to_string(), ..Default::default() };
             let control = Control::Disconnect(target, vec![self.client.to_string()], Disconnect::CONNECTION_LIMIT);
             self.hub.control(control).await.map_err(|_| Disconnect::INTERNAL)?;
         }
