@@ -112,6 +112,10 @@ pub trait Transport: Send {
         bounded(limit, self.write(items))
     }
 
+    /// Gives back buffers kept between writes (called once a ping interval, when the
+    /// connection may have gone quiet).
+    fn trim(&mut self) {}
+
     /// Sees every decoded command before the session does (the native mode notes which
     /// channel a subscribe is for, to open its stream when the reply goes out).
     fn inbound(&mut self, _cmd: &Command) {}
@@ -382,6 +386,7 @@ pub fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<Outbox>
                             }
                             items = Vec::new();
                             outbox.trim();
+                            transport.trim();
                             outbox.push(Outgoing::Ping);
                         }
                         Beat::Dead(d) => outbox.close(d),

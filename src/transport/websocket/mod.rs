@@ -527,6 +527,16 @@ impl Transport for Socket {
         }
     }
 
+    /// The buffers a joined write keeps for the next one (up to `KEEP_SCRATCH_BYTES` each)
+    /// go back once the connection is quiet.
+    fn trim(&mut self) {
+        if self.pending.is_none() {
+            self.scratch = Vec::new();
+            self.body = Vec::new();
+            self.ends = Vec::new();
+        }
+    }
+
     /// The socket is tried at once; only a write that must wait for it pays for the
     /// wait's room and its timer, boxed. So a connection's task has room for this
     /// future's few words, not for a whole write.

@@ -77,6 +77,9 @@ async fn joined_writes_are_one_frame_or_several_past_the_batch_bound() {
     assert!(items.is_empty(), "the writer takes what it wrote");
     let frame = client.next().await.expect("a frame").expect("frame");
     assert_eq!(offsets(&frame), vec![1, 2], "two small publications share one frame");
+    assert!(socket.body.capacity() > 0, "a small joined write keeps its body buffer for the next");
+    socket.trim();
+    assert_eq!((socket.scratch.capacity(), socket.body.capacity()), (0, 0), "a quiet connection gives it back");
 
     let big = super::super::MAX_BATCH_BYTES / 3 + 1;
     let mut items: Vec<Outgoing> = (1..=5).map(|o| publication(o, big)).collect();
