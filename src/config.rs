@@ -209,6 +209,9 @@ pub struct Config {
     pub demo: Toggle,
 }
 
+/// Most threads `http_server.threads` may ask for.
+pub const MAX_HTTP_THREADS: u16 = 256;
+
 /// `http_server.*`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -231,6 +234,13 @@ pub struct HttpServer {
     /// within the same time is closed. 0 disables. Default 20s: dead peers behind NATs
     /// otherwise hold an fd and a task until TCP gives up, which takes many minutes.
     pub http2_keep_alive_interval: Dur,
+    /// Threads of the TCP listener's own runtime (the server API, health, metrics, and
+    /// the requests that open client connections), beside the runtime the connections run
+    /// on. Default 1: a publish request is served at once instead of waiting behind the
+    /// connection tasks the last publications woke. 0: the listener shares the
+    /// connections' runtime. SSE and HTTP-streaming bodies are written by the listener's
+    /// threads, so a node with many such clients wants more than one.
+    pub threads: u16,
 }
 
 impl Default for HttpServer {
@@ -242,6 +252,7 @@ impl Default for HttpServer {
             http3: Http3Config::default(),
             header_read_timeout: Dur::secs(10),
             http2_keep_alive_interval: Dur::secs(20),
+            threads: 1,
         }
     }
 }
@@ -945,6 +956,9 @@ impl Config {
         if self.http_server.header_read_timeout.0.is_zero() {
             return Err(ConfigError::invalid("http_server.header_read_timeout", "must be greater than 0"));
         }
+        if self.http_server.threads > MAX_HTTP_THREADS {
+            return Err(ConfigError::invalid("http_server.threads", format!("must be at most {MAX_HTTP_THREADS}")));
+        }
         if self.http_api.max_request_body_size == 0 {
             return Err(ConfigError::invalid("http_api.max_request_body_size", "must be greater than 0"));
         }
@@ -1202,6 +1216,10 @@ mod tests {
         assert!(err.to_string().starts_with("channel.without_namespace.channel_regex:"), "{err}");
         let err = Config::from_text("[channel.without_namespace]\nhistory_size = 10").expect_err("ttl");
         assert!(err.to_string().contains("history_ttl"), "{err}");
+        let err = Config::from_text("[http_server]\nthreads = 257").expect_err("threads");
+        assert!(err.to_string().starts_with("http_server.threads:"), "{err}");
+        assert_eq!(Config::from_text("[http_server]\nthreads = 0").expect("0: shared").config.http_server.threads, 0);
+        assert_eq!(HttpServer::default().threads, 1, "the listener has a thread of its own by default");
     }
 
     #[test]

@@ -141,9 +141,16 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let hub = Hub::new(config.clone(), broker, metrics);
     hub.start();
 
+    // The TCP listener's own threads, if any (`http_server.threads`); connections run here.
+    let runtime = if config.http_server.threads > 0 {
+        crate::transport::ConnRuntime::on(tokio::runtime::Handle::current())
+    } else {
+        crate::transport::ConnRuntime::here()
+    };
+    let ws = websocket::Ctx { hub: hub.clone(), auth: auth.clone(), sockets: websocket_sockets(), runtime: runtime.clone() };
     let mut app = crate::api::router(hub.clone())
-        .merge(websocket::router(websocket::Ctx { hub: hub.clone(), auth: auth.clone(), sockets: websocket_sockets() }))
-        .merge(sse::router(sse::Ctx::new(hub.clone(), auth.clone())));
+        .merge(websocket::router(ws))
+        .merge(sse::router(sse::Ctx::new(hub.clone(), auth.clone(), runtime)));
 
     // --- QUIC: certificate, client endpoint(s), HTTP/3 API ---
     let client_udp = config.webtransport.enabled || config.quic.enabled;
@@ -225,11 +232,11 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let shutdown_timeout = config.shutdown.timeout.0;
     let task_hub = hub.clone();
+    let (accepting_tx, accepting_rx) = oneshot::channel::<()>();
+    let serve = serve_tcp(listener, app, tcp_limits, config.http_server.threads, async move {
+        let _ = accepting_rx.await;
+    })?;
     let task = tokio::spawn(async move {
-        let (accepting_tx, accepting_rx) = oneshot::channel::<()>();
-        let serve = tokio::spawn(crate::api::tcp::run(listener, app, tcp_limits, async move {
-            let _ = accepting_rx.await;
-        }));
         let _ = stop_rx.await;
         // QUIC connections that have not connected yet are not in the hub's index: the
         // watch reaches them too. New QUIC connections are refused from here on.
@@ -247,6 +254,51 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         }
     });
     Ok(Running { http_addr, hub, quic_addr, quic_addr_v6, h3_addr, certs, stop: Some(stop_tx), task })
+}
+
+/// Serves the TCP listener until `stop` completes (see [`crate::api::tcp::run`]), on the
+/// current runtime with `threads` 0, else on a runtime of that many threads of its own;
+/// the receiver completes when it is done. The listener's runtime ends with it (and, at
+/// the latest, once `stop` completes and its last connection closes, when the
+/// [`Running`] is dropped without a shutdown).
+fn serve_tcp(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: crate::api::tcp::Limits,
+    threads: u16,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<oneshot::Receiver<()>, StartError> {
+    let (done_tx, done) = oneshot::channel::<()>();
+    let serve = move |listener: TcpListener| async move {
+        crate::api::tcp::run(listener, app, limits, stop).await;
+        let _ = done_tx.send(());
+    };
+    if threads == 0 {
+        tokio::spawn(serve(listener));
+        return Ok(done);
+    }
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let failed = |source: std::io::Error| StartError::Bind { addr: addr.clone(), key: "http_server.threads", source };
+    // The listening socket moves to the listener's runtime (it is registered with this one).
+    let listener = listener.into_std().map_err(failed)?;
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads.into()).thread_name("tidewire-http").enable_all().build()
+    }
+    .map_err(failed)?;
+    std::thread::Builder::new()
+        .name("tidewire-http".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve(listener).await,
+                    Err(e) => tracing::error!(error = %e, "the TCP listener could not move to its runtime"),
+                }
+            });
+        })
+        .map_err(failed)?;
+    Ok(done)
 }
 
 /// The engine `engine.type` names: memory, or Redis with one reader task per shard (they

@@ -23,6 +23,21 @@ async fn connect_subscribe_and_receive_an_api_publication() {
     srv.shutdown().await;
 }
 
+/// The TCP listener on the connections' runtime (`http_server.threads = 0`) or on two
+/// threads of its own: connections opened through it are served either way, and the API
+/// publishes to them (the default, one thread, is what every other test runs).
+#[tokio::test]
+async fn connections_are_served_whatever_the_listener_s_threads() {
+    for threads in [0, 2] {
+        let srv = common::start_edited("", |c| c.http_server.threads = threads).await;
+        let (mut ws, _) = srv.client("42").await;
+        assert_eq!(ws.subscribe(2, "news").await, json!({"id": 2, "subscribe": {}}), "threads = {threads}");
+        srv.publish("news", json!({"n": threads})).await;
+        assert_eq!(ws.push("pub").await["pub"]["data"], json!({"n": threads}), "threads = {threads}");
+        srv.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn connect_and_subscribes_in_one_frame_are_processed_in_order() {
     let srv = start("").await;

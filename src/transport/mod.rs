@@ -20,11 +20,46 @@ pub mod webtransport;
 pub mod websocket;
 pub mod ws_frame;
 
+use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::hub::{Outbox, Outgoing};
 use crate::protocol::codec::Codec;
 use crate::protocol::{Disconnect, Push, json, protobuf};
+
+/// Where client connections run. The TCP listener (the server API, health, metrics, and
+/// the requests that open WebSocket, SSE and HTTP-streaming connections) may have threads
+/// of its own (`http_server.threads`), so that a publish request never waits in the run
+/// queue behind the connection tasks its own fan-out woke; the connections it opens are
+/// then handed to the runtime they run on, named here.
+#[derive(Clone, Debug, Default)]
+pub struct ConnRuntime(Option<tokio::runtime::Handle>);
+
+impl ConnRuntime {
+    /// Connections run on `handle` (the listener runs on another runtime).
+    pub fn on(handle: tokio::runtime::Handle) -> Self {
+        Self(Some(handle))
+    }
+
+    /// Connections run where the listener does.
+    pub fn here() -> Self {
+        Self(None)
+    }
+
+    /// Whether a connection's socket must move to another runtime (its I/O registration
+    /// belongs to the listener's).
+    pub fn moves(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Spawns a connection's task where connections run.
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        match &self.0 {
+            Some(handle) => drop(handle.spawn(task)),
+            None => drop(tokio::spawn(task)),
+        }
+    }
+}
 
 /// Largest batch written as one frame, in bytes. Bounds the writer's buffer while a
 /// burst drains; the rest goes in the next frame.

@@ -128,11 +128,12 @@ pub struct Ctx {
     hub: Hub,
     auth: Arc<Auth>,
     sessions: Arc<Sessions>,
+    runtime: super::ConnRuntime,
 }
 
 impl Ctx {
     /// Context for the routes of this room.
-    pub fn new(hub: Hub, auth: Arc<Auth>) -> Self {
+    pub fn new(hub: Hub, auth: Arc<Auth>, runtime: super::ConnRuntime) -> Self {
         let sessions = Arc::new(Sessions::default());
         // `/emulation` requests another node forwards to this one (the session is ours).
         let ours = sessions.clone();
@@ -140,7 +141,7 @@ impl Ctx {
             Some((session, _, commands)) => deliver_emulation(&ours, &session, commands).as_u16(),
             None => StatusCode::BAD_REQUEST.as_u16(),
         }));
-        Self { hub, auth, sessions }
+        Self { hub, auth, sessions, runtime }
     }
 }
 
@@ -364,7 +365,8 @@ fn open_with(ctx: Ctx, kind: Kind, codec: Codec, headers: &HeaderMap, commands: 
     let (tx, rx) = mpsc::channel::<Bytes>(BODY_CHANNEL_CHUNKS);
     // The headers a backend proxy forwards (`http_headers`), kept for the connection.
     let forwarded = ctx.auth.proxies.as_ref().map(|p| p.keep_headers(headers));
-    tokio::spawn(run(ctx, kind, codec, commands, tx, forwarded));
+    // The session runs where connections run; the body is written by the listener.
+    ctx.runtime.clone().spawn(run(ctx, kind, codec, commands, tx, forwarded));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (Ok::<_, Infallible>(chunk), rx))
     }));

@@ -63,6 +63,16 @@ pub async fn start(extra: &str) -> TestServer {
     start_with_text(&text).await
 }
 
+/// [`start`], with the parsed config changed by `edit` first.
+pub async fn start_edited(extra: &str, edit: impl FnOnce(&mut Config)) -> TestServer {
+    let text = format!(
+        "[http_server]\naddress = \"127.0.0.1\"\nport = 0\n[client.token]\nhmac_secret_key = \"{SECRET}\"\n[http_api]\nkey = \"{API_KEY}\"\n{CHANNELS}\n{extra}"
+    );
+    let mut config = Config::from_text(&text).expect("test config is valid").config;
+    edit(&mut config);
+    start_config(config).await
+}
+
 pub async fn start_with_text(text: &str) -> TestServer {
     let config = Config::from_text(text).expect("test config is valid").config;
     start_config(config).await

@@ -64,6 +64,8 @@ pub struct Ctx {
     pub auth: Arc<Auth>,
     /// How to get at the listener's sockets (named by `server.rs`).
     pub sockets: Sockets,
+    /// Where the connections run.
+    pub runtime: super::ConnRuntime,
 }
 
 /// The listener's socket type, as this transport needs it: the raw socket under an
@@ -171,7 +173,8 @@ fn accept(ctx: Ctx, mut req: Request, mode: Mode) -> Response {
     // The headers a backend proxy forwards (`http_headers`), kept before the request goes.
     let forwarded = ctx.auth.proxies.as_ref().map(|p| p.keep_headers(req.headers()));
     let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
+    let runtime = ctx.runtime.clone();
+    runtime.spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
@@ -180,6 +183,16 @@ fn accept(ctx: Ctx, mut req: Request, mode: Mode) -> Response {
             // The read-ahead is copied out: hyper's read buffer (kilobytes) is freed here,
             // not held for the connection's life.
             Ok((stream, read_ahead)) => {
+                // The socket is registered with the listener's runtime; this task runs on
+                // the connections' one.
+                let stream = if ctx.runtime.moves() {
+                    match stream.into_std().and_then(TcpStream::from_std) {
+                        Ok(s) => s,
+                        Err(e) => return tracing::debug!(error = %e, "websocket socket could not move to the connections' runtime"),
+                    }
+                } else {
+                    stream
+                };
                 WsSocket::new(stream, &read_ahead, ctx.hub.config().websocket.message_size_limit, ctx.sockets.on_drop)
             }
             Err(e) => return tracing::debug!(error = %e, "websocket upgrade without a socket"),

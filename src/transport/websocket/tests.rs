@@ -14,7 +14,7 @@ async fn an_idle_connection_task_stays_small() {
     let (stream, _) = listener.accept().await.expect("accept");
     let ws = WsSocket::new(stream, &[], 65_536, drop);
     let sockets = Sockets { take: |_| Err(UpgradeError::Io(std::io::ErrorKind::Other.into())), on_drop: drop };
-    let fut = drive(&Ctx { hub, auth, sockets }, ws, Mode::Bidi(Codec::Json), None);
+    let fut = drive(&Ctx { hub, auth, sockets, runtime: crate::transport::ConnRuntime::here() }, ws, Mode::Bidi(Codec::Json), None);
     let size = std::mem::size_of_val(&fut);
     assert!(size <= 1280, "the connection future is {size} bytes");
     assert!(std::mem::size_of::<Outgoing>() <= 16, "queued items stay pointer-sized");
