@@ -99,6 +99,16 @@ pub async fn run(listener: TcpListener, app: Router, limits: Limits, stop: impl 
     stopping_tx.closed().await;
 }
 
+/// A 413 is answered before the rest of the body was read, so the HTTP/1.1 connection
+/// cannot carry another request: say so (`Connection: close`), or a client that pools it
+/// sends its next request into a socket being closed and gets no answer.
+fn close_after_413(mut response: axum::response::Response, http1: bool) -> axum::response::Response {
+    if http1 && response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
+    response
+}
+
 /// Serves one connection until it closes, times out or finishes after `stopping`.
 async fn serve_connection(stream: TcpStream, app: Router, limits: Limits, mut stopping: tokio::sync::watch::Receiver<bool>) {
     // Small writes (WebSocket frames, SSE events) go out at once.
@@ -107,7 +117,9 @@ async fn serve_connection(stream: TcpStream, app: Router, limits: Limits, mut st
     let seen = requested.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         seen.store(true, Ordering::Relaxed);
-        app.clone().oneshot(req.map(Body::new))
+        let http1 = req.version() < hyper::Version::HTTP_2;
+        let response = app.clone().oneshot(req.map(Body::new));
+        async move { response.await.map(|r| close_after_413(r, http1)) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
