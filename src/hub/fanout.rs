@@ -117,6 +117,9 @@ impl Lane {
 #[derive(Debug)]
 pub struct Lanes {
     lanes: Box<[Arc<Lane>]>,
+    /// The runtime the lanes' tasks run on: the one the hub was made on (the connections'),
+    /// not the publisher's (the HTTP listener has a runtime of its own).
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for Lanes {
@@ -127,9 +130,10 @@ impl Default for Lanes {
 }
 
 impl Lanes {
-    /// `n` lanes (at least one).
+    /// `n` lanes (at least one), run on the current runtime (or, made outside one, on
+    /// the submitter's).
     pub fn new(n: usize) -> Self {
-        Self { lanes: (0..n.max(1)).map(|_| Arc::default()).collect() }
+        Self { lanes: (0..n.max(1)).map(|_| Arc::default()).collect(), runtime: tokio::runtime::Handle::try_current().ok() }
     }
 
     /// Number of lanes.
@@ -147,8 +151,8 @@ impl Lanes {
         (conn % self.lanes.len() as u64) as usize
     }
 
-    /// Queues a job on lane `i`. It runs on a runtime task (or here and now, outside a
-    /// runtime); a lane far behind is helped by the caller before this returns.
+    /// Queues a job on lane `i`. It runs on a task of the lanes' runtime (or here and now,
+    /// outside any); a lane far behind is helped by the caller before this returns.
     pub fn submit(&self, i: usize, job: Job) {
         let lane = &self.lanes[i];
         let (start, backlog) = {
@@ -159,8 +163,8 @@ impl Lanes {
             (start, q.jobs.len())
         };
         if start {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
+            match self.runtime.clone().or_else(|| tokio::runtime::Handle::try_current().ok()) {
+                Some(runtime) => {
                     let lane = lane.clone();
                     runtime.spawn(async move {
                         while lane.run_some(JOBS_PER_TURN) {
@@ -168,7 +172,7 @@ impl Lanes {
                         }
                     });
                 }
-                Err(_) => while lane.run_some(usize::MAX) {},
+                None => while lane.run_some(usize::MAX) {},
             }
         }
         if backlog > MAX_BACKLOG {
@@ -206,6 +210,32 @@ mod tests {
         let subs = Arc::new(vec![Subscriber::plain(1, outbox.clone())]);
         lanes.submit(1, Job { publication: publication(1), subscribers: subs, buffer_limit: 1 << 20 });
         assert_eq!(offsets(&outbox), vec![1]);
+    }
+
+    /// The HTTP listener publishes from a runtime of its own: the lanes still run on the
+    /// hub's. Here the submitting runtime's only thread stays blocked, so only the lanes'
+    /// runtime can deliver.
+    #[test]
+    fn lanes_run_on_the_runtime_they_were_made_on_not_the_submitter_s() {
+        let hub_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("runtime");
+        let lanes = {
+            let _on = hub_runtime.enter();
+            Lanes::new(1)
+        };
+        let submitter = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let outbox = Outbox::new(1 << 20);
+        let got = submitter.block_on(async {
+            let subs = Arc::new(vec![Subscriber::plain(1, outbox.clone())]);
+            lanes.submit(0, Job { publication: publication(7), subscribers: subs, buffer_limit: 1 << 20 });
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut got = Vec::new();
+            while got.is_empty() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                got = offsets(&outbox);
+            }
+            got
+        });
+        assert_eq!(got, vec![7], "delivered by the lanes' runtime while the submitter's was blocked");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
