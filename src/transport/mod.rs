@@ -32,13 +32,44 @@ use crate::protocol::{Disconnect, Push, json, protobuf};
 /// of its own (`http_server.threads`), so that a publish request never waits in the run
 /// queue behind the connection tasks its own fan-out woke; the connections it opens are
 /// then handed to the runtime they run on, named here.
+///
+/// A connection's task is made there too, not just run there: its future is built and its
+/// task allocated by a starter task on that runtime, so a connection's long-lived memory
+/// does not sit in the listener thread's malloc arena among the requests' short-lived
+/// buffers (measured: ~230 bytes more RSS per idle connection when it did).
 #[derive(Clone, Debug, Default)]
-pub struct ConnRuntime(Option<tokio::runtime::Handle>);
+pub struct ConnRuntime(Option<Starter>);
+
+/// Starts connections on their runtime: a bounded queue of starts, drained by a task there.
+#[derive(Clone, Debug)]
+struct Starter {
+    handle: tokio::runtime::Handle,
+    starts: tokio::sync::mpsc::Sender<Start>,
+}
+
+/// Builds a connection's future and spawns it (called on the connections' runtime).
+struct Start(Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for Start {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Start")
+    }
+}
+
+/// Starts queued at once; past it a connection is spawned from the listener directly.
+const QUEUED_STARTS: usize = 1024;
 
 impl ConnRuntime {
-    /// Connections run on `handle` (the listener runs on another runtime).
+    /// Connections run on `handle` (the listener runs on another runtime). Starts a task
+    /// there; it ends when the last clone of this is dropped.
     pub fn on(handle: tokio::runtime::Handle) -> Self {
-        Self(Some(handle))
+        let (starts, mut queue) = tokio::sync::mpsc::channel::<Start>(QUEUED_STARTS);
+        handle.spawn(async move {
+            while let Some(Start(start)) = queue.recv().await {
+                start();
+            }
+        });
+        Self(Some(Starter { handle, starts }))
     }
 
     /// Connections run where the listener does.
@@ -52,11 +83,18 @@ impl ConnRuntime {
         self.0.is_some()
     }
 
-    /// Spawns a connection's task where connections run.
-    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        match &self.0 {
-            Some(handle) => drop(handle.spawn(task)),
-            None => drop(tokio::spawn(task)),
+    /// Spawns the task `make` builds where connections run (built there too, see above).
+    pub fn spawn<F: Future<Output = ()> + Send + 'static>(&self, make: impl FnOnce() -> F + Send + 'static) {
+        let Some(starter) = &self.0 else {
+            drop(tokio::spawn(make()));
+            return;
+        };
+        let start = Start(Box::new(move || drop(tokio::spawn(make()))));
+        if let Err(e) = starter.starts.try_send(start) {
+            // A burst of connections (or the starter gone at shutdown): start it from here.
+            let (tokio::sync::mpsc::error::TrySendError::Full(Start(start)) | tokio::sync::mpsc::error::TrySendError::Closed(Start(start))) = e;
+            let _guard = starter.handle.enter();
+            start();
         }
     }
 }

@@ -366,7 +366,7 @@ fn open_with(ctx: Ctx, kind: Kind, codec: Codec, headers: &HeaderMap, commands: 
     // The headers a backend proxy forwards (`http_headers`), kept for the connection.
     let forwarded = ctx.auth.proxies.as_ref().map(|p| p.keep_headers(headers));
     // The session runs where connections run; the body is written by the listener.
-    ctx.runtime.clone().spawn(run(ctx, kind, codec, commands, tx, forwarded));
+    ctx.runtime.clone().spawn(move || run(ctx, kind, codec, commands, tx, forwarded));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (Ok::<_, Infallible>(chunk), rx))
     }));

@@ -174,7 +174,7 @@ fn accept(ctx: Ctx, mut req: Request, mode: Mode) -> Response {
     let forwarded = ctx.auth.proxies.as_ref().map(|p| p.keep_headers(req.headers()));
     let on_upgrade = hyper::upgrade::on(&mut req);
     let runtime = ctx.runtime.clone();
-    runtime.spawn(async move {
+    runtime.spawn(move || async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
