@@ -6,8 +6,11 @@
 //! upper case with `_` for `.`; `TIDEWIRE_*` wins when both are set. As in Centrifugo:
 //! empty values count as unset, lists are space-separated, `CHANNEL_NAMESPACES` takes a
 //! JSON array or space-separated namespace names, and `CHANNEL_NAMESPACES_<NAME>_<OPTION>`
-//! sets one option of one namespace. A `CENTRIFUGO_*` variable that names no key is
-//! returned so that the start-up warning names it (Centrifugo warns about those too).
+//! sets one option of one namespace. A `CENTRIFUGO_*` or `TIDEWIRE_*` variable that names
+//! no key is returned so that the start-up warning names it (Centrifugo warns about its
+//! own too): a misspelt `TIDEWIRE_HTTP_SERVER_PROT` would otherwise change nothing
+//! silently. `TIDEWIRE_LOG` (the log filter, read by the logger) is not a key and is not
+//! reported.
 
 use std::collections::HashSet;
 
@@ -18,7 +21,11 @@ use super::{ChannelOptions, Config, ConfigError, ENV_PREFIX};
 /// Centrifugo's environment prefix.
 pub const CENTRIFUGO_ENV_PREFIX: &str = "CENTRIFUGO_";
 
-/// Applies the variables to `value`; returns the `CENTRIFUGO_*` names that match no key.
+/// Variables with the Tidewire prefix that are read elsewhere, not config keys.
+const NOT_KEYS: &[&str] = &["TIDEWIRE_LOG"];
+
+/// Applies the variables to `value`; returns the `CENTRIFUGO_*` and `TIDEWIRE_*` names
+/// that match no key.
 pub(super) fn apply(value: &mut Value, env: impl IntoIterator<Item = (String, String)>) -> Result<Vec<String>, ConfigError> {
     let env: Vec<(String, String)> = env
         .into_iter()
@@ -68,7 +75,11 @@ pub(super) fn apply(value: &mut Value, env: impl IntoIterator<Item = (String, St
 
     let mut unknown: Vec<String> = env
         .iter()
-        .filter_map(|(k, _)| k.strip_prefix(CENTRIFUGO_ENV_PREFIX).filter(|s| !known.contains(*s)).map(|_| k.clone()))
+        .filter(|(k, _)| !NOT_KEYS.contains(&k.as_str()))
+        .filter_map(|(k, _)| {
+            let suffix = k.strip_prefix(CENTRIFUGO_ENV_PREFIX).or_else(|| k.strip_prefix(ENV_PREFIX))?;
+            (!known.contains(suffix)).then(|| k.clone())
+        })
         .collect();
     unknown.sort();
     Ok(unknown)
@@ -187,6 +198,23 @@ mod tests {
         assert!(ns[1].options.join_leave);
         assert!(ns[1].options.delta_publish, "a per-namespace option of the variable form");
         assert_eq!(loaded.unknown_keys, ["CENTRIFUGO_CLIENT_CONCURRENCY"]);
+    }
+
+    #[test]
+    fn a_tidewire_variable_that_names_no_key_is_reported() {
+        let loaded = load(
+            serde_json::json!({}),
+            &[
+                ("TIDEWIRE_HTTP_SERVER_PROT", "9000"),
+                ("TIDEWIRE_HTTP_SERVER_PORT", "9001"),
+                ("TIDEWIRE_LOG", "debug"),
+                ("TIDEWIRE_CHANNEL_WITHOUT_NAMESPACE_PRESENCE", "true"),
+            ],
+        );
+        assert_eq!(loaded.config.http_server.port, 9001);
+        assert!(loaded.config.channel.without_namespace.presence);
+        assert_eq!(loaded.unknown_keys, ["TIDEWIRE_HTTP_SERVER_PROT"], "TIDEWIRE_LOG is the logger's, not a key");
+        assert_eq!(loaded.warnings(), ["TIDEWIRE_HTTP_SERVER_PROT"]);
     }
 
     #[test]
