@@ -48,6 +48,17 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A runtime or thread a setting asked for could not be made (out of threads or
+    /// memory): not a port problem, so not `Bind`.
+    #[error("cannot start the {what} (set by {key}): {source}")]
+    Runtime {
+        /// What was being started.
+        what: &'static str,
+        /// The config key that asked for it.
+        key: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// Secrets generated because the config had none.
@@ -278,9 +289,10 @@ fn serve_tcp(
         return Ok(done);
     }
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let failed = |source: std::io::Error| StartError::Bind { addr: addr.clone(), key: "http_server.threads", source };
+    let key = "http_server.threads";
+    let failed = |source: std::io::Error| StartError::Runtime { what: "TCP listener's thread", key, source };
     // The listening socket moves to the listener's runtime (it is registered with this one).
-    let listener = listener.into_std().map_err(failed)?;
+    let listener = listener.into_std().map_err(|source| StartError::Bind { addr: addr.clone(), key, source })?;
     let runtime = if threads == 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
