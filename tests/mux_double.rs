@@ -18,10 +18,13 @@ use tidewire::session::{Auth, TransportInfo};
 use tidewire::transport::mux::{self, DatagramError, Mux, MuxError, RecvHalf, SendHalf};
 use tokio::sync::mpsc;
 
-/// One recorded send stream: its bytes and whether it was finished.
+/// One recorded send stream: its bytes, where each chunk written by `write_chunks` lived
+/// (address and length: shared bytes are the same memory on every stream), and whether
+/// it was finished.
 #[derive(Clone, Default)]
 struct Tape {
     bytes: Arc<Mutex<Vec<u8>>>,
+    chunks: Arc<Mutex<Vec<(usize, usize)>>>,
     finished: Arc<AtomicBool>,
 }
 
@@ -44,6 +47,13 @@ struct RecSend(Tape);
 impl SendHalf for RecSend {
     async fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> Result<(), MuxError> {
         self.0.bytes.lock().expect("lock").extend_from_slice(buf);
+        Ok(())
+    }
+    async fn write_chunks<'a>(&'a mut self, chunks: &'a mut [Bytes]) -> Result<(), MuxError> {
+        for chunk in chunks.iter() {
+            self.0.chunks.lock().expect("lock").push((chunk.as_ptr() as usize, chunk.len()));
+            self.0.bytes.lock().expect("lock").extend_from_slice(chunk);
+        }
         Ok(())
     }
     async fn finish(&mut self) {
@@ -191,6 +201,72 @@ async fn subscribe_opens_exactly_one_stream_and_datagram_channels_open_none() {
     // The client goes away: the driver ends and releases the session.
     drop(input);
     tokio::time::timeout(WAIT, driver).await.expect("driver ends").expect("no panic");
+    srv.shutdown().await;
+}
+
+/// A native connection over the recording double: its control stream's tape, its input
+/// and its driver, connected as `user`.
+async fn native_connection(
+    hub: &tidewire::hub::Hub,
+    record: &Arc<Mutex<Record>>,
+    user: &str,
+) -> (Tape, mpsc::Sender<Vec<u8>>, tokio::task::JoinHandle<()>, tokio::sync::watch::Sender<bool>) {
+    let auth = Auth::from_config(&hub.config().client).expect("auth");
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let ctx = mux::Ctx { hub: hub.clone(), auth, message_size_limit: 65_536, shutdown };
+    let double = RecordingMux { record: record.clone(), max_datagram: Some(1200) };
+    let control_out = Tape::default();
+    let (input, rx) = mpsc::channel(16);
+    let info = TransportInfo { name: "quic", bidirectional: true, emulation: false };
+    let driver = tokio::spawn(mux::run(ctx, double, (RecSend(control_out.clone()), RecRecv(rx)), info));
+    let connect = WireCommandBody::Connect(WireConnect { token: token(user, 60), ..Default::default() });
+    input.send(frame(&WireCommand { id: 1, body: connect })).await.expect("send");
+    (control_out, input, driver, stop)
+}
+
+/// "Encode once, write shared bytes" on subscription streams: two connections' streams of
+/// one channel are handed the same memory for a publication (the frame encoded for the
+/// native codec once), not a copy each, and both decode it.
+#[tokio::test]
+async fn subscription_streams_are_written_the_publication_s_shared_bytes() {
+    let srv = start("").await;
+    let hub = srv.running.as_ref().expect("running").hub.clone();
+    let record = Arc::new(Mutex::new(Record::default()));
+    let mut conns = Vec::new();
+    for user in ["a", "b"] {
+        let (control, input, driver, stop) = native_connection(&hub, &record, user).await;
+        let subscribe = WireCommand { id: 2, body: WireCommandBody::Subscribe(WireSubscribe { channel: "news".into(), ..Default::default() }) };
+        input.send(frame(&subscribe)).await.expect("send");
+        let mut replies = Vec::new();
+        until("connect and subscribe replies", || {
+            replies.extend(control.take_frames::<ServerFrame>());
+            replies.len() >= 2
+        })
+        .await;
+        conns.push((input, driver, stop));
+    }
+    until("two streams", || record.lock().expect("lock").uni.len() == 2).await;
+    let streams: Vec<Tape> = record.lock().expect("lock").uni.clone();
+    for s in &streams {
+        until("the header", || !s.chunks.lock().expect("lock").is_empty()).await;
+    }
+    srv.publish("news", json!({"n": 1})).await;
+    for s in &streams {
+        until("the publication", || s.chunks.lock().expect("lock").len() >= 2).await;
+    }
+    let chunk = |s: &Tape| s.chunks.lock().expect("lock")[1];
+    assert_eq!(chunk(&streams[0]), chunk(&streams[1]), "one encoding, the same bytes on both streams");
+    for s in &streams {
+        let buf = s.bytes.lock().expect("lock").clone();
+        let (header, n) = native::take_frame::<StreamHeader>(&buf, 1 << 20).expect("frame").expect("header");
+        assert_eq!(header.channel, "news");
+        let (publication, _) = native::take_frame::<WirePublication>(&buf[n..], 1 << 20).expect("frame").expect("publication");
+        assert_eq!(publication.data, Bytes::from_static(br#"{"n":1}"#));
+    }
+    for (input, driver, _stop) in conns {
+        drop(input);
+        tokio::time::timeout(WAIT, driver).await.expect("driver ends").expect("no panic");
+    }
     srv.shutdown().await;
 }
 

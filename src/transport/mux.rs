@@ -6,8 +6,10 @@
 //! watched while it waits for them. Replies and non-publication pushes go on the control
 //! stream. Each subscription gets a server-opened
 //! unidirectional stream (a *lane*) that starts with a [`StreamHeader`]; its publications
-//! are appended to the lane's buffer and written by a future that owns the stream, so a
-//! lane blocked by flow control never delays another lane or the control stream. All bytes
+//! queue in the lane as their shared frames (encoded once for the native codec, the same
+//! bytes for every subscriber, handed to the QUIC stack as they are: no copy) and are
+//! written by a future that owns the stream, so a lane blocked by flow control never
+//! delays another lane or the control stream. All bytes
 //! waiting in lanes count against `client.queue_max_size`: over it, the connection is
 //! closed as slow (3008), exactly as a full outbox would.
 //!
@@ -82,6 +84,16 @@ pub enum DatagramError {
 pub trait SendHalf: Send + 'static {
     /// Writes all of `buf`, waiting on flow control as needed.
     fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> impl Future<Output = Result<(), MuxError>> + Send + 'a;
+    /// Writes all of `chunks` in order, waiting on flow control as needed. QUIC stacks
+    /// keep the chunks as they are (shared bytes, no copy); the default writes each one.
+    fn write_chunks<'a>(&'a mut self, chunks: &'a mut [Bytes]) -> impl Future<Output = Result<(), MuxError>> + Send + 'a {
+        async move {
+            for chunk in chunks.iter() {
+                self.write_all(chunk).await?;
+            }
+            Ok(())
+        }
+    }
     /// Ends the stream and waits (bounded by the caller) until the peer has everything.
     fn finish(&mut self) -> impl Future<Output = ()> + Send + '_;
     /// Sets the send priority (higher first).
@@ -157,6 +169,10 @@ impl SendHalf for quinn::SendStream {
         quinn::SendStream::write_all(self, buf).await.map_err(|e| MuxError(e.to_string()))
     }
 
+    async fn write_chunks<'a>(&'a mut self, chunks: &'a mut [Bytes]) -> Result<(), MuxError> {
+        quinn::SendStream::write_all_chunks(self, chunks).await.map_err(|e| MuxError(e.to_string()))
+    }
+
     async fn finish(&mut self) {
         if quinn::SendStream::finish(self).is_ok() {
             let _ = self.stopped().await;
@@ -221,6 +237,11 @@ impl Mux for quinn::Connection {
 impl SendHalf for wtransport::SendStream {
     async fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> Result<(), MuxError> {
         wtransport::SendStream::write_all(self, buf).await.map_err(|e| MuxError(e.to_string()))
+    }
+
+    async fn write_chunks<'a>(&'a mut self, chunks: &'a mut [Bytes]) -> Result<(), MuxError> {
+        // wtransport's stream is quinn's (its header went out when it was opened).
+        self.quic_stream_mut().write_all_chunks(chunks).await.map_err(|e| MuxError(e.to_string()))
     }
 
     async fn finish(&mut self) {
@@ -304,8 +325,11 @@ struct Lane<S> {
     stream: Option<S>,
     /// A write (or open, or finish) is in flight and holds the stream.
     busy: bool,
-    /// Bytes waiting for the next write (starts with the stream header).
-    pending: Vec<u8>,
+    /// What waits for the next write (starts with the stream header): publications'
+    /// shared frames, written as they are.
+    pending: Vec<Bytes>,
+    /// Their bytes.
+    pending_bytes: usize,
     /// Unsubscribed: finish the stream once `pending` is written.
     closing: bool,
 }
@@ -360,11 +384,13 @@ impl<M: Mux> Lanes<M> {
         let sub = self.next_sub;
         self.next_sub = self.next_sub.wrapping_add(1).max(1);
         let channel: Arc<str> = Arc::from(channel);
-        let mut pending = Vec::new();
-        native::put_frame(&mut pending, &StreamHeader { sub, channel: channel.to_string() });
-        self.queued += pending.len();
+        let mut header = Vec::new();
+        native::put_frame(&mut header, &StreamHeader { sub, channel: channel.to_string() });
+        let pending_bytes = header.len();
+        self.queued += pending_bytes;
         self.by_channel.insert(channel.clone(), sub);
-        self.lanes.insert(sub, Lane { channel, datagram, stream: None, busy: false, pending, closing: false });
+        let pending = vec![Bytes::from(header)];
+        self.lanes.insert(sub, Lane { channel, datagram, stream: None, busy: false, pending, pending_bytes, closing: false });
         if !datagram {
             self.start(sub);
         }
@@ -378,7 +404,7 @@ impl<M: Mux> Lanes<M> {
         lane.closing = true;
         if lane.stream.is_none() && !lane.busy {
             // Never opened (a datagram lane): nothing to finish.
-            self.queued -= lane.pending.len();
+            self.queued -= lane.pending_bytes;
             self.lanes.remove(&sub);
             return;
         }
@@ -398,9 +424,11 @@ impl<M: Mux> Lanes<M> {
                 return Ok(true);
             }
         }
-        // The varint-framed bytes every subscriber of this publication shares.
-        lane.pending.extend_from_slice(framed.frame());
-        self.queued += framed.frame().len();
+        // The varint-framed bytes every subscriber of this publication shares (not copied).
+        let frame = framed.frame().clone();
+        lane.pending_bytes += frame.len();
+        self.queued += frame.len();
+        lane.pending.push(frame);
         if self.queued > self.max_queued {
             return Err(Disconnect::SLOW);
         }
@@ -415,7 +443,8 @@ impl<M: Mux> Lanes<M> {
             return;
         }
         lane.busy = true;
-        let buf = std::mem::take(&mut lane.pending);
+        let mut chunks = std::mem::take(&mut lane.pending);
+        let bytes = std::mem::take(&mut lane.pending_bytes);
         let finish = lane.closing;
         let stream = lane.stream.take();
         let mux = self.mux.clone();
@@ -423,7 +452,6 @@ impl<M: Mux> Lanes<M> {
             self.opened += 1;
         }
         self.in_flight.push(Box::pin(async move {
-            let bytes = buf.len();
             let mut stream = match stream {
                 Some(s) => s,
                 None => match mux.open_uni(0).await {
@@ -431,7 +459,7 @@ impl<M: Mux> Lanes<M> {
                     Err(e) => return Written { sub, stream: None, bytes, result: Err(e), finished: false },
                 },
             };
-            let mut result = if buf.is_empty() { Ok(()) } else { stream.write_all(&buf).await };
+            let mut result = if chunks.is_empty() { Ok(()) } else { stream.write_chunks(&mut chunks).await };
             if finish && result.is_ok() {
                 match tokio::time::timeout(CLOSE_GRACE, stream.finish()).await {
                     Ok(()) => {}
@@ -453,7 +481,7 @@ impl<M: Mux> Lanes<M> {
         if w.result.is_err() || w.finished {
             // A failed stream (the client stopped it, or the connection is gone) takes
             // nothing more; its channel stays subscribed until the session says otherwise.
-            self.queued = self.queued.saturating_sub(lane.pending.len());
+            self.queued = self.queued.saturating_sub(lane.pending_bytes);
             let channel = lane.channel.clone();
             self.lanes.remove(&w.sub);
             if self.by_channel.get(&channel) == Some(&w.sub) {
