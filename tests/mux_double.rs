@@ -42,7 +42,8 @@ impl Tape {
     }
 }
 
-struct RecSend(Tape);
+/// A recorded send stream; a stalled one takes nothing (a client that stopped reading).
+struct RecSend(Tape, bool);
 
 impl SendHalf for RecSend {
     async fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> Result<(), MuxError> {
@@ -50,6 +51,9 @@ impl SendHalf for RecSend {
         Ok(())
     }
     async fn write_chunks<'a>(&'a mut self, chunks: &'a mut [Bytes]) -> Result<(), MuxError> {
+        if self.1 {
+            std::future::pending::<()>().await;
+        }
         for chunk in chunks.iter() {
             self.0.chunks.lock().expect("lock").push((chunk.as_ptr() as usize, chunk.len()));
             self.0.bytes.lock().expect("lock").extend_from_slice(chunk);
@@ -81,6 +85,8 @@ struct Record {
 struct RecordingMux {
     record: Arc<Mutex<Record>>,
     max_datagram: Option<usize>,
+    /// Subscription streams take nothing.
+    stall: bool,
 }
 
 impl Mux for RecordingMux {
@@ -90,7 +96,7 @@ impl Mux for RecordingMux {
     async fn open_uni(&self, _priority: i32) -> Result<RecSend, MuxError> {
         let tape = Tape::default();
         self.record.lock().expect("lock").uni.push(tape.clone());
-        Ok(RecSend(tape))
+        Ok(RecSend(tape, self.stall))
     }
     async fn accept_bi(&self) -> Result<(RecSend, RecRecv), MuxError> {
         std::future::pending().await
@@ -133,18 +139,9 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
 async fn subscribe_opens_exactly_one_stream_and_datagram_channels_open_none() {
     let srv = start("[[channel.namespaces]]\nname = \"live\"\ndelivery = \"datagram\"\nallow_subscribe_for_client = true\n").await;
     let hub = srv.running.as_ref().expect("running").hub.clone();
-    let auth = Auth::from_config(&hub.config().client).expect("auth");
-    let (_stop, shutdown) = tokio::sync::watch::channel(false);
-    let ctx = mux::Ctx { hub, auth, message_size_limit: 65_536, shutdown };
     let record = Arc::new(Mutex::new(Record::default()));
-    let double = RecordingMux { record: record.clone(), max_datagram: Some(1200) };
-    let control_out = Tape::default();
-    let (input, rx) = mpsc::channel(16);
-    let info = TransportInfo { name: "quic", bidirectional: true, emulation: false };
-    let driver = tokio::spawn(mux::run(ctx, double, (RecSend(control_out.clone()), RecRecv(rx)), info));
-
-    let connect = WireCommandBody::Connect(WireConnect { token: token("rec", 60), ..Default::default() });
-    input.send(frame(&WireCommand { id: 1, body: connect })).await.expect("send");
+    let double = RecordingMux { record: record.clone(), max_datagram: Some(1200), stall: false };
+    let (control_out, input, driver, _stop) = native_connection(&hub, double, "rec").await;
     let subscribe = |id, ch: &str| WireCommand {
         id,
         body: WireCommandBody::Subscribe(WireSubscribe { channel: ch.into(), ..Default::default() }),
@@ -204,24 +201,36 @@ async fn subscribe_opens_exactly_one_stream_and_datagram_channels_open_none() {
     srv.shutdown().await;
 }
 
-/// A native connection over the recording double: its control stream's tape, its input
-/// and its driver, connected as `user`.
+/// A native connection over `double`: its control stream's tape, its input, its driver
+/// and its shutdown switch, the connect command sent as `user`.
 async fn native_connection(
     hub: &tidewire::hub::Hub,
-    record: &Arc<Mutex<Record>>,
+    double: RecordingMux,
     user: &str,
 ) -> (Tape, mpsc::Sender<Vec<u8>>, tokio::task::JoinHandle<()>, tokio::sync::watch::Sender<bool>) {
     let auth = Auth::from_config(&hub.config().client).expect("auth");
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let ctx = mux::Ctx { hub: hub.clone(), auth, message_size_limit: 65_536, shutdown };
-    let double = RecordingMux { record: record.clone(), max_datagram: Some(1200) };
     let control_out = Tape::default();
     let (input, rx) = mpsc::channel(16);
     let info = TransportInfo { name: "quic", bidirectional: true, emulation: false };
-    let driver = tokio::spawn(mux::run(ctx, double, (RecSend(control_out.clone()), RecRecv(rx)), info));
+    let driver = tokio::spawn(mux::run(ctx, double, (RecSend(control_out.clone(), false), RecRecv(rx)), info));
     let connect = WireCommandBody::Connect(WireConnect { token: token(user, 60), ..Default::default() });
     input.send(frame(&WireCommand { id: 1, body: connect })).await.expect("send");
     (control_out, input, driver, stop)
+}
+
+/// Subscribes a fresh connection (its connect already sent, command id 1) to `channel`
+/// with command id 2, and waits for both replies on the control stream.
+async fn subscribe_after_connect(control: &Tape, input: &mpsc::Sender<Vec<u8>>, channel: &str) {
+    let subscribe = WireCommand { id: 2, body: WireCommandBody::Subscribe(WireSubscribe { channel: channel.into(), ..Default::default() }) };
+    input.send(frame(&subscribe)).await.expect("send");
+    let mut replies = Vec::new();
+    until("connect and subscribe replies", || {
+        replies.extend(control.take_frames::<ServerFrame>());
+        replies.len() >= 2
+    })
+    .await;
 }
 
 /// "Encode once, write shared bytes" on subscription streams: two connections' streams of
@@ -234,15 +243,9 @@ async fn subscription_streams_are_written_the_publication_s_shared_bytes() {
     let record = Arc::new(Mutex::new(Record::default()));
     let mut conns = Vec::new();
     for user in ["a", "b"] {
-        let (control, input, driver, stop) = native_connection(&hub, &record, user).await;
-        let subscribe = WireCommand { id: 2, body: WireCommandBody::Subscribe(WireSubscribe { channel: "news".into(), ..Default::default() }) };
-        input.send(frame(&subscribe)).await.expect("send");
-        let mut replies = Vec::new();
-        until("connect and subscribe replies", || {
-            replies.extend(control.take_frames::<ServerFrame>());
-            replies.len() >= 2
-        })
-        .await;
+        let double = RecordingMux { record: record.clone(), max_datagram: Some(1200), stall: false };
+        let (control, input, driver, stop) = native_connection(&hub, double, user).await;
+        subscribe_after_connect(&control, &input, "news").await;
         conns.push((input, driver, stop));
     }
     until("two streams", || record.lock().expect("lock").uni.len() == 2).await;
@@ -270,6 +273,40 @@ async fn subscription_streams_are_written_the_publication_s_shared_bytes() {
     srv.shutdown().await;
 }
 
+/// A subscription stream that takes nothing (its client stopped reading) queues the
+/// publications' shared frames, and each costs its handle as well as its bytes against
+/// `client.queue_max_size`: tiny publications close the connection as slow (3008) after
+/// at most bound ÷ handle size of them, not after many times the bound in handles.
+#[tokio::test]
+async fn a_stalled_stream_s_queued_frames_count_their_handles_against_the_bound() {
+    const BOUND: usize = 2_000;
+    let srv = start(&format!("[client]\nqueue_max_size = {BOUND}\n")).await;
+    let hub = srv.running.as_ref().expect("running").hub.clone();
+    let record = Arc::new(Mutex::new(Record::default()));
+    let double = RecordingMux { record: record.clone(), max_datagram: None, stall: true };
+    let (control, input, driver, _stop) = native_connection(&hub, double, "slow").await;
+    subscribe_after_connect(&control, &input, "news").await;
+    let most = BOUND / std::mem::size_of::<Bytes>() + 1;
+    let mut published = 0;
+    let disconnect = loop {
+        let frames = control.take_frames::<ServerFrame>();
+        if let Some(d) = frames.into_iter().find(|f| matches!(f, ServerFrame::Disconnect(..))) {
+            break d;
+        }
+        assert!(published <= most, "still open after {published} one-byte publications: handles are not counted");
+        srv.publish("news", json!(1)).await;
+        published += 1;
+        // The driver takes each publication before the next (its outbox is not the bound here).
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    let ServerFrame::Disconnect(code, _) = disconnect else { unreachable!() };
+    assert_eq!(code, 3008, "closed as slow");
+    assert!(published > 1, "not closed before anything queued");
+    drop(input);
+    tokio::time::timeout(WAIT, driver).await.expect("driver ends").expect("no panic");
+    srv.shutdown().await;
+}
+
 /// What an idle native connection holds in its task: the driver's state machine with the
 /// native framing in it (no read buffer: the stack's chunks are taken as they come). A
 /// regression here multiplies by every connection of a node.
@@ -280,10 +317,10 @@ async fn an_idle_native_connection_task_stays_small() {
     let auth = Auth::from_config(&hub.config().client).expect("auth");
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
     let ctx = mux::Ctx { hub, auth, message_size_limit: 65_536, shutdown };
-    let double = RecordingMux { record: Arc::new(Mutex::new(Record::default())), max_datagram: None };
+    let double = RecordingMux { record: Arc::new(Mutex::new(Record::default())), max_datagram: None, stall: false };
     let (_input, rx) = mpsc::channel(1);
     let info = TransportInfo { name: "quic", bidirectional: true, emulation: false };
-    let fut = mux::run(ctx, double, (RecSend(Tape::default()), RecRecv(rx)), info);
+    let fut = mux::run(ctx, double, (RecSend(Tape::default(), false), RecRecv(rx)), info);
     let size = std::mem::size_of_val(&fut);
     // 1,424 bytes in a test build when this was written (2,576 while `mux::run` and
     // `driver::run` were `async fn`s, which keep their arguments twice).

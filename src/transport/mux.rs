@@ -328,10 +328,17 @@ struct Lane<S> {
     /// What waits for the next write (starts with the stream header): publications'
     /// shared frames, written as they are.
     pending: Vec<Bytes>,
-    /// Their bytes.
+    /// What they cost against the connection's bound (see [`chunk_cost`]).
     pending_bytes: usize,
     /// Unsubscribed: finish the stream once `pending` is written.
     closing: bool,
+}
+
+/// What one queued chunk costs against `client.queue_max_size`: its bytes and its handle.
+/// The bytes are shared with the other subscribers, the handle is this lane's own, so a
+/// stream of tiny publications cannot hold many times the bound in handles.
+fn chunk_cost(chunk: &Bytes) -> usize {
+    chunk.len() + std::mem::size_of::<Bytes>()
 }
 
 /// What a write in flight hands back.
@@ -386,10 +393,11 @@ impl<M: Mux> Lanes<M> {
         let channel: Arc<str> = Arc::from(channel);
         let mut header = Vec::new();
         native::put_frame(&mut header, &StreamHeader { sub, channel: channel.to_string() });
-        let pending_bytes = header.len();
+        let header = Bytes::from(header);
+        let pending_bytes = chunk_cost(&header);
         self.queued += pending_bytes;
         self.by_channel.insert(channel.clone(), sub);
-        let pending = vec![Bytes::from(header)];
+        let pending = vec![header];
         self.lanes.insert(sub, Lane { channel, datagram, stream: None, busy: false, pending, pending_bytes, closing: false });
         if !datagram {
             self.start(sub);
@@ -426,8 +434,9 @@ impl<M: Mux> Lanes<M> {
         }
         // The varint-framed bytes every subscriber of this publication shares (not copied).
         let frame = framed.frame().clone();
-        lane.pending_bytes += frame.len();
-        self.queued += frame.len();
+        let cost = chunk_cost(&frame);
+        lane.pending_bytes += cost;
+        self.queued += cost;
         lane.pending.push(frame);
         if self.queued > self.max_queued {
             return Err(Disconnect::SLOW);
