@@ -122,27 +122,52 @@ impl Outbox {
         live.store(false, Ordering::Relaxed);
     }
 
-    fn push_while(&self, item: Outgoing, live: Option<&AtomicBool>) -> Pushed {
-        let cost = item.cost();
+    /// Queues several items in order under one lock (with one wake-up at most), while
+    /// `live` holds: the fan-out of publications that queued up for one subscriber. Stops
+    /// at the first item that is not queued and reports it.
+    pub fn push_all_live(&self, items: impl IntoIterator<Item = Outgoing>, live: &AtomicBool) -> Pushed {
         let mut st = self.lock();
+        let was_empty = st.items.is_empty();
+        let mut pushed = Pushed::Queued;
+        for item in items {
+            pushed = self.queue(&mut st, item, Some(live));
+            if pushed != Pushed::Queued {
+                break;
+            }
+        }
+        let wake = pushed == Pushed::Slow || (was_empty && !st.items.is_empty());
+        drop(st);
+        if wake {
+            self.wake();
+        }
+        pushed
+    }
+
+    fn push_while(&self, item: Outgoing, live: Option<&AtomicBool>) -> Pushed {
+        let mut st = self.lock();
+        let was_empty = st.items.is_empty();
+        let pushed = self.queue(&mut st, item, live);
+        drop(st);
+        if pushed == Pushed::Slow || (pushed == Pushed::Queued && was_empty) {
+            self.wake();
+        }
+        pushed
+    }
+
+    /// One item into the locked queue; the caller wakes the writer.
+    fn queue(&self, st: &mut State, item: Outgoing, live: Option<&AtomicBool>) -> Pushed {
         if st.closing.is_some() || live.is_some_and(|l| !l.load(Ordering::Relaxed)) {
             return Pushed::Closed;
         }
+        let cost = item.cost();
         if st.bytes + cost > self.max_bytes && !matches!(item, Outgoing::Control(_)) {
             st.items = Vec::new();
             st.bytes = 0;
             st.closing = Some(Disconnect::SLOW);
-            drop(st);
-            self.wake();
             return Pushed::Slow;
         }
         st.bytes += cost;
-        let was_empty = st.items.is_empty();
         st.items.push(item);
-        drop(st);
-        if was_empty {
-            self.wake();
-        }
         Pushed::Queued
     }
 
@@ -301,6 +326,29 @@ mod tests {
         });
         tokio::time::timeout(Duration::from_secs(5), o.notified()).await.expect("a close wakes the waiting writer");
         closer.await.expect("closer");
+    }
+
+    #[tokio::test]
+    async fn several_items_go_in_under_one_lock_with_one_wake_up() {
+        use std::time::Duration;
+        let o = Outbox::new(1000);
+        let live = AtomicBool::new(true);
+        let items = (1..=3).map(|n| Outgoing::Publication(publication(n)));
+        assert_eq!(o.push_all_live(items, &live), Pushed::Queued);
+        tokio::time::timeout(Duration::from_secs(5), o.notified()).await.expect("woken");
+        let again = tokio::time::timeout(Duration::from_millis(50), o.notified()).await;
+        assert!(again.is_err(), "three items, one wake-up");
+        let mut out = Vec::new();
+        assert_eq!(o.drain(&mut out), Drained::Open);
+        let sizes: Vec<_> = out.iter().map(|i| if let Outgoing::Publication(p) = i { p.publication.data.len() } else { 0 }).collect();
+        assert_eq!(sizes, vec![1, 2, 3], "in order");
+
+        o.retire(&live);
+        assert_eq!(o.push_all_live([Outgoing::Ping], &live), Pushed::Closed, "a retired subscription gets nothing");
+        let live = AtomicBool::new(true);
+        let big = (0..3).map(|_| Outgoing::Publication(publication(400)));
+        assert_eq!(o.push_all_live(big, &live), Pushed::Slow, "the bound holds inside a batch");
+        assert_eq!(o.drain(&mut out), Drained::Close(Disconnect::SLOW));
     }
 
     #[test]

@@ -62,6 +62,22 @@ impl Subscriber {
         }
     }
 
+    /// Fan-out of several publications of one channel, in order: a plain subscriber's
+    /// outbox takes them under one lock (and wakes its writer once).
+    pub(super) fn deliver_all(&self, ps: &[Arc<SharedPublication>], buffer_limit: usize) {
+        match (&self.stream, ps) {
+            (_, [p]) => self.deliver(p, buffer_limit),
+            (None, _) => {
+                let _ = self.outbox.push_all_live(ps.iter().map(|p| Outgoing::Publication(p.clone())), &self.live);
+            }
+            (Some(state), _) => {
+                for p in ps {
+                    state.deliver(p, self, buffer_limit);
+                }
+            }
+        }
+    }
+
     fn retire(&self) {
         self.outbox.retire(&self.live);
     }
