@@ -22,18 +22,33 @@ pub enum Beat {
 
 /// Ping and pong timers of one connection. Inactive until [`Heartbeat::start`].
 #[derive(Debug, Clone)]
+///
+/// Compact (32 bytes): it sits in every connection's task. Intervals are held in u32
+/// milliseconds (up to 49 days), a missing pong deadline is `u64::MAX`.
 pub struct Heartbeat {
-    interval_ms: u64,
-    pong_timeout_ms: Option<u64>,
-    next_ping_ms: u64,
-    pong_deadline_ms: Option<u64>,
+    interval_ms: u32,
+    pong_timeout_ms: Option<u32>,
     started: bool,
+    next_ping_ms: u64,
+    /// `u64::MAX`: no pong expected.
+    pong_deadline_ms: u64,
+}
+
+/// Milliseconds as the heartbeat holds them (longer is "practically never").
+fn ms32(ms: u64) -> u32 {
+    u32::try_from(ms).unwrap_or(u32::MAX)
 }
 
 impl Heartbeat {
     /// Timers for `interval_ms` between pings; `pong_timeout_ms` when pongs are expected.
     pub fn new(interval_ms: u64, pong_timeout_ms: Option<u64>) -> Self {
-        Self { interval_ms, pong_timeout_ms, next_ping_ms: u64::MAX, pong_deadline_ms: None, started: false }
+        Self {
+            interval_ms: ms32(interval_ms),
+            pong_timeout_ms: pong_timeout_ms.map(ms32),
+            started: false,
+            next_ping_ms: u64::MAX,
+            pong_deadline_ms: u64::MAX,
+        }
     }
 
     /// Starts pinging (the connection is now authenticated). The first ping is jittered
@@ -44,7 +59,7 @@ impl Heartbeat {
             return;
         }
         self.started = true;
-        let i = self.interval_ms;
+        let i = u64::from(self.interval_ms);
         self.next_ping_ms = now_ms.saturating_add(rand::rng().random_range(i / 2..=i));
     }
 
@@ -55,32 +70,33 @@ impl Heartbeat {
 
     /// When [`Heartbeat::tick`] next has something to do (unix ms; `u64::MAX`: never).
     pub fn next_deadline(&self) -> u64 {
-        self.pong_deadline_ms.map_or(self.next_ping_ms, |d| d.min(self.next_ping_ms))
+        self.pong_deadline_ms.min(self.next_ping_ms)
     }
 
     /// Runs the timers due at `now_ms`.
     pub fn tick(&mut self, now_ms: u64) -> Beat {
-        if self.pong_deadline_ms.is_some_and(|d| now_ms >= d) {
+        if self.pong_deadline_ms != u64::MAX && now_ms >= self.pong_deadline_ms {
             return Beat::Dead(Disconnect::NO_PONG);
         }
         if now_ms < self.next_ping_ms {
             return Beat::Idle;
         }
-        self.next_ping_ms = now_ms.saturating_add(self.interval_ms);
+        self.next_ping_ms = now_ms.saturating_add(u64::from(self.interval_ms));
         if let Some(timeout) = self.pong_timeout_ms
-            && self.pong_deadline_ms.is_none()
+            && self.pong_deadline_ms == u64::MAX
         {
-            self.pong_deadline_ms = Some(now_ms.saturating_add(timeout));
+            // Never u64::MAX itself ("none"): a deadline that far is never reached anyway.
+            self.pong_deadline_ms = now_ms.saturating_add(u64::from(timeout)).min(u64::MAX - 1);
         }
         Beat::Ping
     }
 
     /// A pong arrived. One nobody asked for is a protocol violation (Centrifugo: 3501).
     pub fn pong(&mut self) -> Result<(), Disconnect> {
-        match self.pong_deadline_ms.take() {
-            Some(_) => Ok(()),
-            None => Err(Disconnect::BAD_REQUEST),
+        if std::mem::replace(&mut self.pong_deadline_ms, u64::MAX) == u64::MAX {
+            return Err(Disconnect::BAD_REQUEST);
         }
+        Ok(())
     }
 }
 
@@ -126,5 +142,17 @@ mod tests {
         assert!(!h.is_started());
         assert_eq!(h.next_deadline(), u64::MAX);
         assert_eq!(h.tick(u64::MAX - 1), Beat::Idle);
+    }
+
+    #[test]
+    fn it_stays_small_and_huge_settings_mean_never() {
+        assert!(std::mem::size_of::<Heartbeat>() <= 32, "it sits in every connection's task");
+        let mut h = Heartbeat::new(u64::MAX, Some(u64::MAX));
+        h.start(T0);
+        let at = h.next_deadline();
+        assert!(at >= T0 + u64::from(u32::MAX) / 2, "an interval past u32 ms is the longest one");
+        assert_eq!(h.tick(at), Beat::Ping);
+        assert_eq!(h.tick(at + 1), Beat::Idle, "the pong deadline is far off");
+        assert_eq!(h.pong(), Ok(()));
     }
 }

@@ -180,13 +180,14 @@ pub fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<Outbox>
     let mut queue: VecDeque<Work> = initial.into_iter().map(Work::Command).collect();
     let mut home: Option<Session> = Some(session);
     async move {
-        let info = transport.info();
+        // Asked for where needed, not kept: every connection's task has room for what
+        // lives across its awaits.
         let codec = transport.codec();
         if let Some(s) = home.as_mut() {
             // For the backend proxies' `protocol` field: anything but JSON is binary.
             s.set_binary_protocol(!matches!(codec, Codec::Json | Codec::JsonUni));
         }
-        let tm = metrics.transport(info.name);
+        let tm = metrics.transport(transport.info().name);
         tm.accepted.fetch_add(1, Ordering::Relaxed);
         tm.connections.fetch_add(1, Ordering::Relaxed);
 
@@ -206,7 +207,7 @@ pub fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<Outbox>
         let mut reading = true;
         let mut closing: Option<Disconnect> = None;
         // Unidirectional transports take one message (the connect request), nothing after.
-        let mut messages_left = if info.bidirectional { u64::MAX } else { u64::from(queue.is_empty()) };
+        let mut messages_left = if transport.info().bidirectional { u64::MAX } else { u64::from(queue.is_empty()) };
         let timer = tokio::time::sleep_until(instant_at(u64::MAX));
         tokio::pin!(timer);
         let mut armed = u64::MAX;
@@ -349,7 +350,7 @@ pub fn run<T: Transport>(mut transport: T, session: Session, outbox: Arc<Outbox>
                                 accept(&mut transport, &mut heartbeat, &mut queue, &outbox, cmd, tm);
                             }
                             if let Err(e) = decoding {
-                                tracing::debug!(transport = info.name, error = %e, "undecodable message");
+                                tracing::debug!(transport = transport.info().name, error = %e, "undecodable message");
                                 // The commands before the bad one run, as they would have one
                                 // by one; their replies go out before the close.
                                 queue.push_back(Work::Fail(Disconnect::BAD_REQUEST));

@@ -209,12 +209,12 @@ fn accept(ctx: Ctx, mut req: Request, mode: Mode) -> Response {
 /// `async fn`: one would carry its arguments (the context, the connect request in `mode`)
 /// beside the driver's future for the connection's whole life.
 fn drive(ctx: &Ctx, ws: WsSocket, mode: Mode, forwarded: Option<Vec<(http::HeaderName, http::HeaderValue)>>) -> impl Future<Output = ()> + use<> {
-    let (info, codec) = match mode {
-        Mode::Bidi(codec) => (INFO, codec),
-        Mode::Uni(_) => (UNI_INFO, Codec::JsonUni),
+    let (info, codec): (&'static TransportInfo, Codec) = match mode {
+        Mode::Bidi(codec) => (&INFO, codec),
+        Mode::Uni(_) => (&UNI_INFO, Codec::JsonUni),
     };
     let outbox = Outbox::new(ctx.hub.config().client.queue_max_size);
-    let mut session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), info, now_ms());
+    let mut session = Session::new(ctx.hub.clone(), ctx.auth.clone(), outbox.clone(), *info, now_ms());
     if let Some(headers) = forwarded {
         session.set_forwarded_headers(headers);
     }
@@ -227,13 +227,9 @@ fn drive(ctx: &Ctx, ws: WsSocket, mode: Mode, forwarded: Option<Vec<(http::Heade
         info,
         codec,
         metrics: ctx.hub.metrics().clone(),
-        write_timeout: ctx.hub.config().websocket.write_timeout.0,
-        scratch: Vec::new(),
-        body: Vec::new(),
-        control: Vec::new(),
-        ends: Vec::new(),
-        pending: None,
+        write_timeout_ms: u32::try_from(ctx.hub.config().websocket.write_timeout.0.as_millis()).unwrap_or(u32::MAX),
         peer_closed: false,
+        bufs: None,
     };
     driver::run(socket, session, outbox, initial)
 }
@@ -241,10 +237,23 @@ fn drive(ctx: &Ctx, ws: WsSocket, mode: Mode, forwarded: Option<Vec<(http::Heade
 /// The framing of a WebSocket connection.
 struct Socket {
     ws: WsSocket,
-    info: TransportInfo,
+    info: &'static TransportInfo,
     codec: Codec,
     metrics: Arc<crate::metrics::Metrics>,
-    write_timeout: Duration,
+    /// `websocket.write_timeout`, for the close frame (in ms: this struct sits in every
+    /// connection's task).
+    write_timeout_ms: u32,
+    /// The client sent its close frame.
+    peer_closed: bool,
+    /// The write side's buffers: made by the first write, given back once the connection
+    /// is quiet (boxed, so an idle connection's task has room for one pointer, not for
+    /// four vectors and a write in progress).
+    bufs: Option<Box<Buffers>>,
+}
+
+/// What a connection's writes work with.
+#[derive(Debug, Default)]
+struct Buffers {
     /// Frames of replies and pushes being written.
     scratch: Vec<u8>,
     /// The body of a joined frame being built.
@@ -256,8 +265,20 @@ struct Socket {
     ends: Vec<usize>,
     /// The write in progress, between its framing and its last byte.
     pending: Option<Pending>,
-    /// The client sent its close frame.
-    peer_closed: bool,
+}
+
+impl Buffers {
+    /// Appends one non-shared message as a whole frame to the scratch buffer; false for
+    /// what is not written here (publications are shared frames, controls the session's).
+    fn frame_into_scratch(&mut self, item: &Outgoing, codec: Codec, opcode: Opcode) -> Result<bool, Disconnect> {
+        if matches!(item, Outgoing::Publication(_) | Outgoing::Control(_)) {
+            return Ok(false);
+        }
+        self.body.clear();
+        encode_batch(std::slice::from_ref(item), &mut 0, &mut self.body, codec, Framing::Joined, 1)?;
+        ws_frame::put_frame(&mut self.scratch, opcode, &self.body);
+        Ok(true)
+    }
 }
 
 /// A write in progress: what it sends, how far it got, and what to count when it is done.
@@ -318,42 +339,43 @@ impl Socket {
     /// frame: its header goes behind any pending control frames in the scratch buffer and
     /// the joined body is the write's second piece, so no body byte is copied twice.
     fn prepare_joined(&mut self, items: &[Outgoing]) -> Result<(), Disconnect> {
-        self.scratch.clear();
-        self.scratch.append(&mut self.control);
+        let (codec, opcode) = (self.codec, self.opcode());
+        let b = self.bufs.get_or_insert_with(Box::default);
+        b.scratch.clear();
+        b.scratch.append(&mut b.control);
         // One allocation for the whole body: publications announce their size.
         let estimate: usize = items
             .iter()
             .map(|i| match i {
-                Outgoing::Publication(p) => p.framed(self.codec).frame().len() + 1,
+                Outgoing::Publication(p) => p.framed(codec).frame().len() + 1,
                 _ => 128,
             })
             .sum();
-        self.body.clear();
-        self.body.reserve(estimate.min(super::MAX_BATCH_BYTES + 64));
-        let opcode = self.opcode();
+        b.body.clear();
+        b.body.reserve(estimate.min(super::MAX_BATCH_BYTES + 64));
         let mut next = 0;
-        let mut messages = encode_batch(items, &mut next, &mut self.body, self.codec, Framing::Joined, usize::MAX)? as u64;
+        let mut messages = encode_batch(items, &mut next, &mut b.body, codec, Framing::Joined, usize::MAX)? as u64;
         let body = if next == items.len() {
             if messages > 0 {
-                ws_frame::put_header(&mut self.scratch, opcode, self.body.len());
+                ws_frame::put_header(&mut b.scratch, opcode, b.body.len());
             }
             messages > 0
         } else {
             // Past MAX_BATCH_BYTES: several frames, copied one behind the other (rare).
             loop {
-                if !self.body.is_empty() {
-                    ws_frame::put_frame(&mut self.scratch, opcode, &self.body);
+                if !b.body.is_empty() {
+                    ws_frame::put_frame(&mut b.scratch, opcode, &b.body);
                 }
                 if next == items.len() {
                     break;
                 }
-                self.body.clear();
-                messages += encode_batch(items, &mut next, &mut self.body, self.codec, Framing::Joined, usize::MAX)? as u64;
+                b.body.clear();
+                messages += encode_batch(items, &mut next, &mut b.body, codec, Framing::Joined, usize::MAX)? as u64;
             }
             false
         };
-        let bytes = self.scratch.len() + if body { self.body.len() } else { 0 };
-        self.pending = Some(Pending { pieces: Pieces::Joined { body }, at: WritePosition::default(), messages, bytes });
+        let bytes = b.scratch.len() + if body { b.body.len() } else { 0 };
+        b.pending = Some(Pending { pieces: Pieces::Joined { body }, at: WritePosition::default(), messages, bytes });
         Ok(())
     }
 
@@ -361,45 +383,49 @@ impl Socket {
     /// pushes and pending control frames go into the scratch buffer (control frames
     /// first); publications are their shared frames, written as they are.
     fn prepare_items(&mut self, items: &[Outgoing]) -> Result<(), Disconnect> {
-        self.scratch.clear();
-        self.scratch.append(&mut self.control);
-        let control_len = self.scratch.len();
+        let (codec, opcode) = (self.codec, self.opcode());
+        let b = self.bufs.get_or_insert_with(Box::default);
+        b.scratch.clear();
+        b.scratch.append(&mut b.control);
+        let control_len = b.scratch.len();
         // Where the scratch buffer stands after each item up to the last one framed into
         // it (publications and controls add nothing). Empty, and never allocated, for the
         // usual write of publications only.
-        self.ends.clear();
+        b.ends.clear();
         let mut messages = 0u64;
         for (at, item) in items.iter().enumerate() {
             let framed = match item {
-                Outgoing::Publication(p) if p.framed(self.codec).fits() => false,
+                Outgoing::Publication(p) if p.framed(codec).fits() => false,
                 Outgoing::Publication(_) => return Err(Disconnect::INAPPROPRIATE_PROTOCOL),
-                _ => self.frame_into_scratch(item)?,
+                _ => b.frame_into_scratch(item, codec, opcode)?,
             };
             if framed {
-                let last = self.ends.last().copied().unwrap_or(control_len);
-                self.ends.resize(at, last);
-                self.ends.push(self.scratch.len());
+                let last = b.ends.last().copied().unwrap_or(control_len);
+                b.ends.resize(at, last);
+                b.ends.push(b.scratch.len());
             }
             if !matches!(item, Outgoing::Control(_)) {
                 messages += 1;
             }
         }
-        let piece = item_pieces(&self.scratch, control_len, &self.ends, self.codec, items);
+        let piece = item_pieces(&b.scratch, control_len, &b.ends, codec, items);
         let bytes: usize = (0..=items.len()).map(|i| piece(i).len()).sum();
-        self.pending = Some(Pending { pieces: Pieces::Items { control_len }, at: WritePosition::default(), messages, bytes });
+        b.pending = Some(Pending { pieces: Pieces::Items { control_len }, at: WritePosition::default(), messages, bytes });
         Ok(())
     }
 
     /// Writes what the socket takes now of the pending write: true once all of it is out.
     fn push(&mut self, items: &[Outgoing]) -> std::io::Result<bool> {
-        let Some(p) = self.pending.as_mut() else { return Ok(true) };
+        let Some(b) = self.bufs.as_deref_mut() else { return Ok(true) };
+        let Buffers { scratch, body: joined, ends, pending, .. } = b;
+        let Some(p) = pending.as_mut() else { return Ok(true) };
         match p.pieces {
             Pieces::Joined { body } => {
-                let (scratch, joined) = (&self.scratch[..], &self.body[..]);
+                let (scratch, joined) = (&scratch[..], &joined[..]);
                 self.ws.try_write_pieces(1 + usize::from(body), |i| if i == 0 { scratch } else { joined }, &mut p.at)
             }
             Pieces::Items { control_len } => {
-                let piece = item_pieces(&self.scratch, control_len, &self.ends, self.codec, items);
+                let piece = item_pieces(scratch, control_len, ends, self.codec, items);
                 self.ws.try_write_pieces(items.len() + 1, piece, &mut p.at)
             }
         }
@@ -437,33 +463,33 @@ impl Socket {
     /// what went out.
     fn finish(&mut self, items: &mut Vec<Outgoing>, result: std::io::Result<()>) -> Result<(), WriteError> {
         items.clear();
-        let Some(p) = self.pending.take() else { return result.map_err(|_| WriteError::Io) };
+        let Some(b) = self.bufs.as_deref_mut() else { return result.map_err(|_| WriteError::Io) };
+        let Some(p) = b.pending.take() else { return result.map_err(|_| WriteError::Io) };
         match p.pieces {
             Pieces::Joined { .. } => {
-                if self.body.capacity() > KEEP_SCRATCH_BYTES {
-                    self.body = Vec::new();
+                if b.body.capacity() > KEEP_SCRATCH_BYTES {
+                    b.body = Vec::new();
                 }
+                if b.scratch.capacity() > KEEP_SCRATCH_BYTES {
+                    b.scratch = Vec::new();
+                }
+                // Control frames (pongs, the close echo) are rare: always written by now,
+                // their buffer goes back at once.
+                b.control = Vec::new();
             }
             Pieces::Items { .. } => {
                 // Replies and pushes written one by one are rare next to publications
                 // (shared frames, no scratch): their buffers go back at once, so a
-                // connection idle after its connect reply holds none.
-                self.scratch = Vec::new();
-                self.body = Vec::new();
-                self.ends = Vec::new();
+                // connection idle after its connect reply holds none. The control frames
+                // went out with them.
+                self.bufs = None;
             }
         }
         self.written(result, p.messages, p.bytes)
     }
 
-    /// After a write: gives back a burst's buffers and counts what went out.
+    /// After a write: counts what went out.
     fn written(&mut self, result: std::io::Result<()>, messages: u64, bytes: usize) -> Result<(), WriteError> {
-        if self.scratch.capacity() > KEEP_SCRATCH_BYTES {
-            self.scratch = Vec::new();
-        }
-        // Control frames (pongs, the close echo) are rare: always written by now, their
-        // buffer goes back at once.
-        self.control = Vec::new();
         result.map_err(|_| WriteError::Io)?;
         let tm = self.metrics.transport(self.info.name);
         tm.messages_sent.fetch_add(messages, Ordering::Relaxed);
@@ -475,24 +501,11 @@ impl Socket {
     fn opcode(&self) -> Opcode {
         if self.codec.is_binary() { Opcode::Binary } else { Opcode::Text }
     }
-
-    /// Appends one non-shared message as a whole frame to the scratch buffer; false for
-    /// what is not written here (publications are shared frames, controls the session's).
-    fn frame_into_scratch(&mut self, item: &Outgoing) -> Result<bool, Disconnect> {
-        if matches!(item, Outgoing::Publication(_) | Outgoing::Control(_)) {
-            return Ok(false);
-        }
-        self.body.clear();
-        encode_batch(std::slice::from_ref(item), &mut 0, &mut self.body, self.codec, Framing::Joined, 1)?;
-        let opcode = self.opcode();
-        ws_frame::put_frame(&mut self.scratch, opcode, &self.body);
-        Ok(true)
-    }
 }
 
 impl Transport for Socket {
     fn info(&self) -> TransportInfo {
-        self.info
+        *self.info
     }
 
     fn codec(&self) -> Codec {
@@ -503,7 +516,7 @@ impl Transport for Socket {
         loop {
             if self.peer_closed {
                 // Our close echo has been written (Flush): the handshake is complete.
-                return if self.control.is_empty() { Inbound::Gone } else { Inbound::Flush };
+                return if self.bufs.as_ref().is_none_or(|b| b.control.is_empty()) { Inbound::Gone } else { Inbound::Flush };
             }
             let msg = match self.ws.read_message().await {
                 Ok(m) => m,
@@ -516,15 +529,16 @@ impl Transport for Socket {
                 Message::Binary(_) if self.info.bidirectional => return Inbound::Close(Disconnect::INAPPROPRIATE_PROTOCOL),
                 Message::Binary(_) | Message::Pong(_) => {}
                 Message::Ping(payload) => {
-                    ws_frame::put_frame(&mut self.control, Opcode::Pong, &payload);
+                    ws_frame::put_frame(&mut self.bufs.get_or_insert_with(Box::default).control, Opcode::Pong, &payload);
                     return Inbound::Flush;
                 }
                 Message::Close(close) => {
                     // Complete the client's close handshake with its own code and reason
                     // (else it sees 1006).
+                    let control = &mut self.bufs.get_or_insert_with(Box::default).control;
                     match close {
-                        Some((code, reason)) => ws_frame::put_close(&mut self.control, code, &reason),
-                        None => ws_frame::put_frame(&mut self.control, Opcode::Close, &[]),
+                        Some((code, reason)) => ws_frame::put_close(control, code, &reason),
+                        None => ws_frame::put_frame(control, Opcode::Close, &[]),
                     }
                     self.peer_closed = true;
                     return Inbound::Flush;
@@ -543,10 +557,8 @@ impl Transport for Socket {
     /// The buffers a joined write keeps for the next one (up to `KEEP_SCRATCH_BYTES` each)
     /// go back once the connection is quiet.
     fn trim(&mut self) {
-        if self.pending.is_none() {
-            self.scratch = Vec::new();
-            self.body = Vec::new();
-            self.ends = Vec::new();
+        if self.bufs.as_ref().is_some_and(|b| b.pending.is_none() && b.control.is_empty()) {
+            self.bufs = None;
         }
     }
 
@@ -577,7 +589,7 @@ impl Transport for Socket {
         }
         ws_frame::put_close(&mut out, d.code, &d.reason);
         let ws = &mut self.ws;
-        if tokio::time::timeout(self.write_timeout, ws.write_all(&out)).await.is_ok_and(|r| r.is_ok()) {
+        if tokio::time::timeout(Duration::from_millis(self.write_timeout_ms.into()), ws.write_all(&out)).await.is_ok_and(|r| r.is_ok()) {
             // Give the client a moment to answer the close handshake.
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
                 loop {
