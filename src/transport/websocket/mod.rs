@@ -434,12 +434,39 @@ impl Socket {
     /// Tries a write without waiting: `Some` when it is done (or failed), `None` when the
     /// socket is full and the rest waits for [`Self::write_rest`].
     fn try_write(&mut self, items: &mut Vec<Outgoing>) -> Option<Result<(), WriteError>> {
+        let codec = self.codec;
+        let shared_only = || items.iter().all(|i| matches!(i, Outgoing::Publication(p) if p.framed(codec).fits()));
+        if self.bufs.is_none() && (items.len() == 1 || !self.info.bidirectional) && shared_only() {
+            return self.try_write_shared(items);
+        }
         if let Err(e) = self.prepare(items) {
             return Some(Err(e));
         }
         match self.push(items) {
             Ok(false) => None,
             done => Some(self.finish(items, done.map(drop))),
+        }
+    }
+
+    /// [`Self::try_write`] of publications only, one frame each, nothing pending (the usual
+    /// write of a quiet connection: one publication): their shared frames go as they are
+    /// and no buffer is made, unless the socket takes only part of them (the write
+    /// position is kept then).
+    fn try_write_shared(&mut self, items: &mut Vec<Outgoing>) -> Option<Result<(), WriteError>> {
+        let piece = item_pieces(&[], 0, &[], self.codec, items);
+        let bytes: usize = (1..=items.len()).map(|i| piece(i).len()).sum();
+        let messages = items.len() as u64;
+        let mut at = WritePosition::default();
+        match self.ws.try_write_pieces(items.len() + 1, piece, &mut at) {
+            Ok(false) => {
+                let pending = Some(Pending { pieces: Pieces::Items { control_len: 0 }, at, messages, bytes });
+                self.bufs = Some(Box::new(Buffers { pending, ..Buffers::default() }));
+                None
+            }
+            done => {
+                items.clear();
+                Some(self.written(done.map(drop), messages, bytes))
+            }
         }
     }
 

@@ -128,6 +128,28 @@ async fn a_shared_frame_goes_out_whole_through_partial_writes() {
     assert_eq!(std::sync::Arc::strong_count(&shared), 1, "the writer kept nothing of it");
 }
 
+/// A lone publication is written from its shared frame without making the write buffers,
+/// also when the socket takes it in parts: whole, once, and nothing kept after.
+#[tokio::test]
+async fn a_lone_publication_needs_no_buffers_even_written_in_parts() {
+    use futures_util::StreamExt;
+    let (mut socket, mut client) = socket_pair().await;
+    let mut items = vec![publication(1, 10)];
+    assert!(matches!(socket.write_bounded(&mut items, Duration::from_secs(5)).await, Some(Ok(()))));
+    assert!(items.is_empty() && socket.bufs.is_none(), "written at once from the shared frame, no buffers made");
+    assert_eq!(offsets(&client.next().await.expect("a frame").expect("frame")), vec![1]);
+
+    let mut items = vec![publication(2, 4_000_000)];
+    let read = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        offsets(&client.next().await.expect("a frame").expect("frame"))
+    };
+    let (written, got) = tokio::join!(socket.write_bounded(&mut items, Duration::from_secs(20)), read);
+    assert!(matches!(written, Some(Ok(()))), "{written:?}");
+    assert_eq!(got, vec![2], "the big one whole, once");
+    assert!(items.is_empty() && socket.bufs.is_none(), "its write position given back with the write");
+}
+
 /// A write the socket cannot take at once waits (boxed, off the connection's task) under
 /// the write timeout: a client that does not read makes it time out; one that reads late
 /// gets the whole frame, and the write gives its buffers back.
