@@ -507,6 +507,72 @@ impl<M: Mux> Lanes<M> {
     }
 }
 
+/// A read kept across the driver's turns (boxed, owning what it reads from).
+type Reading<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What a control-stream read hands back: the stream, and what it read.
+type ControlRead<R> = (R, Result<Option<Bytes>, MuxError>);
+
+fn read_control<R: RecvHalf>(mut recv: R) -> Reading<ControlRead<R>> {
+    Box::pin(async move {
+        let read = recv.read_chunk(READ_CHUNK_BYTES).await;
+        (recv, read)
+    })
+}
+
+fn read_datagram<M: Mux>(mux: M) -> Reading<Result<Bytes, MuxError>> {
+    Box::pin(async move { mux.read_datagram().await })
+}
+
+/// Polls a kept read only once the waker it last registered has fired (or it is new).
+/// A connection's task is woken for every publication it writes, and each poll of the
+/// QUIC stack's stream and datagram reads locks the connection and registers the waker
+/// again; behind a gate they are polled when they have something.
+struct Gate {
+    state: Arc<GateState>,
+    /// The waker the gated read is polled with (made once).
+    waker: std::task::Waker,
+}
+
+#[derive(Default)]
+struct GateState {
+    /// The read's waker fired since its last poll.
+    fired: std::sync::atomic::AtomicBool,
+    /// The connection's task, woken with it.
+    task: futures_util::task::AtomicWaker,
+}
+
+impl std::task::Wake for GateState {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl Gate {
+    fn new() -> Self {
+        let state = Arc::new(GateState { fired: true.into(), ..GateState::default() });
+        Self { waker: std::task::Waker::from(state.clone()), state }
+    }
+
+    fn poll<T>(&self, read: &mut Reading<T>, cx: &mut std::task::Context<'_>) -> std::task::Poll<T> {
+        self.state.task.register(cx.waker());
+        if !self.state.fired.swap(false, Ordering::AcqRel) {
+            return std::task::Poll::Pending;
+        }
+        let polled = read.as_mut().poll(&mut std::task::Context::from_waker(&self.waker));
+        if polled.is_ready() {
+            // The next read is new: poll it at once.
+            self.state.fired.store(true, Ordering::Release);
+        }
+        polled
+    }
+}
+
 /// A remembered subscribe/unsubscribe command, until its reply is written.
 enum PendingCommand {
     Subscribe(String),
@@ -525,9 +591,12 @@ pub fn run<M: Mux>(ctx: Ctx, mux: M, control: (M::Send, M::Recv), info: Transpor
     send.set_priority(CONTROL_PRIORITY);
     let native = Native {
         lanes: Lanes::new(mux.clone(), queue_max_size),
+        datagrams: read_datagram(mux.clone()),
+        datagram_gate: Gate::new(),
         mux,
         send,
-        recv,
+        control: read_control(recv),
+        control_gate: Gate::new(),
         info,
         hub,
         limit: message_size_limit,
@@ -548,7 +617,12 @@ struct Native<M: Mux> {
     mux: M,
     lanes: Lanes<M>,
     send: M::Send,
-    recv: M::Recv,
+    /// The control stream's next read, and its gate.
+    control: Reading<ControlRead<M::Recv>>,
+    control_gate: Gate,
+    /// The next client datagram, and its gate.
+    datagrams: Reading<Result<Bytes, MuxError>>,
+    datagram_gate: Gate,
     info: TransportInfo,
     hub: Hub,
     limit: usize,
@@ -693,12 +767,14 @@ impl<M: Mux> Transport for Native<M> {
             }
             tokio::select! {
                 Some(w) = self.lanes.in_flight.next(), if !self.lanes.in_flight.is_empty() => self.lanes.written(w),
-                read = self.recv.read_chunk(READ_CHUNK_BYTES) => {
+                (recv, read) = std::future::poll_fn(|cx| self.control_gate.poll(&mut self.control, cx)) => {
+                    self.control = read_control(recv);
                     let Ok(Some(bytes)) = read else { return Inbound::Gone };
                     self.hub.metrics().transport(self.info.name).bytes_received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                     self.inbuf.push(&bytes);
                 }
-                datagram = self.mux.read_datagram() => {
+                datagram = std::future::poll_fn(|cx| self.datagram_gate.poll(&mut self.datagrams, cx)) => {
+                    self.datagrams = read_datagram(self.mux.clone());
                     let Ok(datagram) = datagram else { return Inbound::Gone };
                     return self.datagram(&datagram);
                 }
@@ -786,6 +862,45 @@ fn datagram_delivery(hub: &Hub, channel: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A read that counts its polls and stays pending until told, keeping the last waker.
+    #[derive(Default)]
+    struct Probe {
+        polls: std::sync::atomic::AtomicUsize,
+        ready: std::sync::atomic::AtomicBool,
+        waker: std::sync::Mutex<Option<std::task::Waker>>,
+    }
+
+    fn probed(probe: &Arc<Probe>) -> Reading<u32> {
+        let probe = probe.clone();
+        Box::pin(std::future::poll_fn(move |cx| {
+            probe.polls.fetch_add(1, Ordering::Relaxed);
+            if probe.ready.load(Ordering::Relaxed) {
+                return std::task::Poll::Ready(7);
+            }
+            *probe.waker.lock().expect("lock") = Some(cx.waker().clone());
+            std::task::Poll::Pending
+        }))
+    }
+
+    #[test]
+    fn a_gated_read_is_polled_again_only_after_its_waker_fired() {
+        let probe = Arc::new(Probe::default());
+        let mut read = probed(&probe);
+        let gate = Gate::new();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(gate.poll(&mut read, &mut cx).is_pending(), "a new read is polled");
+        for _ in 0..5 {
+            assert!(gate.poll(&mut read, &mut cx).is_pending());
+        }
+        assert_eq!(probe.polls.load(Ordering::Relaxed), 1, "not polled again while its waker is quiet");
+        probe.ready.store(true, Ordering::Relaxed);
+        probe.waker.lock().expect("lock").take().expect("registered").wake();
+        assert_eq!(gate.poll(&mut read, &mut cx), std::task::Poll::Ready(7), "polled once woken");
+        let mut next = probed(&probe);
+        assert_eq!(gate.poll(&mut next, &mut cx), std::task::Poll::Ready(7), "the next read is polled at once");
+        assert_eq!(probe.polls.load(Ordering::Relaxed), 3);
+    }
 
     /// An idle connection keeps no read buffer: a frame split over two reads is gathered,
     /// and once it is taken the buffer is given back.
