@@ -58,11 +58,24 @@ pub struct Job {
 /// Jobs of one share of subscribers taken together (see [`Lane::take`]).
 const MAX_RUN: usize = 32;
 
+/// Bytes (outbox cost) of publications taken together, at most: a run lands in every
+/// outbox of its share at once, before any writer can drain, so it must stay far under
+/// `client.queue_max_size` (else a burst of large publications would make healthy clients
+/// "slow", 3008). Also at most an eighth of that bound.
+const MAX_RUN_BYTES: usize = 64 * 1024;
+
 impl Job {
     /// Delivers the publications of `jobs` (one share of subscribers, in queue order):
     /// each subscriber gets all of them in one visit.
     fn run_all(jobs: &[Job]) {
         let Some(first) = jobs.first() else { return };
+        if let [job] = jobs {
+            // The usual run: one publication, nothing to gather.
+            for sub in job.subscribers.iter() {
+                sub.deliver(&job.publication, job.buffer_limit);
+            }
+            return;
+        }
         let publications: Vec<Arc<SharedPublication>> = jobs.iter().map(|j| j.publication.clone()).collect();
         for sub in first.subscribers.iter() {
             sub.deliver_all(&publications, first.buffer_limit);
@@ -97,12 +110,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Lane {
     /// Takes the next run of jobs into `run`: the first queued one and those right behind
-    /// it for the same subscribers, up to [`MAX_RUN`] (publications that queued up while
+    /// it for the same subscribers, up to [`MAX_RUN`] jobs and [`MAX_RUN_BYTES`] (publications that queued up while
     /// the lane was busy reach each subscriber in one visit).
     fn take(q: &mut Queue, run: &mut Vec<Job>) {
+        let mut bytes = 0;
         while let Some(job) = q.jobs.pop_front() {
+            bytes += job.publication.cost();
+            let budget = MAX_RUN_BYTES.min(job.buffer_limit / 8);
             run.push(job);
-            let more = run.len() < MAX_RUN && q.jobs.front().is_some_and(|next| run[0].joins(next));
+            let more = run.len() < MAX_RUN
+                && q.jobs.front().is_some_and(|next| run[0].joins(next) && bytes + next.publication.cost() <= budget);
             if !more {
                 break;
             }
@@ -264,6 +281,24 @@ mod tests {
         run.clear();
         Lane::take(&mut q, &mut run);
         assert_eq!(run.len(), MAX_RUN, "a run is bounded");
+
+        // Large publications: a run stays under its byte budget, so a burst of them cannot
+        // land in an outbox at once past the connection's bound.
+        let big = |offset| {
+            let p = SharedPublication::new(Arc::new(Publication { channel: "c".into(), offset, data: vec![b'x'; 20_000].into(), ..Default::default() }));
+            Job { publication: p, subscribers: share.clone(), buffer_limit: 1 << 20 }
+        };
+        q.jobs.clear();
+        q.jobs.extend((1..=10).map(big));
+        run.clear();
+        Lane::take(&mut q, &mut run);
+        assert_eq!(run.len(), 3, "64 KiB of 20 KB publications");
+        let small_bound = |offset| Job { buffer_limit: 100_000, ..big(offset) };
+        q.jobs.clear();
+        q.jobs.extend((1..=10).map(small_bound));
+        run.clear();
+        Lane::take(&mut q, &mut run);
+        assert_eq!(run.len(), 1, "an eighth of a 100 KB bound takes one");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
