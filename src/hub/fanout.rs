@@ -22,12 +22,13 @@
 //!
 //! Load: a lane that has jobs runs as one task, which yields to the runtime after each
 //! few jobs. Jobs that queued up behind each other for the same share of subscribers (a
-//! busy channel's publications, while the lane was busy) run together, up to
-//! [`MAX_RUN`] of them and [`MAX_RUN_BYTES`]: each subscriber
-//! gets all of them in one visit, under one lock of its outbox and with one wake-up
-//! (measured 1 × 1,000 at 3,600 publications/s, five runs each: server user CPU −15%). A lane whose backlog passes [`MAX_BACKLOG`] jobs is helped by the publisher,
-//! which runs jobs itself until the backlog is halved: the backlog — and the publications
-//! it holds — stays bounded however fast publishers are.
+//! busy channel's publications, while the lane was busy) run together, up to [`MAX_RUN`]
+//! of them and [`MAX_RUN_BYTES`]: each subscriber gets all of them in one visit, under
+//! one lock of its outbox and with one wake-up (measured 1 × 1,000 at 3,600
+//! publications/s, five runs each: server user CPU −15%). A lane whose backlog passes
+//! [`MAX_BACKLOG`] jobs is helped by the publisher, which runs jobs itself until the
+//! backlog is halved: the backlog — and the publications it holds — stays bounded however
+//! fast publishers are.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
