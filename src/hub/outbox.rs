@@ -329,7 +329,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn several_items_go_in_under_one_lock_with_one_wake_up() {
+    async fn several_items_go_in_in_order_wake_the_writer_and_keep_the_bound() {
         use std::time::Duration;
         let o = Outbox::new(1000);
         let live = AtomicBool::new(true);
@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(o.push_all_live(items, &live), Pushed::Queued);
         tokio::time::timeout(Duration::from_secs(5), o.notified()).await.expect("woken");
         let again = tokio::time::timeout(Duration::from_millis(50), o.notified()).await;
-        assert!(again.is_err(), "three items, one wake-up");
+        assert!(again.is_err(), "three items, one wake-up (as three pushes into an empty queue would)");
         let mut out = Vec::new();
         assert_eq!(o.drain(&mut out), Drained::Open);
         let sizes: Vec<_> = out.iter().map(|i| if let Outgoing::Publication(p) = i { p.publication.data.len() } else { 0 }).collect();
